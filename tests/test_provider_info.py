@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import jsonschema
+
+from airflow_provider_codat import PACKAGE_NAME, __version__, get_provider_info
+
+
+def test_provider_info_validates_against_airflows_schema():
+    schema = json.loads(resources.files("airflow").joinpath("provider_info.schema.json").read_text())
+    info = get_provider_info()
+    jsonschema.validate(info, schema)
+    assert info["package-name"] == PACKAGE_NAME == "airflow-provider-codat"
+    assert info["versions"] == [__version__]
+
+
+def test_codat_connection_type_is_declared_as_data():
+    (conn,) = get_provider_info()["connection-types"]
+    assert conn["connection-type"] == "codat"
+    assert conn["hook-name"] == "Codat"
+    behaviour = conn["ui-field-behaviour"]
+    assert behaviour["relabeling"]["host"] == "Base URL"
+    assert behaviour["placeholders"]["host"] == "https://api.codat.io"
+    assert {"schema", "login", "port"} <= set(behaviour["hidden-fields"])
+    assert set(conn["conn-fields"]) == {"timeout", "max_retries", "portal_url"}
+
+
+def test_entry_point_points_at_get_provider_info():
+    from importlib.metadata import entry_points
+
+    (ep,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_codat")]
+    assert ep.load() is get_provider_info
