@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 
 
-class Scope(str, enum.Enum):
+class Scope(enum.StrEnum):
     """Where a data type's records live."""
 
     COMPANY = "company"
@@ -18,7 +18,7 @@ class Scope(str, enum.Enum):
     BANK_ACCOUNT = "bank_account"
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """How an extract reads a data type."""
 
     INCREMENTAL = "incremental"  # paged, has modifiedDate: read what changed since the watermark
@@ -59,7 +59,9 @@ class DataType:
     def incremental(self) -> bool:
         return self.kind is Kind.INCREMENTAL
 
-    def read_path(self, company_id: str, connection_id: str | None = None, account_id: str | None = None) -> str:
+    def read_path(
+        self, company_id: str, connection_id: str | None = None, account_id: str | None = None
+    ) -> str:
         """Fill the path template; the caller has validated the ids already."""
         if self.scope is not Scope.COMPANY and not connection_id:
             raise ValueError(f"Data type {self.key!r} is read per connection: pass connection_id.")
@@ -137,7 +139,11 @@ _ENTRIES: tuple[DataType, ...] = (
     _connection("commerce-products", Kind.FULL, source_type="Commerce"),
     _connection("commerce-transactions", Kind.FULL, source_type="Commerce"),
     DataType(
-        "commerce-companyInfo", _CONNECTION + "commerce-info", Scope.CONNECTION, Kind.SNAPSHOT, source_type="Commerce"
+        "commerce-companyInfo",
+        _CONNECTION + "commerce-info",
+        Scope.CONNECTION,
+        Kind.SNAPSHOT,
+        source_type="Commerce",
     ),
 )
 

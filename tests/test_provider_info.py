@@ -30,5 +30,9 @@ def test_codat_connection_type_is_declared_as_data():
 def test_entry_point_points_at_get_provider_info():
     from importlib.metadata import entry_points
 
-    (ep,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_codat")]
+    (ep,) = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_codat")
+    ]
     assert ep.load() is get_provider_info
