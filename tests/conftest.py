@@ -1,0 +1,13 @@
+"""Shared fixtures. The simulator's fixture (`codat_simulator`) comes from the provider's pytest plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.airflow_cli import AirflowCLI
+
+
+@pytest.fixture(scope="session")
+def airflow_cli(tmp_path_factory) -> AirflowCLI:
+    """A real Airflow on SQLite in a temporary home, migrated once per test session."""
+    return AirflowCLI.create(tmp_path_factory.mktemp("airflow-home"))
