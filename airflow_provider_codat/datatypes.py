@@ -131,7 +131,8 @@ _ENTRIES: tuple[DataType, ...] = (
     # Commerce, per connection. commerce-products and commerce-transactions carry no modifiedDate.
     _connection("commerce-customers", source_type="Commerce"),
     _connection("commerce-disputes", source_type="Commerce"),
-    _connection("commerce-locations", source_type="Commerce"),
+    # The spec documents no query parameters for locations: read every page each run.
+    _connection("commerce-locations", Kind.FULL, source_type="Commerce"),
     _connection("commerce-orders", source_type="Commerce"),
     _connection("commerce-paymentMethods", source_type="Commerce"),
     _connection("commerce-payments", source_type="Commerce"),

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# Keep Airflow's config and any SQLite file out of the user's ~/airflow: one throwaway home per test session.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="codat-tests-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from tests.airflow_cli import AirflowCLI
 

@@ -36,3 +36,16 @@ def test_entry_point_points_at_get_provider_info():
         if ep.value.startswith("airflow_provider_codat")
     ]
     assert ep.load() is get_provider_info
+
+
+def test_airflows_provider_manager_accepts_the_provider_and_its_connection_form():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert manager.providers[PACKAGE_NAME].version == __version__
+    behaviour = manager.field_behaviours["codat"]
+    assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
+    assert behaviour["placeholders"]["host"] == "https://api.codat.io"
+    widgets = manager.connection_form_widgets
+    assert {f"extra__codat__{name}" for name in ("timeout", "max_retries", "portal_url")} <= set(widgets)
+    assert widgets["extra__codat__timeout"].field["schema"]["title"] == "Timeout (seconds)"
