@@ -39,6 +39,11 @@ def get_provider_info() -> dict:
                         "schema": {"type": ["integer", "null"], "minimum": 0},
                         "description": "Retries for 408, 429, 5xx and dropped connections. Default 5.",
                     },
+                    "max_retry_time": {
+                        "label": "Max retry time (seconds)",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                        "description": "Give up retrying once this much time has passed. Default 300.",
+                    },
                     "portal_url": {
                         "label": "Portal URL",
                         "schema": {"type": ["string", "null"]},
@@ -48,4 +53,24 @@ def get_provider_info() -> dict:
             }
         ],
         "extra-links": ["airflow_provider_codat.links.CodatCompanyLink"],
+        "integrations": [{"integration-name": "Codat", "external-doc-url": "https://docs.codat.io/"}],
+        "operators": [
+            {
+                "integration-name": "Codat",
+                "python-modules": [
+                    "airflow_provider_codat.operators.refresh",
+                    "airflow_provider_codat.operators.companies",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Codat",
+                "python-modules": [
+                    "airflow_provider_codat.sensors.sync",
+                    "airflow_provider_codat.sensors.freshness",
+                ],
+            }
+        ],
+        "triggers": [{"integration-name": "Codat", "python-modules": ["airflow_provider_codat.triggers.sync"]}],
     }

@@ -24,7 +24,7 @@ def test_codat_connection_type_is_declared_as_data():
     assert behaviour["relabeling"]["host"] == "Base URL"
     assert behaviour["placeholders"]["host"] == "https://api.codat.io"
     assert {"schema", "login", "port"} <= set(behaviour["hidden-fields"])
-    assert set(conn["conn-fields"]) == {"timeout", "max_retries", "portal_url"}
+    assert set(conn["conn-fields"]) == {"timeout", "max_retries", "max_retry_time", "portal_url"}
 
 
 def test_entry_point_points_at_get_provider_info():

@@ -1,0 +1,280 @@
+"""Connection settings, clients and the retrying request loop behind :class:`CodatHook`.
+
+Kept apart from the hook's public methods so that each module stays small. Nothing here logs or raises the API
+key or the ``Authorization`` value: both are handed to ``mask_secret`` the moment they are built, kept only in
+the clients' headers (which httpx redacts in ``repr``), and scrubbed from any text returned to a caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from airflow.exceptions import AirflowException
+
+from airflow_provider_codat import __version__
+from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
+from airflow_provider_codat.hooks.retry import RetryPolicy, async_retrying, retrying
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.codat.io"
+DEFAULT_PORTAL_URL = "https://app.codat.io"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_MAX_RETRY_TIME = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the hook reads from its Airflow connection."""
+
+    base_url: str
+    authorization: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    max_retry_time: float = DEFAULT_MAX_RETRY_TIME
+    portal_url: str = DEFAULT_PORTAL_URL
+
+
+def user_agent() -> str:
+    try:
+        from airflow import __version__ as airflow_version
+    except ImportError:  # pragma: no cover - Airflow is a dependency
+        airflow_version = "unknown"
+    return f"airflow-provider-codat/{__version__} apache-airflow/{airflow_version} httpx/{httpx.__version__}"
+
+
+def base_url_from(host: str | None, port: int | None) -> str:
+    """The API base URL: the connection host (with or without scheme), else ``https://api.codat.io``."""
+    if not host:
+        return DEFAULT_BASE_URL
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = f"https://{host}" + (f":{port}" if port else "")
+    return host
+
+
+def _number(extra: dict[str, Any], key: str, default: float, cast, minimum: float, conn_id: str):
+    value = extra.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = cast(value)
+    except (TypeError, ValueError):
+        raise AirflowException(
+            f"Extra `{key}` of connection `{conn_id}` must be a number, got {value!r}."
+        ) from None
+    if number < minimum:
+        raise AirflowException(
+            f"Extra `{key}` of connection `{conn_id}` must be >= {minimum}, got {value!r}."
+        )
+    return number
+
+
+def settings_from(conn: Any, extra: dict[str, Any], conn_id: str, overrides: dict[str, Any]) -> Settings:
+    """Build :class:`Settings` from an Airflow connection; the caller masks ``authorization`` and the key."""
+    api_key = (conn.password or "").strip()
+    if not api_key:
+        raise AirflowException(
+            f"Connection `{conn_id}` has no API key: set its password to your Codat API key "
+            "(Codat portal: Settings > Developers > API keys)."
+        )
+    encoded = base64.b64encode(api_key.encode()).decode()
+
+    def pick(key, default, cast, minimum):
+        if overrides.get(key) is not None:
+            return cast(overrides[key])
+        return _number(extra, key, default, cast, minimum, conn_id)
+
+    return Settings(
+        base_url=base_url_from(conn.host, conn.port),
+        authorization=f"Basic {encoded}",
+        timeout=pick("timeout", DEFAULT_TIMEOUT, float, 0.001),
+        max_retries=pick("max_retries", DEFAULT_MAX_RETRIES, int, 0),
+        max_retry_time=pick("max_retry_time", DEFAULT_MAX_RETRY_TIME, float, 0),
+        portal_url=str(extra.get("portal_url") or DEFAULT_PORTAL_URL).rstrip("/"),
+    )
+
+
+def secrets_of(conn: Any, settings: Settings) -> list[str]:
+    """The values to mask: the key and its encoded forms."""
+    encoded = settings.authorization.split(" ", 1)[1]
+    return [s for s in ((conn.password or "").strip(), encoded, settings.authorization) if s]
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    return {
+        "base_url": settings.base_url,
+        "headers": {
+            "Authorization": settings.authorization,
+            "User-Agent": user_agent(),
+            "Accept": "application/json",
+        },
+        "timeout": httpx.Timeout(settings.timeout),
+        "follow_redirects": False,
+    }
+
+
+class Transport:
+    """The request loop shared by the hook's sync and async methods.
+
+    Subclasses provide ``_get_settings()``/``_aget_settings()``, ``client`` and ``_aclient()``.
+
+    :ivar sleep: the function that waits between retries (``time.sleep``); replace it in tests.
+    :ivar async_sleep: the async twin (``asyncio.sleep``).
+    """
+
+    codat_conn_id: str
+
+    def __init__(self) -> None:
+        self.sleep = time.sleep
+        self.async_sleep = asyncio.sleep
+        self.rng = random.Random()
+        self._warned_low_quota = False
+
+    def _get_settings(self) -> Settings:  # pragma: no cover - provided by the hook
+        raise NotImplementedError
+
+    async def _aget_settings(self) -> Settings:  # pragma: no cover - provided by the hook
+        raise NotImplementedError
+
+    def _retrying_kwargs(self, settings: Settings, policy: RetryPolicy, retries: int | None) -> dict:
+        return {
+            "policy": policy,
+            "max_retries": settings.max_retries if retries is None else retries,
+            "max_retry_time": settings.max_retry_time,
+            "rng": self.rng,
+        }
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        policy: RetryPolicy = RetryPolicy.ALL,
+        retries: int | None = None,
+    ) -> tuple[httpx.Response, list]:
+        """Send with retries; return the final response (any status) and every attempt's outcome."""
+        settings = self._get_settings()
+        client = self.client
+        outcomes: list = []
+        params = _clean(params)
+
+        def attempt() -> httpx.Response:
+            try:
+                response = client.request(method, path, params=params)
+            except BaseException as exc:
+                outcomes.append(exc)
+                raise
+            outcomes.append(response)
+            self._note_rate_limit(response)
+            return response
+
+        loop = retrying(method, path, sleep=self.sleep, **self._retrying_kwargs(settings, policy, retries))
+        try:
+            return loop(attempt), outcomes
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, method=method, path=path, retries=len(outcomes) - 1) from exc
+
+    async def _asend(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        policy: RetryPolicy = RetryPolicy.ALL,
+        retries: int | None = None,
+    ) -> tuple[httpx.Response, list]:
+        """The async twin of :meth:`_send`."""
+        settings = await self._aget_settings()
+        client = await self._aclient()
+        outcomes: list = []
+        params = _clean(params)
+
+        async def attempt() -> httpx.Response:
+            try:
+                response = await client.request(method, path, params=params)
+            except BaseException as exc:
+                outcomes.append(exc)
+                raise
+            outcomes.append(response)
+            self._note_rate_limit(response)
+            return response
+
+        loop = async_retrying(
+            method, path, sleep=self.async_sleep, **self._retrying_kwargs(settings, policy, retries)
+        )
+        try:
+            return await loop(attempt), outcomes
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, method=method, path=path, retries=len(outcomes) - 1) from exc
+
+    def _raise_for(self, response: httpx.Response, outcomes: list) -> httpx.Response:
+        if response.is_success:
+            return response
+        raise error_from_response(
+            response,
+            conn_id=self.codat_conn_id,
+            retries=max(0, len(outcomes) - 1),
+            retry_after=response.headers.get("retry-after"),
+        )
+
+    def _request(self, method: str, path: str, params=None, **kw) -> httpx.Response:
+        return self._raise_for(*self._send(method, path, params, **kw))
+
+    async def _arequest(self, method: str, path: str, params=None, **kw) -> httpx.Response:
+        return self._raise_for(*(await self._asend(method, path, params, **kw)))
+
+    def _get_json(self, path: str, params=None) -> Any:
+        return _json(self._request("GET", path, params))
+
+    async def _aget_json(self, path: str, params=None) -> Any:
+        return _json(await self._arequest("GET", path, params))
+
+    def _note_rate_limit(self, response: httpx.Response) -> None:
+        remaining = _int_header(response, "x-rate-limit-remaining")
+        if remaining is None:
+            return
+        limit = _int_header(response, "x-rate-limit-limit")
+        log.debug("Codat rate limit: %s of %s requests remaining", remaining, limit if limit else "?")
+        low = max(10, limit // 10) if limit else 100
+        if remaining <= low and not self._warned_low_quota:
+            self._warned_low_quota = True
+            log.warning(
+                "Codat rate limit nearly used up: %s of %s requests left until %s; further requests may get 429.",
+                remaining,
+                limit if limit else "?",
+                response.headers.get("x-rate-limit-reset", "the reset"),
+            )
+
+
+def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not params:
+        return None
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    try:
+        return int(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        request = response.request
+        raise AirflowException(
+            f"Codat answered {response.status_code} for {request.method} {request.url.path} with a body that is "
+            "not JSON; check that the connection's base URL points at the Codat API."
+        ) from None

@@ -1,0 +1,368 @@
+"""CodatHook: the one place that talks HTTP to Codat, sync (``httpx.Client``) and async (``httpx.AsyncClient``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+import httpx
+from airflow.sdk import BaseHook
+
+from airflow_provider_codat.datatypes import Kind
+from airflow_provider_codat.hooks._transport import (
+    Settings,
+    Transport,
+    client_kwargs,
+    secrets_of,
+    settings_from,
+)
+from airflow_provider_codat.hooks.errors import (
+    CodatAPIError,
+    CodatDatasetInProgressError,
+    CodatPagingError,
+    CodatValidationError,
+)
+from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE, iter_envelopes
+from airflow_provider_codat.hooks.paths import history_path, read_path, report_params
+from airflow_provider_codat.hooks.retry import RetryPolicy, outcome_is_ambiguous
+from airflow_provider_codat.validation import (
+    require_data_type,
+    require_order_by,
+    require_page_size,
+    require_query,
+    require_uuid,
+)
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "CodatAPIError",
+    "CodatDatasetInProgressError",
+    "CodatHook",
+    "CodatPagingError",
+    "CodatValidationError",
+]
+
+log = logging.getLogger(__name__)
+
+
+class CodatHook(BaseHook, Transport):
+    """Talk to the Codat API.
+
+    Connection (type ``codat``): password = API key; host = base URL (default ``https://api.codat.io``);
+    extras ``timeout`` (seconds, default 30), ``max_retries`` (default 5), ``max_retry_time`` (seconds spent
+    retrying one request, default 300), ``portal_url`` (default ``https://app.codat.io``).
+
+    One ``httpx.Client`` and one ``httpx.AsyncClient`` per hook, created on first use and reused; ``close()`` /
+    ``aclose()`` release them. Nothing is read or sent in ``__init__``.
+
+    :param codat_conn_id: the Airflow connection id.
+    :param timeout: overrides the ``timeout`` extra.
+    :param max_retries: overrides the ``max_retries`` extra.
+    :param max_retry_time: overrides the ``max_retry_time`` extra.
+    """
+
+    conn_name_attr = "codat_conn_id"
+    default_conn_name = "codat_default"
+    conn_type = "codat"
+    hook_name = "Codat"
+
+    def __init__(
+        self,
+        codat_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_retry_time: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        BaseHook.__init__(self, **kwargs)
+        Transport.__init__(self)
+        self.codat_conn_id = codat_conn_id
+        self._overrides = {"timeout": timeout, "max_retries": max_retries, "max_retry_time": max_retry_time}
+        self._settings: Settings | None = None
+        self._async_client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(codat_conn_id={self.codat_conn_id!r})"
+
+    # -- connection and clients ----------------------------------------------------------------------------
+    def _get_settings(self) -> Settings:
+        if self._settings is None:
+            from airflow.sdk.log import mask_secret
+
+            conn = self.get_connection(self.codat_conn_id)
+            settings = settings_from(conn, conn.extra_dejson, self.codat_conn_id, self._overrides)
+            for secret in secrets_of(conn, settings):
+                mask_secret(secret)
+            self._settings = settings
+        return self._settings
+
+    async def _aget_settings(self) -> Settings:
+        if self._settings is None:
+            from airflow.sdk.log import amask_secret
+
+            conn = await self.aget_connection(self.codat_conn_id)
+            extra = await conn.aextra_dejson()
+            settings = settings_from(conn, extra, self.codat_conn_id, self._overrides)
+            for secret in secrets_of(conn, settings):
+                await amask_secret(secret)
+            self._settings = settings
+        return self._settings
+
+    @cached_property
+    def client(self) -> httpx.Client:
+        """The hook's ``httpx.Client`` (base URL, auth and ``User-Agent`` set), created on first use."""
+        return httpx.Client(**client_kwargs(self._get_settings()))
+
+    async def _aclient(self) -> httpx.AsyncClient:
+        settings = await self._aget_settings()
+        if self._async_client is None:  # no await between the check and the assignment: one client per hook
+            self._async_client = httpx.AsyncClient(**client_kwargs(settings))
+        return self._async_client
+
+    def get_conn(self) -> httpx.Client:
+        return self.client
+
+    def close(self) -> None:
+        """Close the sync client (the async one is closed by :meth:`aclose`)."""
+        if "client" in self.__dict__:
+            self.__dict__.pop("client").close()
+
+    async def aclose(self) -> None:
+        """Close both clients."""
+        if self._async_client is not None:
+            client, self._async_client = self._async_client, None
+            await client.aclose()
+        self.close()
+
+    def __enter__(self) -> CodatHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def portal_url(self, company_id: str) -> str:
+        """The company's page in the Codat portal (``portal_url`` extra, default ``https://app.codat.io``)."""
+        company_id = require_uuid(company_id, "company_id")
+        return f"{self._get_settings().portal_url}/companies/{company_id}/summary"
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read one company (one cheap request, no retries); never puts the key in the reason."""
+        try:
+            self._request("GET", "/companies", {"page": 1, "pageSize": 1}, retries=0)
+        except Exception as exc:
+            return False, self._scrub(f"{type(exc).__name__}: {exc}")
+        return True, f"Connected to Codat at {self._get_settings().base_url}."
+
+    def _scrub(self, text: str) -> str:
+        settings = self._settings
+        if settings is not None:
+            encoded = settings.authorization.split(" ", 1)[1]
+            text = text.replace(settings.authorization, "***").replace(encoded, "***")
+        return text
+
+    # -- companies and connections -------------------------------------------------------------------------
+    def list_companies(
+        self,
+        query: str | None = None,
+        *,
+        tags: str | None = None,
+        order_by: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[dict]:
+        """Every company (all pages, read one page at a time).
+
+        :param query: a Codat query (see :mod:`airflow_provider_codat.query`).
+        :param tags: a Codat tags filter, e.g. ``region=uk``.
+        :param order_by: a field, ``-field`` for descending.
+        :param page_size: companies per request.
+        """
+        params = {
+            "query": require_query(query),
+            "tags": require_query(tags, "tags"),
+            "orderBy": require_order_by(order_by),
+        }
+        return self._records("/companies", params, require_page_size(page_size))
+
+    def get_company(self, company_id: str) -> dict:
+        """One company, with its ``dataConnections``."""
+        return self._get_json(f"/companies/{require_uuid(company_id, 'company_id')}")
+
+    async def aget_company(self, company_id: str) -> dict:
+        """Async twin of :meth:`get_company`."""
+        return await self._aget_json(f"/companies/{require_uuid(company_id, 'company_id')}")
+
+    def list_connections(
+        self, company_id: str, *, query: str | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[dict]:
+        """Every data connection of a company (all pages)."""
+        path = f"/companies/{require_uuid(company_id, 'company_id')}/connections"
+        return self._records(path, {"query": require_query(query)}, require_page_size(page_size))
+
+    def get_sync_settings(self) -> list[dict]:
+        """The client's sync settings (``GET /profile/syncSettings``), one dict per data type."""
+        body = self._get_json("/profile/syncSettings")
+        return list(body.get("settings") or []) if isinstance(body, dict) else list(body or [])
+
+    # -- refreshes and their status ------------------------------------------------------------------------
+    def get_data_status(self, company_id: str) -> dict[str, dict]:
+        """``dataStatus``: one entry per data type, keyed by the type (one call covers every type)."""
+        return _status(self._get_json(f"/companies/{require_uuid(company_id, 'company_id')}/dataStatus"))
+
+    async def aget_data_status(self, company_id: str) -> dict[str, dict]:
+        """Async twin of :meth:`get_data_status`."""
+        path = f"/companies/{require_uuid(company_id, 'company_id')}/dataStatus"
+        return _status(await self._aget_json(path))
+
+    def refresh_all_data(self, company_id: str) -> None:
+        """Queue every *fetch on first link* type (``POST data/all``, 204, returns no dataset ids).
+
+        Retried only after a 429 or a connection that never opened: after a lost answer (timeout, dropped
+        connection, 5xx) Codat may have queued the syncs already, and a second ``data/all`` could queue a second
+        round. The caller then sees the error and can look at ``dataStatus`` to find out.
+        """
+        path = f"/companies/{require_uuid(company_id, 'company_id')}/data/all"
+        try:
+            self._request("POST", path, policy=RetryPolicy.UNSENT)
+        except CodatAPIError as exc:
+            if exc.status_code is not None and exc.status_code != 408 and exc.status_code < 500:
+                raise
+            raise CodatAPIError(
+                f"{exc.message} The answer to data/all was lost, so Codat may have queued the syncs anyway: "
+                "look at dataStatus before queueing again.",
+                status_code=exc.status_code,
+                error=exc.error,
+                correlation_id=exc.correlation_id,
+                method=exc.method,
+                path=exc.path,
+            ) from exc
+
+    def queue_data_type(self, company_id: str, data_type: str, connection_id: str | None = None) -> dict:
+        """Queue one data type (``POST data/queue/{dataType}``); return the PullOperation.
+
+        Retried like a read. A retry cannot queue a second sync while the first is running: if the first
+        attempt reached Codat and only its answer was lost, the retry gets the in-progress error naming the
+        dataset that attempt queued, and this method returns that PullOperation. On the first attempt the
+        in-progress error means someone else's sync is running and is raised as
+        :class:`CodatDatasetInProgressError` (join it or fail, the caller decides).
+
+        :raises CodatDatasetInProgressError: a sync of the type was already running.
+        """
+        company_id = require_uuid(company_id, "company_id")
+        entry = require_data_type(data_type)
+        params = {"connectionId": require_uuid(connection_id, "connection_id") if connection_id else None}
+        response, outcomes = self._send("POST", f"/companies/{company_id}/data/queue/{entry.key}", params)
+        try:
+            self._raise_for(response, outcomes)
+        except CodatDatasetInProgressError as exc:
+            if not (any(outcome_is_ambiguous(o) for o in outcomes[:-1]) and exc.dataset_id):
+                raise
+            log.info(
+                "Codat %s sync for company %s: an earlier attempt's answer was lost; dataset %s is the sync "
+                "it queued.",
+                entry.key,
+                company_id,
+                exc.dataset_id,
+            )
+            return self.get_pull_operation(company_id, exc.dataset_id)
+        return _json_object(response)
+
+    def get_pull_operation(self, company_id: str, dataset_id: str) -> dict:
+        """One PullOperation (``data/history/{datasetId}``)."""
+        return self._get_json(history_path(company_id, dataset_id))
+
+    async def aget_pull_operation(self, company_id: str, dataset_id: str) -> dict:
+        """Async twin of :meth:`get_pull_operation`."""
+        return await self._aget_json(history_path(company_id, dataset_id))
+
+    def iter_pull_operations(
+        self,
+        company_id: str,
+        *,
+        query: str | None = None,
+        order_by: str | None = "-requested",
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[dict]:
+        """PullOperations of a company (``data/history``, all pages), newest first by default."""
+        path = f"/companies/{require_uuid(company_id, 'company_id')}/data/history"
+        params = {"query": require_query(query), "orderBy": require_order_by(order_by)}
+        return self._records(path, params, require_page_size(page_size))
+
+    # -- reading data ---------------------------------------------------------------------------------------
+    def iter_pages(
+        self,
+        company_id: str,
+        data_type: str,
+        *,
+        query: str | None = None,
+        order_by: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+    ) -> Iterator[list[dict]]:
+        """Yield the records of a paged data type one page (a list) at a time.
+
+        The default page size, 1000, makes ten times fewer calls than Codat's default of 100 while avoiding
+        the slow 5000-record pages. Arguments are checked now, before the first request.
+
+        :param company_id: the company.
+        :param data_type: a catalogue key (``invoices``, ``chartOfAccounts``, ``bankTransactions`` ...).
+        :param query: a Codat query (build it with :mod:`airflow_provider_codat.query`).
+        :param order_by: a field, ``-field`` for descending.
+        :param page_size: records per request, 1 to 5000.
+        :param connection_id: required for connection- and bank-account-scoped types.
+        :param account_id: the bank account, required for ``bankTransactions``.
+        :raises CodatPagingError: when the server keeps answering a page already read.
+        """
+        entry = require_data_type(data_type)
+        if not entry.paged:
+            raise CodatValidationError(
+                f"Data type {entry.key!r} is one object, not a list: use get_report()."
+            )
+        path = read_path(entry, company_id, connection_id, account_id)
+        params = {"query": require_query(query), "orderBy": require_order_by(order_by)}
+        return iter_envelopes(lambda p: self._get_json(path, p), path, params, require_page_size(page_size))
+
+    def get_report(
+        self, company_id: str, data_type: str, *, connection_id: str | None = None, **params: Any
+    ) -> dict:
+        """Read a one-object data type: ``company`` (info), a financial statement, ``commerce-companyInfo``.
+
+        Financial statements take ``periodLength`` and ``periodsToCompare`` (default 1 and 24: two years by
+        month) and optionally ``startMonth`` (a date); snake_case names are accepted too.
+        """
+        entry = require_data_type(data_type)
+        if entry.kind is not Kind.SNAPSHOT:
+            raise CodatValidationError(f"Data type {entry.key!r} is a paged list: use iter_pages().")
+        path = read_path(entry, company_id, connection_id, None)
+        return self._get_json(path, report_params(entry, params))
+
+    def _records(self, path: str, params: dict[str, Any], page_size: int) -> Iterator[dict]:
+        for page in iter_envelopes(lambda p: self._get_json(path, p), path, params, page_size):
+            yield from page
+
+
+def _status(body: Any) -> dict[str, dict]:
+    if not isinstance(body, dict):
+        raise CodatAPIError(
+            "Codat answered dataStatus with something other than an object keyed by data type."
+        )
+    return body
+
+
+def _json_object(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise CodatAPIError(
+            f"Codat answered {response.request.method} {response.request.url.path} with "
+            f"{response.status_code} but no JSON object.",
+            status_code=response.status_code,
+            method=response.request.method,
+            path=response.request.url.path,
+        )
+    return body

@@ -1,0 +1,130 @@
+"""Checks applied to every caller-supplied value before the hook sends a request.
+
+Paths are built only from the catalogue's templates and ids that passed :func:`require_uuid`, so nothing a
+caller passes can add a path segment (``../``, ``/``, ``?``, ``#`` or their percent-encoded forms). Query
+parameters go through httpx's ``params=`` (encoded there), and are checked here for length, type and shape.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from airflow_provider_codat.datatypes import DataType, UnknownDataTypeError, get_data_type
+from airflow_provider_codat.hooks.errors import CodatValidationError
+
+MAX_QUERY_LENGTH = 2047  # Codat rejects a query of 2,048 characters or more.
+MAX_PAGE_SIZE = 5000
+_FIELD = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_ORDER_BY = re.compile(rf"-?{_FIELD}")
+_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def require_uuid(value: Any, what: str) -> str:
+    """Return ``value`` as a canonical lower-case UUID string, or raise :class:`CodatValidationError`.
+
+    Only the canonical ``8-4-4-4-12`` hex form is accepted (no braces, no ``urn:uuid:``, no bare hex), so an id
+    can never carry a path separator, a query or an encoded character.
+
+    :param value: the id given by the caller.
+    :param what: what the id is (``"company_id"``), named in the error.
+    """
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str):
+        raise CodatValidationError(f"{what} must be a UUID string, got {type(value).__name__}.")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or str(parsed) != value.lower():
+        raise CodatValidationError(
+            f"{what} must be a UUID like 'c0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b', got {_show(value)}."
+        )
+    return str(parsed)
+
+
+def require_segment(value: Any, what: str) -> str:
+    """Check an id that Codat takes from the source platform (a bank account id): one safe path segment.
+
+    Such ids are not always UUIDs (QuickBooks uses numbers), so letters, digits, ``-`` and ``_`` are allowed,
+    and ``.`` inside; never ``/``, ``\\``, ``?``, ``#``, ``%`` (encoded forms), whitespace or a leading dot.
+
+    :param value: the id given by the caller.
+    :param what: what the id is, named in the error.
+    """
+    if not isinstance(value, str) or not _SEGMENT.fullmatch(value) or ".." in value:
+        raise CodatValidationError(
+            f"{what} must be a plain id (letters, digits, '-', '_', '.'), got {_show(value)}."
+        )
+    return value
+
+
+def require_data_type(key: Any) -> DataType:
+    """Return the catalogue entry for ``key``, or raise :class:`CodatValidationError` listing the valid keys.
+
+    :param key: a Codat dataType key such as ``"invoices"``.
+    """
+    try:
+        return get_data_type(key)
+    except UnknownDataTypeError as exc:
+        raise CodatValidationError(str(exc)) from None
+
+
+def require_query(value: Any, what: str = "query") -> str | None:
+    """Check a Codat query string (it is sent URL-encoded as one parameter value, never spliced into a URL).
+
+    :param value: the query (``None`` for no filter).
+    :param what: the parameter name, for the error.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise CodatValidationError(f"{what} must be a string; build one with airflow_provider_codat.query.")
+    if len(value) > MAX_QUERY_LENGTH:
+        raise CodatValidationError(
+            f"{what} is {len(value)} characters long; Codat rejects queries of 2048 characters or more."
+        )
+    if _CONTROL.search(value):
+        raise CodatValidationError(f"{what} contains control characters: {_show(value)}.")
+    return value
+
+
+def require_order_by(value: Any) -> str | None:
+    """Check an ``orderBy`` value: one field name, dotted for sub-properties, ``-`` for descending.
+
+    :param value: e.g. ``"modifiedDate"`` or ``"-requested"``.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _ORDER_BY.fullmatch(value):
+        raise CodatValidationError(
+            f"order_by must be a field name such as 'modifiedDate' or '-modifiedDate', got {_show(value)}."
+        )
+    return value
+
+
+def require_page_size(value: Any) -> int:
+    """Check a page size: an integer from 1 to 5000 (Codat's maximum).
+
+    :param value: the requested page size.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_SIZE:
+        raise CodatValidationError(f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {value!r}.")
+    return value
+
+
+def require_int(value: Any, what: str, minimum: int = 1) -> int:
+    """Check an integer parameter (``periodLength``, ``periodsToCompare``)."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise CodatValidationError(f"{what} must be an integer >= {minimum}, got {_show(value)}.")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
