@@ -1,0 +1,55 @@
+"""``python -m airflow_provider_codat.simulator``: serve the simulated Codat API in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+
+import uvicorn
+
+from airflow_provider_codat.simulator.app import create_app
+from airflow_provider_codat.simulator.state import DEFAULT_API_KEY, SimulatorState
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, print how to reach the simulator and serve until Ctrl-C.
+
+    :param argv: arguments (``sys.argv[1:]`` when ``None``).
+    """
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_codat.simulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--companies", type=int, default=5)
+    parser.add_argument("--records", type=int, default=50, help="records per paged data type and scope")
+    parser.add_argument("--sync-seconds", type=float, default=2.0, help="how long a queued sync takes")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--in-progress-status", type=int, choices=(400, 409), default=400)
+    args = parser.parse_args(argv)
+    state = SimulatorState(
+        seed=args.seed,
+        companies=args.companies,
+        records=args.records,
+        sync_seconds=args.sync_seconds,
+        api_key=args.api_key,
+        in_progress_status=args.in_progress_status,
+    )
+    shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
+    base_url = f"http://{shown_host}:{args.port}"
+    encoded = base64.b64encode(args.api_key.encode()).decode()
+    print(
+        f"Codat simulator on {base_url}\n"
+        f"  API key:  {args.api_key}  (header: Authorization: Basic {encoded})\n"
+        f'  Airflow:  AIRFLOW_CONN_CODAT_DEFAULT=\'{{"conn_type": "codat", "host": "{base_url}", '
+        f'"password": "{args.api_key}"}}\'\n'
+        f'  Try:      curl -H "Authorization: Basic $(printf %s {args.api_key} | base64)" '
+        f"{base_url}/companies\n"
+        f"  Control:  curl {base_url}/_simulator/companies\n"
+        "Ctrl-C to stop.",
+        flush=True,
+    )
+    uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning", lifespan="off")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The simulated Codat API: FastAPI routes over a :class:`SimulatorState`.
+
+Read routes are generated from the catalogue (``datatypes.CATALOGUE``), so every data type it lists is
+served at the path it names.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from airflow_provider_codat.datatypes import CATALOGUE, DataType, Kind, Scope
+from airflow_provider_codat.simulator import data as gen
+from airflow_provider_codat.simulator.control import control_router
+from airflow_provider_codat.simulator.errors import SimulatorError, error_body
+from airflow_provider_codat.simulator.middleware import FrontDoor
+from airflow_provider_codat.simulator.paging import envelope, parse_paging
+from airflow_provider_codat.simulator.query import QueryError, apply
+from airflow_provider_codat.simulator.reports import commerce_info, company_info, financial_statement
+from airflow_provider_codat.simulator.state import SimulatorState
+
+
+def _json(body, status: int = 200) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json"
+    )
+
+
+def _state(request: Request) -> SimulatorState:
+    return request.app.state.simulator
+
+
+def _paged(request: Request, records: list[dict]) -> Response:
+    """Filter, sort and page a list that is not a cached collection (companies, connections, history)."""
+    params = request.query_params
+    page, size = parse_paging(params.get("page"), params.get("pageSize"))
+    query, order_by = params.get("query"), params.get("orderBy")
+    try:
+        selected = apply(records, query, order_by)
+    except QueryError as exc:
+        raise SimulatorError(400, str(exc)) from None
+    return _json(envelope(request.url.path, selected, page, size, query, order_by))
+
+
+def _register_platform_routes(app: FastAPI) -> None:
+    @app.get("/companies")
+    async def list_companies(request: Request) -> Response:
+        state = _state(request)
+        with state.lock:
+            companies = list(state.companies.values())
+        return _paged(request, companies)
+
+    @app.get("/companies/{company_id}")
+    async def get_company(request: Request, company_id: str) -> Response:
+        state = _state(request)
+        with state.lock:
+            return _json(state.company(company_id))
+
+    @app.get("/companies/{company_id}/connections")
+    async def list_connections(request: Request, company_id: str) -> Response:
+        state = _state(request)
+        with state.lock:
+            connections = list(state.company(company_id)["dataConnections"])
+        return _paged(request, connections)
+
+    @app.get("/companies/{company_id}/connections/{connection_id}")
+    async def get_connection(request: Request, company_id: str, connection_id: str) -> Response:
+        state = _state(request)
+        with state.lock:
+            return _json(state.connection(company_id, connection_id))
+
+    @app.get("/companies/{company_id}/dataStatus")
+    async def data_status(request: Request, company_id: str) -> Response:
+        return _json(_state(request).data_status(company_id))
+
+    @app.post("/companies/{company_id}/data/all")
+    async def queue_all(request: Request, company_id: str) -> Response:
+        _state(request).queue_all(company_id)
+        return Response(status_code=204)
+
+    @app.post("/companies/{company_id}/data/queue/{data_type}")
+    async def queue_one(request: Request, company_id: str, data_type: str) -> Response:
+        state = _state(request)
+        dataset = state.queue(company_id, data_type, request.query_params.get("connectionId"))
+        with state.lock:
+            return _json(dataset.as_json(state.clock.now()))
+
+    @app.get("/companies/{company_id}/data/history")
+    async def history(request: Request, company_id: str) -> Response:
+        return _paged(request, _state(request).history(company_id))
+
+    @app.get("/companies/{company_id}/data/history/{dataset_id}")
+    async def history_one(request: Request, company_id: str, dataset_id: str) -> Response:
+        return _json(_state(request).dataset(company_id, dataset_id))
+
+    @app.get("/profile/syncSettings")
+    async def sync_settings(request: Request) -> Response:
+        settings = [
+            {
+                "dataType": entry.key,
+                "fetchOnFirstLink": entry.fetch_on_first_link,
+                "syncSchedule": 24,
+                "syncOrder": order,
+                "syncFromWindow": 24,
+                "monthsToSync": 24,
+                "isLocked": False,
+            }
+            for order, entry in enumerate(CATALOGUE.values())
+        ]
+        return _json(
+            {
+                "clientId": "8f0a2d3c-1b4e-4c5d-9e6f-7a8b9c0d1e2f",
+                "settings": settings,
+                "overridesDefaults": False,
+            }
+        )
+
+
+def _scope_ids(state: SimulatorState, data_type: DataType, company_id: str, params: dict) -> tuple[str, str]:
+    """Check the company, connection and bank account in the path; return (connection_id, account_id)."""
+    state.company(company_id)
+    connection_id, account_id = params.get("connection_id", ""), params.get("account_id", "")
+    if data_type.scope is not Scope.COMPANY:
+        connection = state.connection(company_id, connection_id)
+        if connection["sourceType"] != data_type.source_type:
+            raise SimulatorError(
+                404,
+                f"Data type {data_type.key} is not supported by the {connection['platformName']} connection",
+            )
+    if data_type.scope is Scope.BANK_ACCOUNT and account_id not in state.bank_account_ids(
+        company_id, connection_id
+    ):
+        raise SimulatorError(404, f"Bank account {account_id} not found")
+    return connection_id, account_id
+
+
+def _read_route(data_type: DataType):
+    async def read(request: Request) -> Response:
+        state = _state(request)
+        params = request.path_params
+        company_id = params["company_id"]
+        with state.lock:
+            state.settle()
+            connection_id, account_id = _scope_ids(state, data_type, company_id, params)
+            state.readable(company_id, data_type)
+            if data_type.kind is Kind.SNAPSHOT:
+                return _json(_snapshot(state, data_type, company_id, connection_id, request))
+            query, order_by = request.query_params.get("query"), request.query_params.get("orderBy")
+            page, size = parse_paging(request.query_params.get("page"), request.query_params.get("pageSize"))
+            collection = state.collection(company_id, data_type, connection_id, account_id)
+            try:
+                records = collection.view(query, order_by)
+            except QueryError as exc:
+                raise SimulatorError(400, str(exc)) from None
+            body = envelope(request.url.path, records, page, size, query, order_by)
+            response = _json(body)
+            if state.faults.take(request.method, request.url.path, ("write_during_paging",), page=page):
+                # Someone writes while the client pages: as if a sync finished right after this page.
+                state.mutate(
+                    company_id,
+                    data_type.key,
+                    created=2,
+                    modified=2,
+                    deleted=1,
+                    connection_id=connection_id or None,
+                )
+            return response
+
+    read.__name__ = f"read_{data_type.key.replace('-', '_')}"
+    return read
+
+
+def _snapshot(
+    state: SimulatorState, data_type: DataType, company_id: str, connection_id: str, request: Request
+) -> dict:
+    company = state.company(company_id)
+    if data_type.key == "company":
+        return company_info(company)
+    if data_type.key == "commerce-companyInfo":
+        return commerce_info(company)
+    params = request.query_params
+    try:
+        period_length = int(params["periodLength"])
+        periods = int(params["periodsToCompare"])
+    except (KeyError, ValueError):
+        raise SimulatorError(400, "periodLength and periodsToCompare are required integers.") from None
+    if not 1 <= period_length <= 12 or not 1 <= periods <= 24:
+        raise SimulatorError(400, "periodLength must be 1-12 and periodsToCompare 1-24.")
+    start_month = None
+    if params.get("startMonth"):
+        try:
+            start_month = datetime.fromisoformat(params["startMonth"].replace("Z", "+00:00"))
+        except ValueError:
+            raise SimulatorError(400, "startMonth must be a date.") from None
+        if start_month.tzinfo is None:
+            start_month = start_month.replace(tzinfo=state.clock.now().tzinfo)
+    success = state.last_success(company_id, data_type.key)
+    rng = gen.collection_rng(state.seed, company_id, data_type.key, success.id if success else "")
+    return financial_statement(data_type.key, rng, state.clock.now(), period_length, periods, start_month)
+
+
+def _register_read_routes(app: FastAPI) -> None:
+    for data_type in CATALOGUE.values():
+        app.add_api_route(data_type.path, _read_route(data_type), methods=["GET"])
+
+
+def create_app(state: SimulatorState) -> FastAPI:
+    """Build the simulated Codat API around ``state``.
+
+    :param state: the simulator's state; replace ``app.state.simulator`` to start afresh.
+    """
+    app = FastAPI(title="Codat simulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.simulator = state
+
+    @app.exception_handler(SimulatorError)
+    async def simulator_error(request: Request, exc: SimulatorError) -> Response:
+        return _json(error_body(exc.status, exc.message, exc.service), exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = "Not found" if exc.status_code == 404 else str(exc.detail)
+        return _json(error_body(exc.status_code, message), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return _json(error_body(400, "Bad request: invalid parameters."), 400)
+
+    _register_platform_routes(app)
+    _register_read_routes(app)
+    app.include_router(control_router())
+    app.add_middleware(FrontDoor, get_state=lambda: app.state.simulator)
+    return app

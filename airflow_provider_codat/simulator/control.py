@@ -1,0 +1,305 @@
+"""The control API: steer the simulator from a test (Python) or from anywhere (HTTP under ``/_simulator``).
+
+Codat has no ``/_simulator`` path, so these routes cannot collide with the API; they need no API key and
+are left out of the request log.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request, Response
+
+from airflow_provider_codat.datatypes import CATALOGUE, Scope, get_data_type
+from airflow_provider_codat.simulator.errors import SimulatorError, error_body
+from airflow_provider_codat.simulator.faults import Fault
+from airflow_provider_codat.simulator.state import SimulatorState
+
+
+class SimulatorControl:
+    """Operations on the running simulator's current state.
+
+    :param get_state: returns the current state.
+    :param set_state: replaces it (used by :meth:`reset`).
+    """
+
+    def __init__(
+        self, get_state: Callable[[], SimulatorState], set_state: Callable[[SimulatorState], None]
+    ) -> None:
+        self._get_state = get_state
+        self._set_state = set_state
+
+    @property
+    def state(self) -> SimulatorState:
+        return self._get_state()
+
+    def reset(self, **params) -> None:
+        """Start afresh with a new :class:`SimulatorState` built from ``params`` (its keyword arguments)."""
+        self._set_state(SimulatorState(**params))
+
+    # -- companies ---------------------------------------------------------------------------------
+    def companies(self) -> list[dict]:
+        """Every company: id, name and its connections (id, sourceType, status)."""
+        with self.state.lock:
+            return [
+                {
+                    "id": company["id"],
+                    "name": company["name"],
+                    "connections": [
+                        {
+                            "id": c["id"],
+                            "sourceType": c["sourceType"],
+                            "status": c["status"],
+                            "platformName": c["platformName"],
+                        }
+                        for c in company["dataConnections"]
+                    ],
+                }
+                for company in self.state.companies.values()
+            ]
+
+    def linked_company_ids(self) -> list[str]:
+        """Companies whose connections are all Linked."""
+        return [c["id"] for c in self.companies() if all(x["status"] == "Linked" for x in c["connections"])]
+
+    def deauthorized_company_ids(self) -> list[str]:
+        """Companies with at least one Deauthorized connection."""
+        return [
+            c["id"] for c in self.companies() if any(x["status"] == "Deauthorized" for x in c["connections"])
+        ]
+
+    def connection_id(self, company_id: str, source_type: str = "Accounting") -> str | None:
+        """The company's first connection of ``source_type``, or ``None``.
+
+        :param company_id: the company id.
+        :param source_type: ``Accounting``, ``Banking`` or ``Commerce``.
+        """
+        for connection in self.state.company(company_id)["dataConnections"]:
+            if connection["sourceType"] == source_type:
+                return connection["id"]
+        return None
+
+    def bank_account_ids(self, company_id: str, connection_id: str | None = None) -> list[str]:
+        """Ids of the bank accounts (``bankAccounts`` records) of the company's accounting connection.
+
+        :param company_id: the company id.
+        :param connection_id: a connection; default: the company's first one of the type's source type.
+        """
+        state = self.state
+        with state.lock:
+            connection_id = connection_id or self.connection_id(company_id, "Accounting")
+            return state.bank_account_ids(company_id, connection_id)
+
+    def set_connection_status(self, company_id: str, connection_id: str, status: str) -> None:
+        """Change a connection's status (``Linked``, ``Deauthorized``, ...).
+
+        :param company_id: the company id.
+        :param connection_id: a connection; default: the company's first one of the type's source type.
+        :param status: ``Linked``, ``Deauthorized``, ``Unlinked`` or ``PendingAuth``.
+        """
+        with self.state.lock:
+            self.state.connection(company_id, connection_id)["status"] = status
+
+    # -- records -----------------------------------------------------------------------------------
+    def records(
+        self, company_id: str, data_type: str, connection_id: str | None = None, account_id: str | None = None
+    ) -> list[dict]:
+        """The truth for one collection, deleted records included (empty if the type never synced).
+
+        :param company_id: the company id.
+        :param data_type: the catalogue key (e.g. ``invoices``).
+        :param connection_id: a connection; default: the company's first one of the type's source type.
+        :param account_id: the bank account id (``bankTransactions`` only).
+        """
+        state = self.state
+        with state.lock:
+            state.settle()
+            entry = get_data_type(data_type)
+            if entry.scope is not Scope.COMPANY and not connection_id:
+                default = state.default_connection(company_id, entry)
+                connection_id = default["id"] if default else None
+            if entry.scope is Scope.BANK_ACCOUNT and not account_id:
+                raise ValueError("bankTransactions are per bank account: pass account_id.")
+            collection = state.collection(company_id, entry, connection_id or "", account_id or "")
+            return [dict(record) for record in collection.records.values()]
+
+    def mutate(
+        self,
+        company_id: str,
+        data_type: str,
+        created: int = 0,
+        modified: int = 0,
+        deleted: int = 0,
+        connection_id: str | None = None,
+    ) -> dict:
+        """Change records now, as a sync completing now would (``modifiedDate`` = now; a new
+        successful dataset shows in dataStatus and history). Returns the changed ids.
+
+        :param company_id: the company id.
+        :param data_type: the catalogue key (e.g. ``invoices``).
+        :param created: records to create.
+        :param modified: records to modify.
+        :param deleted: records to delete (``metadata.isDeleted: true`` on accounting types).
+        :param connection_id: a connection; default: the company's first one of the type's source type.
+        """
+        return self.state.mutate(company_id, data_type, created, modified, deleted, connection_id)
+
+    # -- syncs and time ----------------------------------------------------------------------------
+    def set_sync_seconds(self, seconds: float) -> None:
+        """Duration of syncs queued from now on.
+
+        :param seconds: sync duration; 0 finishes syncs at once.
+        """
+        self.state.sync_seconds = float(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulated clock forward.
+
+        :param seconds: how far to move the clock.
+        """
+        with self.state.lock:
+            self.state.clock.advance(float(seconds))
+            self.state.settle()
+
+    def now(self) -> str:
+        """The simulated time, formatted like Codat's timestamps."""
+        from airflow_provider_codat.simulator.clock import fmt
+
+        return fmt(self.state.clock.now())
+
+    def complete_running_syncs(self) -> None:
+        """Every running sync finishes now."""
+        self.state.complete_running_syncs()
+
+    def fail_next_sync(
+        self,
+        company_id: str,
+        data_type: str,
+        status: str = "FetchError",
+        error_message: str = "The source platform returned an error.",
+    ) -> None:
+        """The next sync queued for this company and type ends in ``status``.
+
+        :param company_id: the company id.
+        :param data_type: the catalogue key (e.g. ``invoices``).
+        :param status: the final status (``FetchError``, ``AuthError``...).
+        :param error_message: the dataset's ``errorMessage``.
+        """
+        get_data_type(data_type)
+        self.state.fail_next_sync(company_id, data_type, status, error_message)
+
+    def set_in_progress_status(self, status: int) -> None:
+        """HTTP status of the in-progress error: 400 (default) or 409.
+
+        :param status: 400 or 409.
+        """
+        if status not in (400, 409):
+            raise ValueError("The in-progress status is 400 or 409.")
+        self.state.in_progress_status = int(status)
+
+    def data_types(self) -> list[str]:
+        return list(CATALOGUE)
+
+    # -- faults ------------------------------------------------------------------------------------
+    def add_fault(
+        self,
+        kind: str,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        times: int | None = 1,
+        status: int | None = None,
+        retry_after: float | str | None = None,
+        delay: float | None = None,
+        after_page: int = 1,
+    ) -> dict:
+        """Inject a fault; see :class:`~airflow_provider_codat.simulator.faults.Fault`.
+
+        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+        :param path: regex searched in the request path (``None``: all).
+        :param method: HTTP method (``None``: any).
+        :param times: requests affected (``None``: until cleared).
+        :param status: ``server_error`` status: 500, 502, 503 or 504.
+        :param retry_after: ``rate_limit`` ``Retry-After`` value (seconds or an HTTP date).
+        :param delay: ``latency`` seconds.
+        :param after_page: ``write_during_paging``: the page after which records change.
+        """
+        fault = Fault(kind, path, method, times, status, retry_after, delay, after_page)
+        return self.state.faults.add(fault).as_json()
+
+    def faults(self) -> list[dict]:
+        return self.state.faults.list()
+
+    def clear_faults(self) -> None:
+        self.state.faults.clear()
+
+    # -- request log -------------------------------------------------------------------------------
+    def request_log(self) -> list[dict]:
+        """Every API request so far: ``{method, path, query, status}`` (control requests excluded)."""
+        with self.state.lock:
+            return [dict(entry) for entry in self.state.request_log]
+
+    def reset_request_log(self) -> None:
+        with self.state.lock:
+            self.state.request_log.clear()
+
+    def request_count(self) -> int:
+        return len(self.state.request_log)
+
+
+# Operations reachable over HTTP, by name.
+OPERATIONS = (
+    "reset",
+    "companies",
+    "linked_company_ids",
+    "deauthorized_company_ids",
+    "connection_id",
+    "bank_account_ids",
+    "set_connection_status",
+    "records",
+    "mutate",
+    "set_sync_seconds",
+    "advance",
+    "now",
+    "complete_running_syncs",
+    "fail_next_sync",
+    "set_in_progress_status",
+    "data_types",
+    "add_fault",
+    "faults",
+    "clear_faults",
+    "request_log",
+    "reset_request_log",
+    "request_count",
+)
+
+
+def control_router() -> APIRouter:
+    """``GET|POST /_simulator/{operation}``: keyword arguments from the JSON body (or the query string)."""
+    router = APIRouter()
+
+    @router.api_route("/_simulator/{operation}", methods=["GET", "POST"])
+    async def operate(request: Request, operation: str) -> Response:
+        app = request.app
+        control = SimulatorControl(
+            lambda: app.state.simulator, lambda new: setattr(app.state, "simulator", new)
+        )
+        if operation not in OPERATIONS:
+            body = error_body(
+                404, f"Unknown simulator operation {operation!r}; use one of {', '.join(OPERATIONS)}."
+            )
+            return Response(json.dumps(body), 404, media_type="application/json")
+        raw = await request.body()
+        kwargs = json.loads(raw) if raw.strip() else dict(request.query_params)
+        method = getattr(control, operation)
+        try:
+            inspect.signature(method).bind(**kwargs)
+            result = method(**kwargs)
+        except (TypeError, ValueError, SimulatorError) as exc:
+            status = exc.status if isinstance(exc, SimulatorError) else 400
+            return Response(json.dumps(error_body(status, str(exc))), status, media_type="application/json")
+        return Response(json.dumps({"result": result}), 200, media_type="application/json")
+
+    return router

@@ -1,0 +1,106 @@
+"""Injected faults: what can go wrong between a client and Codat, switchable at run time."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+
+KINDS = ("rate_limit", "server_error", "latency", "drop", "write_during_paging")
+SERVER_ERROR_STATUSES = (500, 502, 503, 504)
+
+
+@dataclass
+class Fault:
+    """One fault rule.
+
+    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+    :param path: regex searched in the request path; ``None`` matches every Codat path.
+    :param method: HTTP method to match; ``None`` matches any.
+    :param times: how many matching requests it affects; ``None`` for every one.
+    :param status: for ``server_error``: 500, 502, 503 or 504 (502-504 answer with an HTML body).
+    :param retry_after: for ``rate_limit``: the ``Retry-After`` value (seconds, or an HTTP date string).
+    :param delay: for ``latency``: seconds added before answering.
+    :param after_page: for ``write_during_paging``: the page after which the records change.
+    """
+
+    kind: str
+    path: str | None = None
+    method: str | None = None
+    times: int | None = 1
+    status: int | None = None
+    retry_after: float | str | None = None
+    delay: float | None = None
+    after_page: int = 1
+    id: int = 0
+    hits: int = 0
+    _pattern: re.Pattern | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Unknown fault kind {self.kind!r}; use one of {', '.join(KINDS)}.")
+        if self.kind == "server_error":
+            self.status = self.status or 500
+            if self.status not in SERVER_ERROR_STATUSES:
+                raise ValueError(f"server_error status must be one of {SERVER_ERROR_STATUSES}.")
+        if self.kind == "rate_limit" and self.retry_after is None:
+            self.retry_after = 1
+        if self.kind == "latency" and self.delay is None:
+            self.delay = 1.0
+        self._pattern = re.compile(self.path) if self.path else None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return self._pattern is None or self._pattern.search(path) is not None
+
+    def as_json(self) -> dict:
+        body = asdict(self)
+        body.pop("_pattern")
+        return body
+
+
+class Faults:
+    """The active fault rules; thread-safe, since tests add faults while the server answers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._next_id = 1
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            fault.id = self._next_id
+            self._next_id += 1
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            return [fault.as_json() for fault in self._faults]
+
+    def take(self, method: str, path: str, kinds: tuple[str, ...], page: int | None = None) -> Fault | None:
+        """Consume one use of the first fault of ``kinds`` matching this request, if any.
+
+        :param method: HTTP method.
+        :param path: request path.
+        :param kinds: fault kinds to consider.
+        :param page: the ``page`` parameter.
+        """
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind not in kinds or not fault.matches(method, path):
+                    continue
+                if fault.kind == "write_during_paging" and page != fault.after_page:
+                    continue
+                fault.hits += 1
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                return fault
+        return None

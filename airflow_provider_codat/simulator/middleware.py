@@ -1,0 +1,155 @@
+"""The front door of the simulated API: request log, faults, authentication and rate-limit headers.
+
+A plain ASGI middleware, so a ``drop`` fault can start a response and then abort it: uvicorn closes the
+socket and the client sees the connection end mid-response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from datetime import timedelta
+
+from airflow_provider_codat.simulator.errors import error_body
+from airflow_provider_codat.simulator.state import SimulatorState
+
+CONTROL_PREFIX = "/_simulator"
+_HTML = (
+    b"<html><head><title>%d</title></head><body><h1>%d Bad Gateway</h1><p>upstream error</p></body></html>"
+)
+
+
+class DroppedConnection(Exception):
+    """Raised mid-response so the server closes the connection without completing the answer."""
+
+
+def _key_from_header(value: str | None) -> str | None:
+    """Codat's scheme: ``Basic`` + base64 of the bare key (no ``user:`` prefix)."""
+    if not value:
+        return None
+    scheme, _, encoded = value.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        return base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+class FrontDoor:
+    """ASGI middleware in front of every Codat route (the ``/_simulator`` control routes skip it).
+
+    :param app: the wrapped ASGI app (the FastAPI app's router stack).
+    :param get_state: returns the current :class:`SimulatorState` (replaced between tests).
+    """
+
+    def __init__(self, app, get_state) -> None:
+        self.app = app
+        self.get_state = get_state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        state: SimulatorState = self.get_state()
+        method, path = scope["method"], scope["path"]
+        entry = {
+            "method": method,
+            "path": path,
+            "query": scope.get("query_string", b"").decode(),
+            "status": None,
+        }
+        with state.lock:
+            state.request_log.append(entry)
+        headers = self._rate_headers(state)
+
+        latency = state.faults.take(method, path, ("latency",))
+        if latency is not None:
+            await asyncio.sleep(latency.delay or 0)
+        if state.faults.take(method, path, ("drop",)) is not None:
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
+            )
+            await send({"type": "http.response.body", "body": b'{"results": [', "more_body": True})
+            raise DroppedConnection(f"fault: dropped {method} {path}")
+        fault = state.faults.take(method, path, ("rate_limit", "server_error"))
+        if fault is not None and fault.kind == "rate_limit":
+            headers.append((b"retry-after", str(fault.retry_after).encode()))
+            await self._answer(
+                send, entry, 429, headers, error_body(429, "Too many requests.", can_be_retried="Unknown")
+            )
+            return
+        if fault is not None:
+            status = fault.status or 500
+            if status == 500:
+                await self._answer(
+                    send,
+                    entry,
+                    500,
+                    headers,
+                    error_body(500, "An internal error occurred.", service="PublicApi"),
+                )
+            else:
+                # Proxies in front of Codat answer 502/503/504 with HTML, not Codat's JSON.
+                await self._raw(send, entry, status, headers, _HTML % (status, status), b"text/html")
+            return
+
+        key = _key_from_header(self._header(scope, b"authorization"))
+        if key is None or key != state.api_key:
+            await self._answer(
+                send, entry, 401, headers, error_body(401, "Unauthorized", service="PublicApi")
+            )
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+                message = {**message, "headers": list(message.get("headers", [])) + headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    def _header(scope, name: bytes) -> str | None:
+        for key, value in scope.get("headers", []):
+            if key.lower() == name:
+                return value.decode("latin-1")
+        return None
+
+    @staticmethod
+    def _rate_headers(state: SimulatorState) -> list[tuple[bytes, bytes]]:
+        now = state.clock.now()
+        linked = sum(
+            1 for c in state.companies.values() if any(d["status"] == "Linked" for d in c["dataConnections"])
+        )
+        limit = 1000 * (1 + linked)
+        reset = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        remaining = max(limit - len(state.request_log), 0)
+        return [
+            (b"x-rate-limit-limit", str(limit).encode()),
+            (b"x-rate-limit-remaining", str(remaining).encode()),
+            (b"x-rate-limit-reset", reset.strftime("%Y-%m-%dT%H:%M:%SZ").encode()),
+        ]
+
+    async def _answer(self, send, entry: dict, status: int, headers: list, body: dict) -> None:
+        await self._raw(send, entry, status, headers, json.dumps(body).encode(), b"application/json")
+
+    @staticmethod
+    async def _raw(
+        send, entry: dict, status: int, headers: list, payload: bytes, content_type: bytes
+    ) -> None:
+        entry["status"] = status
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(payload)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})

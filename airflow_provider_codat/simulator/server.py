@@ -1,0 +1,107 @@
+"""Run the simulator with uvicorn in a background thread, for tests and notebooks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import socket
+import threading
+import time
+
+import uvicorn
+
+from airflow_provider_codat.simulator.app import create_app
+from airflow_provider_codat.simulator.control import SimulatorControl
+from airflow_provider_codat.simulator.state import SimulatorState
+
+log = logging.getLogger(__name__)
+
+
+class RunningSimulator:
+    """A simulator answering on a local port.
+
+    :param server: the uvicorn server.
+    :param thread: the thread running it.
+    :param app: the FastAPI app (its ``state.simulator`` is the current :class:`SimulatorState`).
+    :param base_url: ``http://host:port``.
+    """
+
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread, app, base_url: str) -> None:
+        self._server = server
+        self._thread = thread
+        self.app = app
+        self.base_url = base_url
+        self.control = SimulatorControl(lambda: app.state.simulator, self.replace_state)
+
+    @property
+    def state(self) -> SimulatorState:
+        return self.app.state.simulator
+
+    @property
+    def api_key(self) -> str:
+        return self.state.api_key
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        """The ``Authorization`` header Codat expects for :attr:`api_key`."""
+        return {"Authorization": "Basic " + base64.b64encode(self.api_key.encode()).decode()}
+
+    @property
+    def connection_json(self) -> str:
+        """An Airflow connection (JSON form) pointing at this simulator."""
+        return json.dumps({"conn_type": "codat", "host": self.base_url, "password": self.api_key})
+
+    @property
+    def conn_env(self) -> dict[str, str]:
+        """``{"AIRFLOW_CONN_CODAT_DEFAULT": connection_json}``, for ``monkeypatch.setenv`` or a subprocess."""
+        return {"AIRFLOW_CONN_CODAT_DEFAULT": self.connection_json}
+
+    def replace_state(self, state: SimulatorState) -> None:
+        """Swap in a fresh state; the server keeps running on the same port.
+
+        :param state: the new state.
+        """
+        self.app.state.simulator = state
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> RunningSimulator:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def run_in_thread(
+    state: SimulatorState | None = None, host: str = "127.0.0.1", port: int = 0
+) -> RunningSimulator:
+    """Start the simulator in a daemon thread and return once it accepts connections.
+
+    :param state: the state to serve (a default one when ``None``).
+    :param host: interface to bind.
+    :param port: port to bind; 0 picks a free one.
+    """
+    app = create_app(state or SimulatorState())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="critical", access_log=False, lifespan="off", timeout_keep_alive=30
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="codat-simulator", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("The Codat simulator did not start.")
+        time.sleep(0.01)
+    base_url = f"http://{host}:{bound_port}"
+    log.debug("Codat simulator listening on %s", base_url)
+    return RunningSimulator(server, thread, app, base_url)
