@@ -72,5 +72,7 @@ def get_provider_info() -> dict:
                 ],
             }
         ],
-        "triggers": [{"integration-name": "Codat", "python-modules": ["airflow_provider_codat.triggers.sync"]}],
+        "triggers": [
+            {"integration-name": "Codat", "python-modules": ["airflow_provider_codat.triggers.sync"]}
+        ],
     }
