@@ -9,33 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from airflow_provider_codat.datatypes import CATALOGUE, DataType, get_data_type
 from airflow_provider_codat.simulator import data as gen
 from airflow_provider_codat.simulator.clock import fmt
 from airflow_provider_codat.simulator.collection import Collection
 from airflow_provider_codat.simulator.errors import SimulatorError
+from airflow_provider_codat.sync_status import FAILED, FINISHED
 
-if TYPE_CHECKING:
-    pass
-
+# Codat's status vocabulary lives in one place; the simulator speaks the same one as the sensor.
 SUCCESS = "Complete"
-ERRORED = frozenset(
-    {
-        "FetchError",
-        "MapError",
-        "InternalError",
-        "ProcessingError",
-        "ValidationError",
-        "AuthError",
-        "Cancelled",
-        "RateLimitError",
-        "PermissionsError",
-        "PrerequisiteNotMet",
-    }
-)
-FINAL = ERRORED | {SUCCESS, "NotSupported"}
+ERRORED = FAILED
+FINAL = FINISHED
 
 
 @dataclass
