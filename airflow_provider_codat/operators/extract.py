@@ -1,0 +1,225 @@
+"""CodatExtractOperator: land what changed in a Codat data type into object storage, exactly once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
+
+from airflow_provider_codat.datatypes import Scope
+from airflow_provider_codat.extract.core import (
+    DEFAULT_LOG_INTERVAL,
+    DEFAULT_MAX_PASSES,
+    CodatDataNotSyncedError,
+    CodatExtractError,
+    ExtractRequest,
+    run_extract,
+)
+from airflow_provider_codat.extract.writer import (
+    DEFAULT_COMPRESSLEVEL,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_RECORDS,
+)
+from airflow_provider_codat.hooks.codat import CodatHook
+from airflow_provider_codat.hooks.errors import CodatValidationError
+from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.validation import require_data_type, require_int, require_page_size, require_uuid
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["CodatDataNotSyncedError", "CodatExtractError", "CodatExtractOperator"]
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Airflow run ids are already restricted to these characters by default; anything else becomes "_" so that
+# a run id can never add a path level.
+_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+=@-]")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+class CodatExtractOperator(BaseOperator):
+    """Extract one Codat data type of one company into ``destination``, writing each record version once.
+
+    Output (``docs/extract.md`` explains every choice)::
+
+        {destination}/{company_id}/{data_type}/_state.json                     written last: the commit
+        {destination}/{company_id}/{data_type}/run={run_id}/part-00000.jsonl.gz
+
+    Incremental types are read with ``modifiedDate>={watermark}`` ordered by ``modifiedDate``; the first run
+    reads everything. Full types (no ``modifiedDate``) and snapshot types (company info, financial statements)
+    are written whole each run. Connection-scoped types are read from every connection of the company (or
+    ``connection_id``), bank transactions from every bank account.
+
+    Returns, and sets as the extra of the outlet Asset ``codat://{data_type}`` when the task has it,
+    ``{company_id, data_type, records, deleted, pages, files, watermark_from, watermark_to}``.
+
+    :param company_id: the Codat company id (a UUID). Templated.
+    :param data_type: the Codat data type key, e.g. ``invoices``. Templated.
+    :param destination: where to write, any ObjectStoragePath URI: ``file:///data/codat``,
+        ``s3://aws_default@bucket/codat``. Templated.
+    :param include_deleted: keep records deleted in the source (``metadata.isDeleted: true``) so that
+        downstream can delete them; ``False`` filters them out in the query.
+    :param full_refresh: ignore the saved watermark, read everything, and reset the state to this read.
+    :param page_size: records per request (1 to 5000).
+    :param connection_id: read only this connection (connection-scoped types). Templated.
+    :param codat_conn_id: the Airflow connection to Codat.
+    :param period_length: months per period, for financial statements.
+    :param periods_to_compare: number of periods, for financial statements (24 months of history by default).
+    :param start_month: first month of the statements (``YYYY-MM-01``), for financial statements.
+    :param max_passes: reads to attempt when syncs keep completing during the read, before failing.
+    :param max_file_bytes: start a new part file after this many uncompressed bytes.
+    :param max_file_records: start a new part file after this many records.
+    :param compresslevel: gzip level of the part files (0 to 9).
+    :param log_interval: seconds between progress lines on a long extract.
+    """
+
+    template_fields: Sequence[str] = (
+        "company_id",
+        "data_type",
+        "destination",
+        "connection_id",
+        "include_deleted",
+        "full_refresh",
+    )
+    ui_color = "#e8f4fb"
+
+    def __init__(
+        self,
+        *,
+        company_id: str,
+        data_type: str,
+        destination: str | ObjectStoragePath,
+        include_deleted: bool | str = True,
+        full_refresh: bool | str = False,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        connection_id: str | None = None,
+        codat_conn_id: str = CodatHook.default_conn_name,
+        period_length: int = 1,
+        periods_to_compare: int = 24,
+        start_month: str | None = None,
+        max_passes: int = DEFAULT_MAX_PASSES,
+        max_file_bytes: int = DEFAULT_MAX_BYTES,
+        max_file_records: int = DEFAULT_MAX_RECORDS,
+        compresslevel: int = DEFAULT_COMPRESSLEVEL,
+        log_interval: float = DEFAULT_LOG_INTERVAL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.company_id = company_id
+        self.data_type = data_type
+        self.destination = destination
+        self.include_deleted = include_deleted
+        self.full_refresh = full_refresh
+        self.page_size = require_page_size(page_size)
+        self.connection_id = connection_id
+        self.codat_conn_id = codat_conn_id
+        self.period_length = require_int(period_length, "period_length")
+        self.periods_to_compare = require_int(periods_to_compare, "periods_to_compare")
+        self.start_month = start_month
+        self.max_passes = require_int(max_passes, "max_passes")
+        self.max_file_bytes = require_int(max_file_bytes, "max_file_bytes")
+        self.max_file_records = require_int(max_file_records, "max_file_records")
+        self.compresslevel = require_int(compresslevel, "compresslevel", minimum=0)
+        if self.compresslevel > 9:
+            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {compresslevel!r}.")
+        self.log_interval = log_interval
+        # Catch mistakes at parse time when the values are plain (templated ones are checked in execute).
+        if _is_plain(company_id):
+            require_uuid(company_id, "company_id")
+        if _is_plain(data_type):
+            require_data_type(data_type)
+        if _is_plain(destination):
+            _check_destination(
+                destination
+            )  # the URI's shape only: building the path may look up a connection
+        if _is_plain(connection_id) and connection_id:
+            require_uuid(connection_id, "connection_id")
+
+    @cached_property
+    def hook(self) -> CodatHook:
+        return CodatHook(codat_conn_id=self.codat_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        request = self._request(context)
+        summary = run_extract(self.hook, request)
+        self._emit(context, summary)
+        return summary
+
+    def _request(self, context: Context) -> ExtractRequest:
+        company_id = require_uuid(self.company_id, "company_id")
+        entry = require_data_type(self.data_type)
+        connection_id = require_uuid(self.connection_id, "connection_id") if self.connection_id else None
+        if connection_id and entry.scope is Scope.COMPANY:
+            raise CodatValidationError(
+                f"Data type {entry.key!r} is read per company: drop connection_id (it applies to "
+                "connection-scoped types such as bankAccounts or commerce-orders)."
+            )
+        run_id = str(context["run_id"])
+        report_params: dict[str, Any] = {}
+        if entry.report:
+            report_params = {"periodLength": self.period_length, "periodsToCompare": self.periods_to_compare}
+            if self.start_month:
+                report_params["startMonth"] = self.start_month
+        return ExtractRequest(
+            company_id=company_id,
+            data_type=entry,
+            type_folder=_destination_path(self.destination) / company_id / entry.key,
+            run_id=run_id,
+            run_folder_name="run=" + _RUN_ID_UNSAFE.sub("_", run_id),
+            include_deleted=_as_bool(self.include_deleted, "include_deleted"),
+            full_refresh=_as_bool(self.full_refresh, "full_refresh"),
+            page_size=self.page_size,
+            connection_id=connection_id,
+            report_params=report_params,
+            max_passes=self.max_passes,
+            max_file_bytes=self.max_file_bytes,
+            max_file_records=self.max_file_records,
+            compresslevel=self.compresslevel,
+            log_interval=self.log_interval,
+        )
+
+    def _emit(self, context: Context, summary: dict[str, Any]) -> None:
+        """Attach the summary to the outlet Asset ``codat://{data_type}``, when the task declares it."""
+        events = context.get("outlet_events")
+        if events is None or not summary:
+            return
+        wanted = Asset(f"codat://{summary['data_type']}").uri
+        for outlet in self.outlets or ():
+            if isinstance(outlet, Asset) and outlet.uri == wanted:
+                events[outlet].extra.update(summary)
+
+
+def _is_plain(value: Any) -> bool:
+    """A value given as is, not a Jinja template nor an XCom reference to resolve later."""
+    return isinstance(value, str) and "{{" not in value and "{%" not in value
+
+
+def _destination_path(destination: Any) -> ObjectStoragePath:
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    return ObjectStoragePath(_check_destination(destination).rstrip("/"))
+
+
+def _check_destination(destination: Any) -> str:
+    if not isinstance(destination, str) or not _URI.match(destination):
+        raise CodatValidationError(
+            f"destination must be a storage URI such as 'file:///data/codat' or 's3://aws_default@bucket/codat', "
+            f"got {destination!r}."
+        )
+    return destination
+
+
+def _as_bool(value: Any, what: str) -> bool:
+    """Accept booleans and their rendered-template spellings ("True", "false", "1")."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise CodatValidationError(f"{what} must be true or false, got {value!r}.")

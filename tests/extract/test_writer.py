@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_codat.extract.writer import PartWriter
+
+
+def read_lines(path) -> list[dict]:
+    with gzip.open(path, "rt") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return ObjectStoragePath(f"file://{tmp_path}/run=1")
+
+
+def test_rolls_at_page_boundaries_and_keeps_order(folder, tmp_path):
+    pages = [[{"id": f"{p}-{i}", "n": i} for i in range(3)] for p in range(5)]
+    with PartWriter(folder, max_records=6) as writer:
+        for page in pages:
+            writer.write(page)
+        writer.write([])
+    names = [p.name for p in writer.files]
+    assert names == ["part-00000.jsonl.gz", "part-00001.jsonl.gz", "part-00002.jsonl.gz"]
+    written = [row for p in names for row in read_lines(tmp_path / "run=1" / p)]
+    assert written == [record for page in pages for record in page]
+    assert writer.records == 15
+
+
+def test_rolls_by_uncompressed_size(folder, tmp_path):
+    with PartWriter(folder, max_bytes=100) as writer:
+        for i in range(4):
+            writer.write([{"id": i, "pad": "x" * 120}])
+    assert len(writer.files) == 4
+
+
+def test_nothing_written_means_no_file(folder):
+    with PartWriter(folder) as writer:
+        writer.write([])
+    assert writer.files == [] and not folder.exists()
+
+
+def test_same_records_give_the_same_bytes(tmp_path):
+    first = ObjectStoragePath(f"file://{tmp_path}/a")
+    second = ObjectStoragePath(f"file://{tmp_path}/b")
+    for target in (first, second):
+        with PartWriter(target) as writer:
+            writer.write([{"id": "1", "x": [1, 2]}])
+    assert (tmp_path / "a/part-00000.jsonl.gz").read_bytes() == (
+        tmp_path / "b/part-00000.jsonl.gz"
+    ).read_bytes()
+
+
+def test_background_failure_reaches_the_caller(folder, monkeypatch):
+    def refuse(self, mode="r", **kwargs):
+        raise OSError("bucket refused the upload")
+
+    monkeypatch.setattr(ObjectStoragePath, "open", refuse)
+    writer = PartWriter(folder)
+    with pytest.raises(OSError, match="refused"):
+        for _ in range(20):
+            writer.write([{"id": 1}])
+        writer.close()
+
+
+def test_prefetcher_hands_over_items_and_errors_in_order():
+    from airflow_provider_codat.extract.prefetch import Prefetcher
+
+    def source():
+        yield [1]
+        yield [2]
+        raise RuntimeError("page 3 failed")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="page 3"), Prefetcher(source()) as pages:
+        for page in pages:
+            seen.append(page)
+    assert seen == [[1], [2]]
+
+
+def test_prefetcher_stops_its_worker_when_the_reader_leaves_early():
+    from airflow_provider_codat.extract.prefetch import Prefetcher
+
+    produced = []
+
+    def source():
+        for n in range(1000):
+            produced.append(n)
+            yield n
+
+    with Prefetcher(source(), depth=2) as pages:
+        for page in pages:
+            if page == 3:
+                break
+    assert len(produced) < 10
