@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import sync_status as ss
 from airflow_provider_codat.hooks.errors import CodatAPIError

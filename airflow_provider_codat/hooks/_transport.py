@@ -20,7 +20,7 @@ from airflow.exceptions import AirflowException
 
 from airflow_provider_codat import __version__
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
-from airflow_provider_codat.hooks.retry import RetryPolicy, async_retrying, retrying
+from airflow_provider_codat.hooks.retry import RetryPolicy, async_retrying, release, retrying
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class Transport:
 
         def attempt() -> httpx.Response:
             try:
-                response = client.request(method, path, params=params)
+                response = _unbind(client.request(method, path, params=params))
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -180,9 +180,11 @@ class Transport:
 
         loop = retrying(method, path, sleep=self.sleep, **self._retrying_kwargs(settings, policy, retries))
         try:
-            return loop(attempt), outcomes
-        except httpx.TransportError as exc:
-            raise error_from_transport(exc, method=method, path=path, retries=len(outcomes) - 1) from exc
+            response = loop(attempt)
+        except BaseException as exc:
+            raise _failed(exc, loop, outcomes, method, path)  # noqa: B904 - _failed chains it when wrapping
+        release(loop, outcomes)
+        return response, outcomes
 
     async def _asend(
         self,
@@ -201,7 +203,7 @@ class Transport:
 
         async def attempt() -> httpx.Response:
             try:
-                response = await client.request(method, path, params=params)
+                response = _unbind(await client.request(method, path, params=params))
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -213,9 +215,11 @@ class Transport:
             method, path, sleep=self.async_sleep, **self._retrying_kwargs(settings, policy, retries)
         )
         try:
-            return await loop(attempt), outcomes
-        except httpx.TransportError as exc:
-            raise error_from_transport(exc, method=method, path=path, retries=len(outcomes) - 1) from exc
+            response = await loop(attempt)
+        except BaseException as exc:
+            raise _failed(exc, loop, outcomes, method, path)  # noqa: B904 - _failed chains it when wrapping
+        release(loop, outcomes)
+        return response, outcomes
 
     def _raise_for(self, response: httpx.Response, outcomes: list) -> httpx.Response:
         if response.is_success:
@@ -254,6 +258,32 @@ class Transport:
                 limit if limit else "?",
                 response.headers.get("x-rate-limit-reset", "the reset"),
             )
+
+
+def _failed(exc: BaseException, loop, outcomes: list, method: str, path: str) -> BaseException:
+    """The exception ``_send`` raises when its retry loop raised ``exc``, with the loop's cycles broken."""
+    retries = len(outcomes) - 1
+    release(loop, outcomes)
+    # The raised error's traceback holds the caller's frame, which holds ``outcomes``, which holds ``exc`` (the
+    # error's cause): empty the list so that no cycle keeps the earlier attempts' responses.
+    outcomes.clear()
+    if isinstance(exc, httpx.TransportError):
+        error = error_from_transport(exc, method=method, path=path, retries=retries)
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def _unbind(response: httpx.Response) -> httpx.Response:
+    """Break httpx's response <-> stream reference cycle once the body is read (encode/httpx#3733).
+
+    httpx wraps each response's stream in a ``Bound(Async)Stream`` that points back at the response (to set
+    ``elapsed`` on close), so without this a page body (up to ~1 MB) is freed only when the cyclic garbage
+    collector runs. ``client.request`` has read the body and closed the stream, so the wrapper has no use left.
+    """
+    if response.is_closed:
+        response.stream = httpx.ByteStream(response.content)
+    return response
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ import logging
 import math
 import random
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -206,6 +207,27 @@ def retrying(
 ) -> tenacity.Retrying:
     """A tenacity ``Retrying`` for one request (``sleep`` is injectable so tests never really sleep)."""
     return tenacity.Retrying(sleep=sleep, **_common(method, path, policy, max_retries, max_retry_time, rng))
+
+
+def release(loop: tenacity.BaseRetrying, outcomes: list) -> None:
+    """Break the reference cycles a finished retry loop leaves, so that its responses die by reference counting.
+
+    Without this each response (up to ~1 MB of page body) lives until the cyclic garbage collector runs:
+
+    - tenacity keeps the last iteration's actions, bound methods of the loop itself, in the loop's state;
+    - an attempt's exception holds a traceback whose frames (tenacity's loop, the attempt) hold the final
+      response and the list of outcomes, which holds the exception. Clearing the frames' locals keeps the
+      traceback printable.
+
+    :param loop: the finished ``Retrying``/``AsyncRetrying``.
+    :param outcomes: each attempt's response or exception.
+    """
+    state = getattr(loop, "iter_state", None)  # tenacity >= 8.4
+    if state is not None:
+        state.reset()
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and outcome.__traceback__ is not None:
+            traceback.clear_frames(outcome.__traceback__)  # skips frames still running (the caller's)
 
 
 def async_retrying(

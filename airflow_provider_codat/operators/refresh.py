@@ -17,8 +17,8 @@ from datetime import UTC, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.exceptions import AirflowException
 from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import waiting
 from airflow_provider_codat.datatypes import fetch_on_first_link_types
