@@ -170,7 +170,11 @@ class Transport:
 
         def attempt() -> httpx.Response:
             try:
-                response = _unbind(client.request(method, path, params=params))
+                response = client.send(client.build_request(method, path, params=params), stream=True)
+                try:
+                    response.read()
+                finally:
+                    _unbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -182,7 +186,8 @@ class Transport:
         try:
             response = loop(attempt)
         except BaseException as exc:
-            raise _failed(exc, loop, outcomes, method, path)  # noqa: B904 - _failed chains it when wrapping
+            _give_up(exc, loop, outcomes, method, path)  # raises the CodatAPIError for a transport error
+            raise
         release(loop, outcomes)
         return response, outcomes
 
@@ -203,7 +208,11 @@ class Transport:
 
         async def attempt() -> httpx.Response:
             try:
-                response = _unbind(await client.request(method, path, params=params))
+                response = await client.send(client.build_request(method, path, params=params), stream=True)
+                try:
+                    await response.aread()
+                finally:
+                    await _aunbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -217,7 +226,8 @@ class Transport:
         try:
             response = await loop(attempt)
         except BaseException as exc:
-            raise _failed(exc, loop, outcomes, method, path)  # noqa: B904 - _failed chains it when wrapping
+            _give_up(exc, loop, outcomes, method, path)  # raises the CodatAPIError for a transport error
+            raise
         release(loop, outcomes)
         return response, outcomes
 
@@ -260,30 +270,32 @@ class Transport:
             )
 
 
-def _failed(exc: BaseException, loop, outcomes: list, method: str, path: str) -> BaseException:
-    """The exception ``_send`` raises when its retry loop raised ``exc``, with the loop's cycles broken."""
+def _give_up(exc: BaseException, loop, outcomes: list, method: str, path: str) -> None:
+    """The retry loop raised ``exc``: break its cycles; for a transport error, raise the error that reports it.
+
+    The error is raised here rather than bound to a name in ``_send``, whose frame its traceback holds.
+    """
     retries = len(outcomes) - 1
-    release(loop, outcomes)
-    # The raised error's traceback holds the caller's frame, which holds ``outcomes``, which holds ``exc`` (the
-    # error's cause): empty the list so that no cycle keeps the earlier attempts' responses.
+    release(loop, outcomes, raised=exc)
+    # The caller's frame (in the error's traceback) holds ``outcomes``: empty the list so that it does not hold
+    # the error's cause, a cycle that would keep the earlier attempts' responses.
     outcomes.clear()
     if isinstance(exc, httpx.TransportError):
-        error = error_from_transport(exc, method=method, path=path, retries=retries)
-        error.__cause__ = exc
-        return error
-    return exc
+        raise error_from_transport(exc, method=method, path=path, retries=retries) from exc
 
 
-def _unbind(response: httpx.Response) -> httpx.Response:
-    """Break httpx's response <-> stream reference cycle once the body is read (encode/httpx#3733).
+# httpx wraps each response's stream in a ``Bound(Async)Stream`` that points back at the response (to set
+# ``elapsed`` on close): a reference cycle, so a page body (up to ~1 MB) would be freed only when the cyclic
+# garbage collector runs (encode/httpx#3733). Hence the hook reads with ``stream=True`` and, once the body is
+# read (or reading failed), closes the response and swaps the spent stream for an unbound one.
+def _unbind(response: httpx.Response) -> None:
+    response.close()
+    response.stream = httpx.ByteStream(b"")
 
-    httpx wraps each response's stream in a ``Bound(Async)Stream`` that points back at the response (to set
-    ``elapsed`` on close), so without this a page body (up to ~1 MB) is freed only when the cyclic garbage
-    collector runs. ``client.request`` has read the body and closed the stream, so the wrapper has no use left.
-    """
-    if response.is_closed:
-        response.stream = httpx.ByteStream(response.content)
-    return response
+
+async def _aunbind(response: httpx.Response) -> None:
+    await response.aclose()
+    response.stream = httpx.ByteStream(b"")
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -209,25 +209,40 @@ def retrying(
     return tenacity.Retrying(sleep=sleep, **_common(method, path, policy, max_retries, max_retry_time, rng))
 
 
-def release(loop: tenacity.BaseRetrying, outcomes: list) -> None:
+def release(loop: tenacity.BaseRetrying, outcomes: list, raised: BaseException | None = None) -> None:
     """Break the reference cycles a finished retry loop leaves, so that its responses die by reference counting.
 
     Without this each response (up to ~1 MB of page body) lives until the cyclic garbage collector runs:
 
     - tenacity keeps the last iteration's actions, bound methods of the loop itself, in the loop's state;
-    - an attempt's exception holds a traceback whose frames (tenacity's loop, the attempt) hold the final
-      response and the list of outcomes, which holds the exception. Clearing the frames' locals keeps the
-      traceback printable.
+    - an attempt's exception holds a traceback whose frames (tenacity's loop, the attempt, and through ``f_back``
+      every caller) hold the final response and the list of outcomes, which holds the exception.
 
     :param loop: the finished ``Retrying``/``AsyncRetrying``.
     :param outcomes: each attempt's response or exception.
+    :param raised: the exception the loop raised, if any: its traceback is kept, for the error's report, but its
+        finished frames lose their locals (tenacity's frame holds the exception again).
     """
     state = getattr(loop, "iter_state", None)  # tenacity >= 8.4
     if state is not None:
         state.reset()
     for outcome in outcomes:
-        if isinstance(outcome, BaseException) and outcome.__traceback__ is not None:
-            traceback.clear_frames(outcome.__traceback__)  # skips frames still running (the caller's)
+        if outcome is raised:
+            traceback.clear_frames(outcome.__traceback__)  # skips the frames still running (the caller's)
+        elif isinstance(outcome, BaseException):
+            _drop_tracebacks(outcome)  # a retried failure: nothing will report it
+
+
+def _drop_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and of the exceptions it chains (httpx's wraps httpcore's, and so on)."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += [current.__cause__, current.__context__]
 
 
 def async_retrying(

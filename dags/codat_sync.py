@@ -1,0 +1,61 @@
+"""Codat → your storage, one DAG per sync frequency, following Codat's guidance on sync frequencies.
+
+Change the table, not the code: each row is one DAG (``airflow_provider_codat.dags_builder.SyncSpec``).
+Every DAG lists the linked companies, refreshes them (one task per company), waits for exactly those syncs
+(deferrable), and extracts what changed (one task per company × data type) to the destination in the
+run's Params, else the ``codat_destination`` Variable, else ``$AIRFLOW_HOME/codat-data``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow_provider_codat.dags_builder import SyncSpec, build_sync_dag
+from airflow_provider_codat.datatypes import fetch_on_first_link_types
+
+SYNC_TABLE = [
+    SyncSpec(
+        dag_id="codat_sync_hourly",
+        schedule="@hourly",
+        data_types=["invoices", "payments"],
+        description="Invoices and payments every hour: the invoice-financing case. Mind platform rate limits.",
+        sync_timeout=timedelta(minutes=50),
+        max_poke_interval=120,
+    ),
+    SyncSpec(
+        dag_id="codat_sync_daily",
+        schedule="@daily",
+        data_types=[
+            "invoices",
+            "creditNotes",
+            "payments",
+            "bills",
+            "billCreditNotes",
+            "billPayments",
+            "journalEntries",
+            "accountTransactions",
+            "bankTransactions",
+        ],
+        description="The transactional types every day: a close-to-live picture within platform limits.",
+    ),
+    SyncSpec(
+        dag_id="codat_sync_weekly",
+        schedule="@weekly",
+        data_types=fetch_on_first_link_types(),
+        refresh="all",
+        description="Refresh-all every week (Codat's recommended frequency): every fetch-on-first-link type.",
+        sync_timeout=timedelta(hours=12),
+    ),
+    SyncSpec(
+        dag_id="codat_sync_monthly",
+        schedule="@monthly",
+        data_types=["company", "taxRates", "chartOfAccounts"],
+        description="Company info, tax rates and chart of accounts monthly: keeps every connection's token "
+        "alive; reports connections to re-link.",
+        sync_timeout=timedelta(hours=12),
+        relink_report=True,
+    ),
+]
+
+for _spec in SYNC_TABLE:
+    globals()[_spec.dag_id] = build_sync_dag(_spec)

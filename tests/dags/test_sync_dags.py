@@ -1,0 +1,183 @@
+"""`airflow dags test` of every example DAG against the simulator, over real HTTP.
+
+The files written are compared with the simulator's records as (id, modifiedDate) sets. Small data sets and
+one-second syncs keep each run to seconds of work (most of the time is Airflow starting up).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_codat.datatypes import Kind, get_data_type
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from local_airflow import read_run_files, simulator_versions  # noqa: E402
+
+pytestmark = pytest.mark.slow
+DAGS = ROOT / "dags"
+SIMULATOR = {"companies": 3, "records": 10, "sync_seconds": 1}
+AUTH_ERROR = "The connection is no longer authorized"
+
+
+def _run(airflow_cli, simulator, dag_id: str, destination: Path, conf: dict | None = None):
+    env = {**simulator.conn_env, "CODAT_SYNC_POKE_INTERVAL": "1"}
+    result = airflow_cli.dags_test(
+        dag_id, dags_folder=DAGS, conf={"destination": str(destination), **(conf or {})}, extra_env=env
+    )
+    assert result.run_id is not None, result.output[-5000:]
+    return result
+
+
+def _versions(records: list[dict]) -> set[tuple[str, str | None]]:
+    return {(record["id"], record.get("modifiedDate")) for record in records}
+
+
+def _truth(control, company_id: str, data_type: str) -> set[tuple[str, str | None]]:
+    return set(simulator_versions(control, company_id, data_type).items())
+
+
+def _assert_files_match_simulator(control, files: dict, expected_pairs: set[tuple[str, str]]) -> None:
+    assert set(files) >= {pair for pair in expected_pairs if get_data_type(pair[1]).kind is not Kind.SNAPSHOT}
+    for (company_id, data_type), records in files.items():
+        if get_data_type(data_type).kind is Kind.SNAPSHOT:
+            assert len(records) == 1, (company_id, data_type)  # the object, written whole
+            continue
+        assert _versions(records) == _truth(control, company_id, data_type), (company_id, data_type)
+
+
+def _extract_labels(result, group: str = "codat_sync") -> set[tuple[str, str]]:
+    """(company, type) of every extract that ran, read from the mapped tasks' labels."""
+    task_ids = {
+        task for task, _ in result.task_states() if task.startswith(group) and task.endswith(".extract")
+    }
+    return {
+        tuple(label.split()) for t in task_ids for label in result.rendered_map_indexes(t).values() if label
+    }
+
+
+@pytest.mark.codat_simulator(**SIMULATOR)
+def test_hourly_a_deauthorized_company_fails_alone(airflow_cli, codat_simulator, tmp_path):
+    control = codat_simulator.control
+    linked = control.linked_company_ids()
+    [deauthorized] = control.deauthorized_company_ids()
+    result = _run(
+        airflow_cli,
+        codat_simulator,
+        "codat_sync_hourly",
+        tmp_path,
+        conf={"company_ids": [*linked, deauthorized]},
+    )
+    states = result.task_states()
+    assert result.returncode != 0, "a failed company must fail the run"
+
+    waits = {
+        label: states[("codat_sync.wait", i)]
+        for i, label in result.rendered_map_indexes("codat_sync.wait").items()
+    }
+    assert waits == {**dict.fromkeys(linked, "success"), deauthorized: "failed"}
+    assert AUTH_ERROR in result.output  # Codat's errorMessage, in the failed wait's log
+    assert states[("codat_sync.summary", -1)] == "failed"
+    assert deauthorized in result.output.split("companies did not land all their data")[1].splitlines()[0]
+
+    # The other companies' extracts ran, labelled with company and type, and landed exactly the records.
+    assert _extract_labels(result) == {(c, t) for c in linked for t in ("invoices", "payments")}
+    assert {state for (task, i), state in states.items() if task.endswith(".extract") and i >= 0} == {
+        "success"
+    }
+    files = read_run_files(tmp_path, result.run_id)
+    assert {company for company, _ in files} == set(linked)
+    _assert_files_match_simulator(control, files, {(c, t) for c in linked for t in ("invoices", "payments")})
+
+
+@pytest.mark.codat_simulator(**SIMULATOR)
+def test_daily_second_run_writes_only_the_changes(airflow_cli, codat_simulator, tmp_path):
+    control = codat_simulator.control
+    linked = control.linked_company_ids()
+    first = _run(airflow_cli, codat_simulator, "codat_sync_daily", tmp_path)
+    assert first.returncode == 0, first.output[-5000:]
+    types = first.xcom("select", key="data_types")
+    pairs = {(c, t) for c in linked for t in types}
+    assert _extract_labels(first) == pairs
+    _assert_files_match_simulator(control, read_run_files(tmp_path, first.run_id), pairs)
+
+    before = {pair: _truth(control, *pair) for pair in pairs}
+    for company_id in linked:
+        control.mutate(company_id, "invoices", created=2, modified=2, deleted=1)
+    second = _run(airflow_cli, codat_simulator, "codat_sync_daily", tmp_path)
+    assert second.returncode == 0, second.output[-5000:]
+
+    written = read_run_files(tmp_path, second.run_id)
+    for pair in pairs:
+        changes = _truth(control, *pair) - before[pair]
+        assert _versions(written.get(pair, [])) == changes, pair
+    # The mutations (and the records the refresh's own syncs changed) arrived, deletions flagged.
+    for company_id in linked:
+        invoices = written[(company_id, "invoices")]
+        assert len(invoices) >= 5
+        assert any((r.get("metadata") or {}).get("isDeleted") for r in invoices)
+
+
+@pytest.mark.codat_simulator(companies=1, records=5, sync_seconds=1)
+def test_weekly_refresh_all_lands_every_type(airflow_cli, codat_simulator, tmp_path):
+    control = codat_simulator.control
+    [company_id] = control.linked_company_ids()
+    result = _run(airflow_cli, codat_simulator, "codat_sync_weekly", tmp_path)
+    assert result.returncode == 0, result.output[-5000:]
+    labels = _extract_labels(result)
+    # Every fetch-on-first-link type the company's platforms support, read from the right connection.
+    assert {"invoices", "bankTransactions", "banking-transactions", "commerce-orders", "company"} <= {
+        t for _, t in labels
+    }
+    _assert_files_match_simulator(control, read_run_files(tmp_path, result.run_id), labels)
+
+
+@pytest.mark.codat_simulator(**SIMULATOR)
+def test_monthly_keeps_tokens_alive_and_reports_relinks(airflow_cli, codat_simulator, tmp_path):
+    control = codat_simulator.control
+    linked = control.linked_company_ids()
+    [deauthorized] = control.deauthorized_company_ids()
+    result = _run(airflow_cli, codat_simulator, "codat_sync_monthly", tmp_path)
+    assert result.returncode == 0, result.output[-5000:]
+    pairs = {(c, t) for c in linked for t in ("company", "taxRates", "chartOfAccounts")}
+    assert _extract_labels(result) == pairs
+    _assert_files_match_simulator(control, read_run_files(tmp_path, result.run_id), pairs)
+    report = result.xcom("relink_report")
+    assert [(row["company_id"], row["status"]) for row in report] == [(deauthorized, "Deauthorized")]
+    assert report[0]["link_url"]
+
+
+@pytest.mark.codat_simulator(**SIMULATOR)
+def test_report_gate_computes_receivables_from_fresh_data(airflow_cli, codat_simulator, tmp_path):
+    control = codat_simulator.control
+    linked = control.linked_company_ids()
+    env = {"AIRFLOW_VAR_CODAT_DESTINATION": tmp_path.as_uri()}
+    result = airflow_cli.dags_test(
+        "codat_ar_report",
+        dags_folder=DAGS,
+        extra_env={**codat_simulator.conn_env, "CODAT_SYNC_POKE_INTERVAL": "1", **env},
+    )
+    assert result.returncode == 0, result.output[-5000:]
+    gates = result.rendered_map_indexes("report.freshness_gate")
+    assert sorted(gates.values()) == sorted(linked)
+    for index, company_id in gates.items():
+        freshness = result.xcom("report.freshness_gate", index)
+        assert {t for t, r in freshness.items() if r["fresh"]} == {
+            "invoices",
+            "creditNotes",
+            "payments",
+            "accountTransactions",
+            "customers",
+        }
+        receivables = result.xcom("report.accounts_receivable", index)
+        open_invoices = [
+            r
+            for r in control.records(company_id, "invoices")
+            if r["status"] in ("Submitted", "PartiallyPaid") and not r["metadata"]["isDeleted"]
+        ]
+        expected_currencies = {r["currency"] for r in open_invoices}
+        assert expected_currencies <= set(receivables)
