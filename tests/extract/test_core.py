@@ -211,39 +211,18 @@ def test_a_concurrent_commit_is_detected_and_nothing_doubles(tmp_path):
     assert len(pairs) == len(set(pairs)) == 4
 
 
-def test_gc_freeze_is_undone_and_never_undoes_someone_elses():
+def test_gc_thresholds_are_raised_during_the_read_and_restored_after():
     import gc
 
-    assert gc.get_freeze_count() == 0
-    with core._lighter_gc():
-        assert gc.get_freeze_count() > 0
-    assert gc.get_freeze_count() == 0
-    gc.freeze()
+    before = gc.get_threshold()
     try:
-        frozen = gc.get_freeze_count()
-        with core._lighter_gc():
-            pass
-        assert gc.get_freeze_count() == frozen
+        gc.set_threshold(700, 10, 10)
+        with core._fewer_gc_passes(50_000):
+            assert gc.get_threshold() == (50_000, 10, 10)
+            assert gc.isenabled()
+        assert gc.get_threshold() == (700, 10, 10)
+        with pytest.raises(RuntimeError), core._fewer_gc_passes(50_000):
+            raise RuntimeError("a failed read restores them too")
+        assert gc.get_threshold() == (700, 10, 10)
     finally:
-        gc.unfreeze()
-
-
-@pytest.mark.parametrize(
-    ("entry", "phrase"),
-    [
-        ({"dataType": "invoices"}, "never been synced"),
-        ({"dataType": "invoices", "currentStatus": "Fetching"}, "first sync is still running"),
-        ({"dataType": "invoices", "currentStatus": "AuthError"}, "ended in 'AuthError'"),
-    ],
-)
-def test_not_synced_messages_say_why(entry, phrase):
-    with pytest.raises(CodatDataNotSyncedError, match=phrase):
-        core.check_synced(entry, COMPANY, "invoices")
-
-
-def test_not_supported_is_an_empty_result_without_commit(tmp_path):
-    hook = FakeHook([record("a", stamp(1))])
-    hook.get_data_status = lambda company_id: {"invoices": {"currentStatus": "NotSupported"}}
-    summary = run_extract(hook, request(tmp_path, "r1"))
-    assert summary["records"] == 0 and hook.queries == []
-    assert not (tmp_path / "out" / COMPANY / "invoices" / "_state.json").exists()
+        gc.set_threshold(*before)

@@ -138,18 +138,17 @@ def test_error_response_is_freed_with_the_error(sim, hook, responses, no_gc):
 
 
 def test_giving_up_after_drops_frees_the_error_and_responses(sim, responses, no_gc):
-    hook = CodatHook(max_retries=1)
-    hook.sleep = lambda seconds: None
-    hook.client.event_hooks["response"].append(lambda r: responses.append(weakref.ref(r)))
-    sim.control.add_fault("drop", path="dataStatus", times=2)
-    with pytest.raises(CodatAPIError) as info:
-        hook.get_data_status(company_of(sim))
+    with CodatHook(max_retries=1) as hook:
+        hook.sleep = lambda seconds: None
+        hook.client.event_hooks["response"].append(lambda r: responses.append(weakref.ref(r)))
+        sim.control.add_fault("drop", path="dataStatus", times=2)
+        with pytest.raises(CodatAPIError) as info:
+            hook.get_data_status(company_of(sim))
     assert isinstance(info.value.__cause__, httpx.TransportError)
     errors = [weakref.ref(info.value), weakref.ref(info.value.__cause__)]
     del info
     assert len(responses) == 2
     assert alive(responses) == [] and alive(errors) == []
-    hook.close()
 
 
 async def test_async_get_frees_its_response(sim, ahook, responses, no_gc):
