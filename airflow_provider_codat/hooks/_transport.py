@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import __version__
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from functools import cached_property
@@ -83,6 +84,7 @@ class CodatHook(BaseHook, Transport):
         self._overrides = {"timeout": timeout, "max_retries": max_retries, "max_retry_time": max_retry_time}
         self._settings: Settings | None = None
         self._async_client: httpx.AsyncClient | None = None
+        self._async_client_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(codat_conn_id={self.codat_conn_id!r})"
@@ -118,8 +120,11 @@ class CodatHook(BaseHook, Transport):
 
     async def _aclient(self) -> httpx.AsyncClient:
         settings = await self._aget_settings()
-        if self._async_client is None:  # no await between the check and the assignment: one client per hook
-            self._async_client = httpx.AsyncClient(**client_kwargs(settings))
+        async with self._async_client_lock:  # one client per hook, however many coroutines ask at once
+            if self._async_client is None:
+                # Building a client loads the CA bundle from disk: do it off the event loop (the triggerer
+                # warns about blocking calls).
+                self._async_client = await asyncio.to_thread(httpx.AsyncClient, **client_kwargs(settings))
         return self._async_client
 
     def get_conn(self) -> httpx.Client:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import httpx
-from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException
 
 IN_PROGRESS_PATTERN = re.compile(
     r"DatasetAlreadyInProgressException: Cannot queue (?P<data_type>\S+) sync for (?P<company_id>\S+) "
