@@ -226,3 +226,24 @@ def test_gc_thresholds_are_raised_during_the_read_and_restored_after():
         assert gc.get_threshold() == (700, 10, 10)
     finally:
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize(
+    ("entry", "phrase"),
+    [
+        ({"dataType": "invoices"}, "never been synced"),
+        ({"dataType": "invoices", "currentStatus": "Fetching"}, "first sync is still running"),
+        ({"dataType": "invoices", "currentStatus": "AuthError"}, "ended in 'AuthError'"),
+    ],
+)
+def test_not_synced_messages_say_why(entry, phrase):
+    with pytest.raises(CodatDataNotSyncedError, match=phrase):
+        core.check_synced(entry, COMPANY, "invoices")
+
+
+def test_not_supported_is_an_empty_result_without_commit(tmp_path):
+    hook = FakeHook([record("a", stamp(1))])
+    hook.get_data_status = lambda company_id: {"invoices": {"currentStatus": "NotSupported"}}
+    summary = run_extract(hook, request(tmp_path, "r1"))
+    assert summary["records"] == 0 and hook.queries == []
+    assert not (tmp_path / "out" / COMPANY / "invoices" / "_state.json").exists()
