@@ -44,6 +44,7 @@ __all__ = [
     "SyncSpec",
     "build_sync_dag",
     "codat_sync_task_group",
+    "company_ids_param",
     "default_destination",
     "extract_tasks",
     "resolve_destination",
@@ -213,6 +214,14 @@ class SyncSpec:
             raise ValueError(f"{self.dag_id}: refresh must be 'queue' or 'all', got {self.refresh!r}.")
 
 
+def company_ids_param(description: str) -> Param:
+    """The trigger form's ``company_ids`` Param: a list of Codat company ids, empty by default.
+
+    :param description: the form's help text (what an empty list means in this DAG).
+    """
+    return Param([], type="array", items={"type": "string"}, title="Company ids", description=description)
+
+
 def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = "codat_default") -> DAG:
     """Build the DAG for one row of the sync table (see ``dags/codat_sync.py``)."""
     types = list(spec.data_types)
@@ -227,12 +236,8 @@ def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = "codat_default") -> D
         tags=["codat", *spec.tags],
         doc_md=_doc(spec),
         params={
-            "company_ids": Param(
-                [],
-                type="array",
-                items={"type": "string"},
-                title="Company ids",
-                description="Codat company ids, one a line. Empty: every company with a Linked connection.",
+            "company_ids": company_ids_param(
+                "Codat company ids, one a line. Empty: every company with a Linked connection."
             ),
             "data_types": Param(
                 types,

@@ -18,9 +18,9 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param, get_current_context, task, task_group
+from airflow.sdk import DAG, get_current_context, task, task_group
 
-from airflow_provider_codat.dags_builder import codat_sync_task_group, resolve_destination
+from airflow_provider_codat.dags_builder import codat_sync_task_group, company_ids_param, resolve_destination
 from airflow_provider_codat.operators.companies import CodatListCompaniesOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 
@@ -79,13 +79,7 @@ with DAG(
     tags=["codat", "report"],
     doc_md=__doc__,
     params={
-        "company_ids": Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            title="Company ids",
-            description="Empty: every company with a Linked connection.",
-        )
+        "company_ids": company_ids_param("Empty: every company with a Linked connection."),
     },
 ):
     chosen = companies(CodatListCompaniesOperator(task_id="list_companies").output)

@@ -7,14 +7,12 @@ One Airflow home per test session (``db migrate`` costs seconds); each call gets
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+from local_airflow import AIRFLOW, isolated_airflow_env  # tools/, on pytest's pythonpath
 
 
 @dataclass
@@ -69,19 +67,8 @@ class AirflowCLI:
     @classmethod
     def create(cls, home: Path) -> AirflowCLI:
         home.mkdir(parents=True, exist_ok=True)
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
-        }
-        env.update(
-            AIRFLOW_HOME=str(home),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-            AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
-            PYTHONUNBUFFERED="1",
-        )
+        env = isolated_airflow_env(home, home / "dags")
+        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
         cli = cls(home=home, env=env)
         result = cli.run("db", "migrate", timeout=300)
         if result.returncode != 0:

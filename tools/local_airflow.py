@@ -16,6 +16,28 @@ DAGS_FOLDER = ROOT / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
+def isolated_airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
+    """This process's environment for an Airflow whose home is ``home`` (SQLite database, logs, config): nothing
+    from the caller's own Airflow (``AIRFLOW__*``, connections, Variables) leaks in; no example DAGs.
+
+    :param home: the ``AIRFLOW_HOME``.
+    :param dags_folder: the DAGs folder.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 def airflow_env(
     home: Path,
     *,
@@ -32,19 +54,10 @@ def airflow_env(
     :param poke_interval: first interval of the sync sensors, short against the simulator.
     :param extra: more variables, which win.
     """
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
-    }
+    env = isolated_airflow_env(home, DAGS_FOLDER)
     env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
         AIRFLOW_CONN_CODAT_DEFAULT=connection_json,
         AIRFLOW_VAR_CODAT_DESTINATION=destination.resolve().as_uri(),
-        PYTHONUNBUFFERED="1",
         # `airflow standalone` starts its components as `airflow ...` from the PATH: this venv's.
         PATH=os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),
     )

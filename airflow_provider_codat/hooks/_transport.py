@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import __version__
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
-from airflow_provider_codat.hooks.retry import RetryPolicy, async_retrying, release, retrying
+from airflow_provider_codat.hooks.retry import RetryPolicy, release, retrying
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,36 @@ class Transport:
     async def _aget_settings(self) -> Settings:  # pragma: no cover - provided by the hook
         raise NotImplementedError
 
-    def _retrying_kwargs(self, settings: Settings, policy: RetryPolicy, retries: int | None) -> dict:
-        return {
-            "policy": policy,
-            "max_retries": settings.max_retries if retries is None else retries,
-            "max_retry_time": settings.max_retry_time,
-            "rng": self.rng,
-        }
+    def _prepare(
+        self,
+        settings: Settings,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        policy: RetryPolicy,
+        retries: int | None,
+        *,
+        asynchronous: bool = False,
+    ) -> tuple[dict[str, Any] | None, list, Any]:
+        """What :meth:`_send` and :meth:`_asend` start from: the cleaned params, the (empty) list of outcomes
+        and the retry loop."""
+        loop = retrying(
+            method,
+            path,
+            policy=policy,
+            max_retries=settings.max_retries if retries is None else retries,
+            max_retry_time=settings.max_retry_time,
+            sleep=self.async_sleep if asynchronous else self.sleep,
+            rng=self.rng,
+            asynchronous=asynchronous,
+        )
+        return _clean(params), [], loop
+
+    def _record(self, outcomes: list, response: httpx.Response) -> httpx.Response:
+        """Note an attempt's response (read and unbound) among the outcomes and its rate-limit headers."""
+        outcomes.append(response)
+        self._note_rate_limit(response)
+        return response
 
     def _send(
         self,
@@ -165,8 +188,7 @@ class Transport:
         """Send with retries; return the final response (any status) and every attempt's outcome."""
         settings = self._get_settings()
         client = self.client
-        outcomes: list = []
-        params = _clean(params)
+        params, outcomes, loop = self._prepare(settings, method, path, params, policy, retries)
 
         def attempt() -> httpx.Response:
             try:
@@ -178,11 +200,8 @@ class Transport:
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
-            outcomes.append(response)
-            self._note_rate_limit(response)
-            return response
+            return self._record(outcomes, response)
 
-        loop = retrying(method, path, sleep=self.sleep, **self._retrying_kwargs(settings, policy, retries))
         try:
             response = loop(attempt)
         except BaseException as exc:
@@ -203,8 +222,9 @@ class Transport:
         """The async twin of :meth:`_send`."""
         settings = await self._aget_settings()
         client = await self._aclient()
-        outcomes: list = []
-        params = _clean(params)
+        params, outcomes, loop = self._prepare(
+            settings, method, path, params, policy, retries, asynchronous=True
+        )
 
         async def attempt() -> httpx.Response:
             try:
@@ -216,13 +236,8 @@ class Transport:
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
-            outcomes.append(response)
-            self._note_rate_limit(response)
-            return response
+            return self._record(outcomes, response)
 
-        loop = async_retrying(
-            method, path, sleep=self.async_sleep, **self._retrying_kwargs(settings, policy, retries)
-        )
         try:
             response = await loop(attempt)
         except BaseException as exc:

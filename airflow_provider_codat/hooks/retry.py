@@ -172,29 +172,6 @@ def _before_sleep(method: str, path: str, max_retries: int) -> Callable[[tenacit
     return before_sleep
 
 
-def _common(
-    method: str, path: str, policy: RetryPolicy, max_retries: int, max_retry_time: float, rng
-) -> dict[str, Any]:
-    def should_retry(state: tenacity.RetryCallState) -> bool:
-        outcome = state.outcome
-        if outcome is None:
-            return False
-        if outcome.failed:
-            return is_retryable_exception(outcome.exception(), policy)
-        response = _last_response(state)
-        return response is not None and is_retryable_status(response.status_code, policy)
-
-    return {
-        "retry": should_retry,
-        "wait": _Wait(rng),
-        "stop": _Stop(max_retries, max_retry_time),
-        "before_sleep": _before_sleep(method, path, max_retries),
-        # On giving up: hand back the last response (turned into a CodatAPIError by the caller) or re-raise the
-        # last transport error.
-        "retry_error_callback": lambda state: state.outcome.result(),
-    }
-
-
 def retrying(
     method: str,
     path: str,
@@ -204,9 +181,33 @@ def retrying(
     max_retry_time: float,
     sleep: Callable[[float], Any],
     rng: random.Random | None = None,
-) -> tenacity.Retrying:
-    """A tenacity ``Retrying`` for one request (``sleep`` is injectable so tests never really sleep)."""
-    return tenacity.Retrying(sleep=sleep, **_common(method, path, policy, max_retries, max_retry_time, rng))
+    asynchronous: bool = False,
+) -> tenacity.BaseRetrying:
+    """A tenacity ``Retrying`` for one request (``sleep`` is injectable so tests never really sleep).
+
+    With ``asynchronous`` it is an ``AsyncRetrying`` instead, and ``sleep`` an async function.
+    """
+
+    def should_retry(state: tenacity.RetryCallState) -> bool:
+        outcome = state.outcome
+        if outcome is None:
+            return False
+        if outcome.failed:
+            return is_retryable_exception(outcome.exception(), policy)
+        response = _last_response(state)
+        return response is not None and is_retryable_status(response.status_code, policy)
+
+    loop_class = tenacity.AsyncRetrying if asynchronous else tenacity.Retrying
+    return loop_class(
+        sleep=sleep,
+        retry=should_retry,
+        wait=_Wait(rng),
+        stop=_Stop(max_retries, max_retry_time),
+        before_sleep=_before_sleep(method, path, max_retries),
+        # On giving up: hand back the last response (turned into a CodatAPIError by the caller) or re-raise the
+        # last transport error.
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
 
 
 def release(loop: tenacity.BaseRetrying, outcomes: list, raised: BaseException | None = None) -> None:
@@ -243,19 +244,3 @@ def _drop_tracebacks(exc: BaseException) -> None:
         seen.add(id(current))
         current.__traceback__ = None
         pending += [current.__cause__, current.__context__]
-
-
-def async_retrying(
-    method: str,
-    path: str,
-    *,
-    policy: RetryPolicy,
-    max_retries: int,
-    max_retry_time: float,
-    sleep: Callable[[float], Any],
-    rng: random.Random | None = None,
-) -> tenacity.AsyncRetrying:
-    """The ``AsyncRetrying`` twin of :func:`retrying` (``sleep`` is an async function)."""
-    return tenacity.AsyncRetrying(
-        sleep=sleep, **_common(method, path, policy, max_retries, max_retry_time, rng)
-    )

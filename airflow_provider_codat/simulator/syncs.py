@@ -146,6 +146,15 @@ class SyncOperations:
             return entry[0]
         return None
 
+    def _sync_connection(self, company_id: str, data_type: DataType, connection_id: str | None) -> dict:
+        """The connection a sync reads from: ``connection_id``, else the company's first one of the type's source
+        type, else its first."""
+        if connection_id:
+            return self.connection(company_id, connection_id)
+        return (
+            self.default_connection(company_id, data_type) or self.company(company_id)["dataConnections"][0]
+        )
+
     def queue(self, company_id: str, key: str, connection_id: str | None = None) -> Dataset:
         """Queue a sync; raise the in-progress error when one is running for this type.
 
@@ -155,7 +164,7 @@ class SyncOperations:
         """
         with self.lock:
             self.settle()
-            company = self.company(company_id)
+            self.company(company_id)  # 404 for an unknown company, before the type is checked
             if key not in CATALOGUE:
                 raise SimulatorError(404, f"Data type {key} not found or not supported")
             data_type = get_data_type(key)
@@ -166,10 +175,7 @@ class SyncOperations:
                     f"DatasetAlreadyInProgressException: Cannot queue {key} sync for {company_id} as "
                     f"previous sync {running.id} is still in progress",
                 )
-            if connection_id:
-                connection = self.connection(company_id, connection_id)
-            else:
-                connection = self.default_connection(company_id, data_type) or company["dataConnections"][0]
+            connection = self._sync_connection(company_id, data_type, connection_id)
             dataset = self._new_dataset(company_id, connection["id"], key, self.clock.now())
             if connection["sourceType"] != data_type.source_type:
                 dataset.outcome = "NotSupported"
@@ -208,14 +214,7 @@ class SyncOperations:
         """
         with self.lock:
             data_type = get_data_type(key)
-            connection = (
-                self.connection(company_id, connection_id)
-                if connection_id
-                else (
-                    self.default_connection(company_id, data_type)
-                    or self.company(company_id)["dataConnections"][0]
-                )
-            )
+            connection = self._sync_connection(company_id, data_type, connection_id)
             now = self.clock.now()
             running = self.running_dataset(company_id, key)
             dataset = self._new_dataset(company_id, connection["id"], key, now)

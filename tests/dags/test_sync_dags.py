@@ -6,17 +6,14 @@ one-second syncs keep each run to seconds of work (most of the time is Airflow s
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from local_airflow import read_run_files, simulator_versions  # tools/, on pytest's pythonpath
 
 from airflow_provider_codat.datatypes import Kind, get_data_type
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-
-from local_airflow import read_run_files, simulator_versions  # noqa: E402
 
 pytestmark = pytest.mark.slow
 DAGS = ROOT / "dags"

@@ -1,4 +1,5 @@
-"""Fixtures for the hook's unit tests: a connection in the environment and a hook that never really sleeps."""
+"""Fixtures for the hook's tests: a connection in the environment (a fake host, or the simulator) and a hook that
+never really sleeps."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ def conn_json(**extra) -> str:
 @pytest.fixture
 def conn(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_CODAT_DEFAULT", conn_json(max_retries=3, timeout=5))
+
+
+@pytest.fixture
+def sim(codat_simulator, monkeypatch):
+    """The running simulator (``codat_simulator``), with ``codat_default`` pointing at it."""
+    for key, value in codat_simulator.conn_env.items():
+        monkeypatch.setenv(key, value)
+    return codat_simulator
 
 
 class Sleeps(list):

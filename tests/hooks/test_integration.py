@@ -15,13 +15,6 @@ UNKNOWN_COMPANY = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
-def sim(codat_simulator, monkeypatch):
-    for key, value in codat_simulator.conn_env.items():
-        monkeypatch.setenv(key, value)
-    return codat_simulator
-
-
-@pytest.fixture
 def hook(sim):
     h = CodatHook()
     h.sleeps = []

@@ -45,13 +45,6 @@ def no_gc(monkeypatch):
 
 
 @pytest.fixture
-def sim(codat_simulator, monkeypatch):
-    for key, value in codat_simulator.conn_env.items():
-        monkeypatch.setenv(key, value)
-    return codat_simulator
-
-
-@pytest.fixture
 def responses():
     """Weak references to every response the hook receives (filled by a client event hook)."""
     return []
