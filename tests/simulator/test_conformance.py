@@ -21,8 +21,6 @@ Where Codat's spec and docs disagree:
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -32,8 +30,8 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from airflow_provider_codat.datatypes import CATALOGUE, Scope
+from tests.oas import OAS_DIR, load_spec
 
-OAS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "codat-oas"
 ZERO = "00000000-0000-0000-0000-000000000000"
 
 
@@ -50,10 +48,7 @@ def _nullable_as_3_0(node):
 
 @functools.cache
 def _spec(name: str) -> dict:
-    path = OAS_DIR / name
-    if not path.is_file():
-        pytest.skip(f"Codat's OpenAPI specs are not at {OAS_DIR.resolve()}: conformance cannot be checked")
-    return _nullable_as_3_0(json.loads(path.read_text()))
+    return _nullable_as_3_0(load_spec(name))
 
 
 @functools.cache
