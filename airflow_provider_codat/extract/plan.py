@@ -26,13 +26,6 @@ class ReadScope:
     connection_id: str | None = None
     account_id: str | None = None
 
-    def describe(self) -> str:
-        if self.account_id:
-            return f"connection {self.connection_id}, bank account {self.account_id}"
-        if self.connection_id:
-            return f"connection {self.connection_id}"
-        return "company"
-
 
 def list_scopes(
     hook: CodatHook, company_id: str, data_type: DataType, connection_id: str | None = None

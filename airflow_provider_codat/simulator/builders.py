@@ -22,10 +22,6 @@ from airflow_provider_codat.simulator.randomness import (
 )
 
 
-def _ref(rng: random.Random, name_key: str = "name") -> dict:
-    return {"id": new_id(rng), name_key: company_name(rng)}
-
-
 def _lines(rng: random.Random, count: int = 2) -> tuple[list[dict], float, float]:
     lines, sub, tax = [], 0.0, 0.0
     for _ in range(count):

@@ -53,10 +53,6 @@ def fmt_local(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def looks_like_date(value: str) -> bool:
-    return _DATE_RE.match(value) is not None
-
-
 @functools.lru_cache(maxsize=262_144)
 def date_ticks(value: str) -> int | None:
     """Parse an ISO 8601 date or date-time to 100-nanosecond ticks since 1970 (UTC), or ``None``.
