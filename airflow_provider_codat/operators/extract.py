@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
@@ -125,7 +126,7 @@ class CodatExtractOperator(BaseOperator):
         self.max_file_records = require_int(max_file_records, "max_file_records")
         self.compresslevel = require_int(compresslevel, "compresslevel", minimum=0)
         if self.compresslevel > 9:
-            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {compresslevel!r}.")
+            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {_short(compresslevel)}.")
         self.log_interval = log_interval
         # Catch mistakes at parse time when the values are plain (templated ones are checked in execute).
         if _is_plain(company_id):
@@ -205,12 +206,26 @@ def _destination_path(destination: Any) -> ObjectStoragePath:
 
 
 def _check_destination(destination: Any) -> str:
+    """Check the URI's shape, and that no path segment climbs out of it (``..``, also percent-encoded)."""
     if not isinstance(destination, str) or not _URI.match(destination):
         raise CodatValidationError(
             f"destination must be a storage URI such as 'file:///data/codat' or 's3://aws_default@bucket/codat', "
-            f"got {destination!r}."
+            f"got {_short(destination)}."
+        )
+    path = destination.split("://", 1)[1]
+    segments = unquote(path.split("?", 1)[0].split("#", 1)[0]).replace("\\", "/").split("/")
+    if any(segment in (".", "..") for segment in segments) or "\x00" in path:
+        raise CodatValidationError(
+            f"destination must not contain '.' or '..' path segments (or a NUL byte), got {_short(destination)}: "
+            "write the folder out in full, e.g. 'file:///data/codat' instead of 'file:///data/x/../codat'."
         )
     return destination
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters so that no message repeats unbounded input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
 
 
 def _as_bool(value: Any, what: str) -> bool:
@@ -222,4 +237,4 @@ def _as_bool(value: Any, what: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CodatValidationError(f"{what} must be true or false, got {value!r}.")
+    raise CodatValidationError(f"{what} must be true or false, got {_short(value)}.")

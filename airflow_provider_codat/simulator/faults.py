@@ -6,7 +6,21 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("rate_limit", "server_error", "latency", "drop", "write_during_paging")
+KINDS = (
+    "rate_limit",
+    "server_error",
+    "latency",
+    "drop",
+    "write_during_paging",
+    # Paging that lies or moves (issue: nothing lost, nothing leaked).
+    "restamp_during_paging",  # re-stamp records already served, with no sync (dataStatus does not move)
+    "unstable_order",  # records sharing a modifiedDate come in a different order at every request
+    "link_skip",  # the next link of page `after_page` skips a page
+    "link_cycle",  # the next link of page `after_page` points back to page 1
+    "empty_object",  # 200 with `{}` instead of an envelope
+)
+# Faults that strike one page of a list: after it is served, or in its links.
+PAGE_KINDS = ("write_during_paging", "restamp_during_paging", "link_skip", "link_cycle")
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 
 
@@ -21,7 +35,9 @@ class Fault:
     :param status: for ``server_error``: 500, 502, 503 or 504 (502-504 answer with an HTML body).
     :param retry_after: for ``rate_limit``: the ``Retry-After`` value (seconds, or an HTTP date string).
     :param delay: for ``latency``: seconds added before answering.
-    :param after_page: for ``write_during_paging``: the page after which the records change.
+    :param after_page: for ``write_during_paging`` and ``restamp_during_paging``: the page after which the
+        records change; for ``link_skip`` and ``link_cycle``: the page whose next link lies.
+    :param count: for ``restamp_during_paging``: how many records already served are re-stamped.
     """
 
     kind: str
@@ -32,6 +48,7 @@ class Fault:
     retry_after: float | str | None = None
     delay: float | None = None
     after_page: int = 1
+    count: int = 2
     id: int = 0
     hits: int = 0
     _pattern: re.Pattern | None = field(default=None, repr=False, compare=False)
@@ -95,7 +112,7 @@ class Faults:
             for fault in self._faults:
                 if fault.kind not in kinds or not fault.matches(method, path):
                     continue
-                if fault.kind == "write_during_paging" and page != fault.after_page:
+                if fault.kind in PAGE_KINDS and page != fault.after_page:
                     continue
                 fault.hits += 1
                 if fault.times is not None:
