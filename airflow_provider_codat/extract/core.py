@@ -24,11 +24,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import DataType, Kind
 from airflow_provider_codat.extract.commit import publish, read_manifest, remove_staged
-from airflow_provider_codat.extract.keyset import iter_keyset_pages
+from airflow_provider_codat.extract.keyset import iter_keyset_pages, read_whole
 from airflow_provider_codat.extract.plan import ReadScope, build_query, list_scopes
 from airflow_provider_codat.extract.prefetch import Prefetcher
 from airflow_provider_codat.extract.state import load_state, save_state
@@ -348,13 +349,17 @@ def _scope_pages(hook: CodatHook, request: ExtractRequest, scope: ReadScope, cur
             include_deleted=request.include_deleted,
             page_size=request.page_size,
         )
-    return hook.iter_pages(
+    pages = partial(
+        hook.iter_pages,
         request.company_id,
         data_type.key,
         query=build_query(data_type, None, request.include_deleted),
         page_size=request.page_size,
         connection_id=scope.connection_id,
         account_id=scope.account_id,
+    )
+    return read_whole(
+        pages, f"{data_type.key} records of company {request.company_id} ({scope.key or 'company'})"
     )
 
 

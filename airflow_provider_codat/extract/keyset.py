@@ -21,7 +21,8 @@ The cost: the same number of calls as offset paging, plus one page re-read per i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.extract.plan import ReadScope, build_query
@@ -32,6 +33,7 @@ from airflow_provider_codat.hooks.errors import CodatPagingError
 if TYPE_CHECKING:
     from airflow_provider_codat.datatypes import DataType
     from airflow_provider_codat.hooks.codat import CodatHook
+    from airflow_provider_codat.hooks.paging import Page
 
 log = logging.getLogger(__name__)
 
@@ -126,31 +128,53 @@ def _read_instant(
     include_deleted: bool,
     where: dict[str, str | None],
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield the pages of every record stamped exactly ``instant``, reading until a pass is complete.
-
-    A pass is complete when the count Codat reports stayed the same from its first page to its last and the
-    records seen at the instant (over every pass) are at least that many: records can leave the instant (a
-    later write re-stamps them, and they are read past it) but none joins it afterwards.
-    """
+    """Yield the pages of every record stamped exactly ``instant`` (see :func:`read_whole`)."""
     query = build_query(data_type, instant, include_deleted, op="=")
     key = instant_key(instant)
+
+    def check(record: dict[str, Any]) -> None:
+        if record.get("modifiedDate") is None or record_instant(record) != key:
+            raise CodatPagingError(
+                f"Codat returned a {data_type.key} record outside the query modifiedDate={instant}."
+            )
+
+    pages = partial(
+        hook.iter_pages,
+        company_id,
+        data_type.key,
+        query=query,
+        order_by="modifiedDate",
+        page_size=INSTANT_PAGE_SIZE,
+        **where,
+    )
+    yield from read_whole(pages, f"{data_type.key} records of company {company_id} stamped {instant}", check)
+
+
+def read_whole(
+    pages: Callable[[], Iterable[Page]],
+    what: str,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield the pages of an offset-paged list, reading it again until one read is known to be complete.
+
+    Offset pages of records in no guaranteed order (equal ``modifiedDate`` values; types without one) can repeat
+    some records and skip others. A read is complete when the count Codat reports stayed the same from its first
+    page to its last and the distinct records seen (over every read) are at least that many: with the count
+    unchanged, nothing joined or left the list, so what was seen is all of it. The caller drops repeats.
+
+    :param pages: starts one read of the list.
+    :param what: the list, for messages.
+    :param check: called on every record (raise to refuse it).
+    :raises CodatExtractError: when no read is complete after :data:`MAX_INSTANT_PASSES`.
+    """
     seen: set[str] = set()
     for attempt in range(1, MAX_INSTANT_PASSES + 1):
         totals: list[int | None] = []
-        for page in hook.iter_pages(
-            company_id,
-            data_type.key,
-            query=query,
-            order_by="modifiedDate",
-            page_size=INSTANT_PAGE_SIZE,
-            **where,
-        ):
+        for page in pages():
             totals.append(page.total)
             for record in page:
-                if record.get("modifiedDate") is None or record_instant(record) != key:
-                    raise CodatPagingError(
-                        f"Codat returned a {data_type.key} record outside the query modifiedDate={instant}."
-                    )
+                if check is not None:
+                    check(record)
                 seen.add(record_identity(record))
             yield page
         stable = len(set(totals)) <= 1
@@ -158,16 +182,13 @@ def _read_instant(
         if stable and (expected is None or len(seen) >= expected):
             return
         log.warning(
-            "%s: the %s records stamped %s did not read whole (pass %d saw %d distinct of %s); reading them again",
-            data_type.key,
-            expected,
-            instant,
+            "The %s did not read whole (read %d saw %d distinct of %s); reading them again",
+            what,
             attempt,
             len(seen),
             "/".join(str(t) for t in totals),
         )
     raise CodatExtractError(
-        f"The {data_type.key} records of company {company_id} stamped {instant} could not be read whole in "
-        f"{MAX_INSTANT_PASSES} passes (Codat kept changing them or returned them in a shifting order); nothing "
-        "was committed. Retry the extract later."
+        f"The {what} could not be read whole in {MAX_INSTANT_PASSES} reads (Codat kept changing them or returned "
+        "them in a shifting order); nothing was committed. Retry the extract later."
     )

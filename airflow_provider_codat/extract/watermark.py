@@ -150,6 +150,7 @@ class VersionFilter:
         self._last_key: str | None = None
         self.skipped = 0
         self.undated = 0
+        self._undated_ids: set[str] = set()
 
     def accept(self, record: dict[str, Any]) -> bool:
         """Return whether ``record`` is a version not written yet, and track the watermark if so.
@@ -162,7 +163,12 @@ class VersionFilter:
         """
         raw = record.get("modifiedDate")
         if raw is None:
-            # Without modifiedDate a record cannot be placed: write it, it moves no watermark.
+            # Without modifiedDate a record cannot be placed: write it once per read; it moves no watermark.
+            ident = record_identity(record)
+            if ident in self._undated_ids:
+                self.skipped += 1
+                return False
+            self._undated_ids.add(ident)
             self.undated += 1
             return True
         if raw == self._last_raw:

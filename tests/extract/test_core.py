@@ -389,3 +389,22 @@ def test_not_supported_is_an_empty_result_without_commit(tmp_path):
     summary = run_extract(hook, request(tmp_path, "r1"))
     assert summary["records"] == 0 and hook.queries == []
     assert not (tmp_path / "out" / COMPANY / "invoices" / "_state.json").exists()
+
+
+def test_a_full_type_read_in_a_shifting_order_is_read_until_whole(tmp_path):
+    hook = FakeHook([{"id": f"p{n:02d}"} for n in range(12)])
+    rng = random.Random(3)
+
+    def shuffled(query):
+        rows = list(hook.records)
+        rng.shuffle(rows)
+        return rows
+
+    hook._view = shuffled
+    summary = run_extract(hook, full_request(tmp_path, "r1", page_size=4))
+    folder = tmp_path / "out" / COMPANY / "commerce-products"
+    ids = []
+    for path in folder.glob("run=r1/part-*.jsonl.gz"):
+        with gzip.open(path, "rt") as handle:
+            ids.extend(json.loads(line)["id"] for line in handle)
+    assert sorted(ids) == [f"p{n:02d}" for n in range(12)] and summary["records"] == 12

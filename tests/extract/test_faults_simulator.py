@@ -129,3 +129,10 @@ def test_a_modified_date_that_is_no_date_fails_naming_the_record(codat_simulator
         extract(company, "invoices", "run1")
     assert len(str(info.value)) < 600
     assert not (out(company, "invoices") / "_state.json").exists()
+
+
+def test_a_full_type_in_a_shifting_order_is_neither_lost_nor_doubled(codat_simulator, company, extract, out):
+    control = codat_simulator.control
+    control.add_fault("unstable_order", path=r"/data/commerce-products$", times=None)
+    extract(company, "commerce-products", "run1", page_size=25)
+    landed_exactly_once(control, company, "commerce-products", out(company, "commerce-products"))
