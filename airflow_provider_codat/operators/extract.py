@@ -18,6 +18,7 @@ from airflow_provider_codat.extract.core import (
     ExtractRequest,
     run_extract,
 )
+from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["CodatDataNotSyncedError", "CodatExtractError", "CodatExtractOperator"]
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# Airflow run ids are already restricted to these characters by default; anything else becomes "_" so that
-# a run id can never add a path level.
-_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+=@-]")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -169,7 +167,7 @@ class CodatExtractOperator(BaseOperator):
             data_type=entry,
             type_folder=_destination_path(self.destination) / company_id / entry.key,
             run_id=run_id,
-            run_folder_name="run=" + _RUN_ID_UNSAFE.sub("_", run_id),
+            run_folder_name=run_folder_name(run_id),
             include_deleted=_as_bool(self.include_deleted, "include_deleted"),
             full_refresh=_as_bool(self.full_refresh, "full_refresh"),
             page_size=self.page_size,
