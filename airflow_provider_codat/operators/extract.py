@@ -27,6 +27,7 @@ from airflow_provider_codat.extract.writer import (
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.links import CodatCompanyLink
 from airflow_provider_codat.validation import require_data_type, require_int, require_page_size, require_uuid
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class CodatExtractOperator(BaseOperator):
         "full_refresh",
     )
     ui_color = "#e8f4fb"
+    operator_extra_links = (CodatCompanyLink(),)
 
     def __init__(
         self,
@@ -146,6 +148,12 @@ class CodatExtractOperator(BaseOperator):
         summary = run_extract(self.hook, request)
         self._emit(context, summary)
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance):
+        """OpenLineage of this run (with the ``openlineage`` extra): see :mod:`airflow_provider_codat.lineage`."""
+        from airflow_provider_codat.lineage import extract_lineage
+
+        return extract_lineage(self, task_instance)
 
     def _request(self, context: Context) -> ExtractRequest:
         company_id = require_uuid(self.company_id, "company_id")
