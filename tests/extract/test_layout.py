@@ -74,5 +74,7 @@ def test_the_extract_lands_an_airflow_run_id_in_a_safe_folder(codat_simulator, c
     folder = out(company, "invoices")
     (run_folder,) = [path for path in folder.iterdir() if path.is_dir()]
     assert run_folder.name == run_folder_name(run_id) and SAFE_NAME.match(run_folder.name)
-    assert summary["files"] and all(":" not in f.split("://", 1)[1] and "+" not in f for f in summary["files"])
+    assert summary["files"] and all(
+        ":" not in f.split("://", 1)[1] and "+" not in f for f in summary["files"]
+    )
     assert len(run_records(folder, run_folder.name.removeprefix("run="))) == summary["records"]
