@@ -14,18 +14,9 @@ from pathlib import Path
 
 from airflow_provider_codat.datatypes import CATALOGUE
 from airflow_provider_codat.lineage import FIELDS_FILE
-from tests.oas import load_spec
+from tests.oas import load_spec, spec_path
 
 LENDING = "Codat-Lending.json"
-
-
-def spec_path(template: str) -> str:
-    """A catalogue read path in the spec's spelling (``{company_id}`` -> ``{companyId}``)."""
-    return (
-        template.replace("{company_id}", "{companyId}")
-        .replace("{connection_id}", "{connectionId}")
-        .replace("{account_id}", "{accountId}")
-    )
 
 
 def _resolve(spec: dict, node: dict) -> dict:

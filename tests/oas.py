@@ -32,3 +32,12 @@ def missing_spec_reason(name: str) -> str:
         f"APIs), expected in ../shared/codat-oas beside the project root ({OAS_DIR}), which is absent here; "
         "see tests/oas.py"
     )
+
+
+def spec_path(template: str) -> str:
+    """A catalogue read path in the spec's spelling (``{company_id}`` -> ``{companyId}``)."""
+    return (
+        template.replace("{company_id}", "{companyId}")
+        .replace("{connection_id}", "{connectionId}")
+        .replace("{account_id}", "{accountId}")
+    )
