@@ -78,7 +78,8 @@ def all_record_fields() -> dict[str, list[list[str]]]:
 
 
 def main() -> None:
-    Path(FIELDS_FILE).write_text(json.dumps(all_record_fields(), indent=0, separators=(",", ":")) + "\n")
+    lines = [f"{json.dumps(key)}: {json.dumps(fields)}" for key, fields in all_record_fields().items()]
+    Path(FIELDS_FILE).write_text("{\n" + ",\n".join(lines) + "\n}\n")  # one data type a line
     print(f"wrote {FIELDS_FILE}")
 
 
