@@ -19,6 +19,7 @@ from airflow_provider_codat.extract.core import (
     ExtractRequest,
     run_extract,
 )
+from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,
@@ -27,6 +28,7 @@ from airflow_provider_codat.extract.writer import (
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.links import CodatCompanyLink
 from airflow_provider_codat.validation import require_data_type, require_int, require_page_size, require_uuid
 
 if TYPE_CHECKING:
@@ -35,9 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["CodatDataNotSyncedError", "CodatExtractError", "CodatExtractOperator"]
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# Airflow run ids are already restricted to these characters by default; anything else becomes "_" so that
-# a run id can never add a path level.
-_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+=@-]")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -87,6 +86,7 @@ class CodatExtractOperator(BaseOperator):
         "full_refresh",
     )
     ui_color = "#e8f4fb"
+    operator_extra_links = (CodatCompanyLink(),)
 
     def __init__(
         self,
@@ -150,6 +150,12 @@ class CodatExtractOperator(BaseOperator):
         self._emit(context, summary)
         return summary
 
+    def get_openlineage_facets_on_complete(self, task_instance):
+        """OpenLineage of this run (with the ``openlineage`` extra): see :mod:`airflow_provider_codat.lineage`."""
+        from airflow_provider_codat.lineage import extract_lineage
+
+        return extract_lineage(self, task_instance)
+
     def _request(self, context: Context) -> ExtractRequest:
         company_id = require_uuid(self.company_id, "company_id")
         entry = require_data_type(self.data_type)
@@ -170,7 +176,7 @@ class CodatExtractOperator(BaseOperator):
             data_type=entry,
             type_folder=_destination_path(self.destination) / company_id / entry.key,
             run_id=run_id,
-            run_folder_name="run=" + _RUN_ID_UNSAFE.sub("_", run_id),
+            run_folder_name=run_folder_name(run_id),
             include_deleted=_as_bool(self.include_deleted, "include_deleted"),
             full_refresh=_as_bool(self.full_refresh, "full_refresh"),
             page_size=self.page_size,

@@ -8,6 +8,8 @@ import base64
 import uvicorn
 
 from airflow_provider_codat.simulator.app import create_app
+from airflow_provider_codat.simulator.portal import PORTAL_PATH
+from airflow_provider_codat.simulator.server import simulator_connection_json
 from airflow_provider_codat.simulator.state import DEFAULT_API_KEY, SimulatorState
 
 
@@ -40,11 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"Codat simulator on {base_url}\n"
         f"  API key:  {args.api_key}  (header: Authorization: Basic {encoded})\n"
-        f'  Airflow:  AIRFLOW_CONN_CODAT_DEFAULT=\'{{"conn_type": "codat", "host": "{base_url}", '
-        f'"password": "{args.api_key}"}}\'\n'
+        f"  Airflow:  AIRFLOW_CONN_CODAT_DEFAULT='{simulator_connection_json(base_url, args.api_key)}'\n"
         f'  Try:      curl -H "Authorization: Basic $(printf %s {args.api_key} | base64)" '
         f"{base_url}/companies\n"
         f"  Control:  curl {base_url}/_simulator/companies\n"
+        f"  Portal:   {base_url}{PORTAL_PATH}/companies/<company id>/summary (the company links open it)\n"
         "Ctrl-C to stop.",
         flush=True,
     )

@@ -19,6 +19,7 @@ from airflow_provider_codat.simulator.encoding import dumps
 from airflow_provider_codat.simulator.errors import SimulatorError, error_body
 from airflow_provider_codat.simulator.middleware import FrontDoor
 from airflow_provider_codat.simulator.paging import envelope, parse_paging, shuffle_ties
+from airflow_provider_codat.simulator.portal import portal_router
 from airflow_provider_codat.simulator.query import QueryError, apply
 from airflow_provider_codat.simulator.reports import commerce_info, company_info, financial_statement
 from airflow_provider_codat.simulator.state import SimulatorState
@@ -245,6 +246,7 @@ def create_app(state: SimulatorState) -> FastAPI:
 
     _register_platform_routes(app)
     _register_read_routes(app)
+    app.include_router(portal_router())
     app.include_router(control_router())
     app.add_middleware(FrontDoor, get_state=lambda: app.state.simulator)
     return app

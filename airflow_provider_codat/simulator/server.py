@@ -13,9 +13,21 @@ import uvicorn
 
 from airflow_provider_codat.simulator.app import create_app
 from airflow_provider_codat.simulator.control import SimulatorControl
+from airflow_provider_codat.simulator.portal import PORTAL_PATH
 from airflow_provider_codat.simulator.state import SimulatorState
 
 log = logging.getLogger(__name__)
+
+
+def simulator_connection_json(base_url: str, api_key: str) -> str:
+    """An Airflow connection (JSON form) to the simulator at ``base_url``; its company links open the
+    simulator's own company pages.
+
+    :param base_url: ``http://host:port``.
+    :param api_key: the simulator's API key.
+    """
+    extra = {"portal_url": base_url + PORTAL_PATH}
+    return json.dumps({"conn_type": "codat", "host": base_url, "password": api_key, "extra": extra})
 
 
 class RunningSimulator:
@@ -50,7 +62,7 @@ class RunningSimulator:
     @property
     def connection_json(self) -> str:
         """An Airflow connection (JSON form) pointing at this simulator."""
-        return json.dumps({"conn_type": "codat", "host": self.base_url, "password": self.api_key})
+        return simulator_connection_json(self.base_url, self.api_key)
 
     @property
     def conn_env(self) -> dict[str, str]:
