@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import __version__
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
+from airflow_provider_codat.hooks.redact import Redactor, literal_forms, redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, release, retrying
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,8 @@ def settings_from(conn: Any, extra: dict[str, Any], conn_id: str, overrides: dic
 
 
 def secrets_of(conn: Any, settings: Settings) -> list[str]:
-    """The values to mask: the key and its encoded forms."""
-    encoded = settings.authorization.split(" ", 1)[1]
-    return [s for s in ((conn.password or "").strip(), encoded, settings.authorization) if s]
+    """The values to mask: the key and its encoded forms (padded or not, percent-encoded, with ``Basic``)."""
+    return literal_forms((conn.password or "").strip())
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
@@ -246,6 +246,12 @@ class Transport:
         release(loop, outcomes)
         return response, outcomes
 
+    @property
+    def redactor(self) -> Redactor:
+        """Scrubs this connection's key (every spelling) and credential shapes from server text."""
+        settings = getattr(self, "_settings", None)
+        return redactor_for(settings.authorization if settings is not None else None)
+
     def _raise_for(self, response: httpx.Response, outcomes: list) -> httpx.Response:
         if response.is_success:
             return response
@@ -254,6 +260,7 @@ class Transport:
             conn_id=self.codat_conn_id,
             retries=max(0, len(outcomes) - 1),
             retry_after=response.headers.get("retry-after"),
+            redact=self.redactor.text,
         )
 
     def _request(self, method: str, path: str, params=None, **kw) -> httpx.Response:
@@ -262,11 +269,13 @@ class Transport:
     async def _arequest(self, method: str, path: str, params=None, **kw) -> httpx.Response:
         return self._raise_for(*(await self._asend(method, path, params, **kw)))
 
-    def _get_json(self, path: str, params=None) -> Any:
-        return _json(self._request("GET", path, params))
+    def _get_json(self, path: str, params=None, *, scrub: bool = True) -> Any:
+        """The decoded answer, scrubbed (``scrub=False`` for pages of records, written as Codat sent them)."""
+        body = _json(self._request("GET", path, params))
+        return self.redactor.json(body) if scrub else body
 
     async def _aget_json(self, path: str, params=None) -> Any:
-        return _json(await self._arequest("GET", path, params))
+        return self.redactor.json(_json(await self._arequest("GET", path, params)))
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         remaining = _int_header(response, "x-rate-limit-remaining")

@@ -158,15 +158,8 @@ class CodatHook(BaseHook, Transport):
         try:
             self._request("GET", "/companies", {"page": 1, "pageSize": 1}, retries=0)
         except Exception as exc:
-            return False, self._scrub(f"{type(exc).__name__}: {exc}")
+            return False, self.redactor.text(f"{type(exc).__name__}: {exc}")
         return True, f"Connected to Codat at {self._get_settings().base_url}."
-
-    def _scrub(self, text: str) -> str:
-        settings = self._settings
-        if settings is not None:
-            encoded = settings.authorization.split(" ", 1)[1]
-            text = text.replace(settings.authorization, "***").replace(encoded, "***")
-        return text
 
     # -- companies and connections -------------------------------------------------------------------------
     def list_companies(
@@ -272,7 +265,7 @@ class CodatHook(BaseHook, Transport):
                 exc.dataset_id,
             )
             return self.get_pull_operation(company_id, exc.dataset_id)
-        return _json_object(response)
+        return self.redactor.json(_json_object(response))
 
     def get_pull_operation(self, company_id: str, dataset_id: str) -> dict:
         """One PullOperation (``data/history/{datasetId}``)."""
@@ -328,7 +321,9 @@ class CodatHook(BaseHook, Transport):
             )
         path = read_path(entry, company_id, connection_id, account_id)
         params = {"query": require_query(query), "orderBy": require_order_by(order_by)}
-        return iter_envelopes(lambda p: self._get_json(path, p), path, params, require_page_size(page_size))
+        # Records are the company's data, written as Codat sent them: not scrubbed (the provider never logs them).
+        fetch = lambda p: self._get_json(path, p, scrub=False)  # noqa: E731
+        return iter_envelopes(fetch, path, params, require_page_size(page_size))
 
     def get_report(
         self, company_id: str, data_type: str, *, connection_id: str | None = None, **params: Any
@@ -342,7 +337,7 @@ class CodatHook(BaseHook, Transport):
         if entry.kind is not Kind.SNAPSHOT:
             raise CodatValidationError(f"Data type {entry.key!r} is a paged list: use iter_pages().")
         path = read_path(entry, company_id, connection_id, None)
-        return self._get_json(path, report_params(entry, params))
+        return self._get_json(path, report_params(entry, params), scrub=False)  # data, as Codat sent it
 
     def _records(self, path: str, params: dict[str, Any], page_size: int) -> Iterator[dict]:
         for page in iter_envelopes(lambda p: self._get_json(path, p), path, params, page_size):
