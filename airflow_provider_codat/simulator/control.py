@@ -214,10 +214,13 @@ class SimulatorControl:
         retry_after: float | str | None = None,
         delay: float | None = None,
         after_page: int = 1,
+        body_format: str = "json",
+        echo: str = "header",
     ) -> dict:
         """Inject a fault; see :class:`~airflow_provider_codat.simulator.faults.Fault`.
 
-        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging`` or
+            ``echo_auth``.
         :param path: regex searched in the request path (``None``: all).
         :param method: HTTP method (``None``: any).
         :param times: requests affected (``None``: until cleared).
@@ -225,8 +228,22 @@ class SimulatorControl:
         :param retry_after: ``rate_limit`` ``Retry-After`` value (seconds or an HTTP date).
         :param delay: ``latency`` seconds.
         :param after_page: ``write_during_paging``: the page after which records change.
+        :param body_format: ``echo_auth``: ``json`` or ``html``.
+        :param echo: ``echo_auth``: how the ``Authorization`` header is repeated (``header``, ``lower``,
+            ``urlencoded``, ``unpadded``, ``folded``, ``key``, ``entities``).
         """
-        fault = Fault(kind, path, method, times, status, retry_after, delay, after_page)
+        fault = Fault(
+            kind,
+            path,
+            method,
+            times,
+            status,
+            retry_after,
+            delay,
+            after_page,
+            body_format=body_format,
+            echo=echo,
+        )
         return self.state.faults.add(fault).as_json()
 
     def faults(self) -> list[dict]:

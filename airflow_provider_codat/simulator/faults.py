@@ -6,7 +6,9 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("rate_limit", "server_error", "latency", "drop", "write_during_paging")
+from airflow_provider_codat.simulator.echo import BODY_FORMATS, ECHOES
+
+KINDS = ("rate_limit", "server_error", "latency", "drop", "write_during_paging", "echo_auth")
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 
 
@@ -14,7 +16,8 @@ SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 class Fault:
     """One fault rule.
 
-    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging`` or
+        ``echo_auth`` (an error whose body repeats the request's ``Authorization`` header).
     :param path: regex searched in the request path; ``None`` matches every Codat path.
     :param method: HTTP method to match; ``None`` matches any.
     :param times: how many matching requests it affects; ``None`` for every one.
@@ -22,6 +25,8 @@ class Fault:
     :param retry_after: for ``rate_limit``: the ``Retry-After`` value (seconds, or an HTTP date string).
     :param delay: for ``latency``: seconds added before answering.
     :param after_page: for ``write_during_paging``: the page after which the records change.
+    :param body_format: for ``echo_auth``: ``json`` or ``html``.
+    :param echo: for ``echo_auth``: how the header is repeated (see :func:`~.echo.echoed`).
     """
 
     kind: str
@@ -32,6 +37,8 @@ class Fault:
     retry_after: float | str | None = None
     delay: float | None = None
     after_page: int = 1
+    body_format: str = "json"
+    echo: str = "header"
     id: int = 0
     hits: int = 0
     _pattern: re.Pattern | None = field(default=None, repr=False, compare=False)
@@ -45,6 +52,12 @@ class Fault:
                 raise ValueError(f"server_error status must be one of {SERVER_ERROR_STATUSES}.")
         if self.kind == "rate_limit" and self.retry_after is None:
             self.retry_after = 1
+        if self.kind == "echo_auth":
+            self.status = self.status or 403
+            if not 400 <= self.status <= 599:
+                raise ValueError("echo_auth status must be an error status (400 to 599).")
+            if self.body_format not in BODY_FORMATS or self.echo not in ECHOES:
+                raise ValueError(f"echo_auth takes body_format in {BODY_FORMATS} and echo in {ECHOES}.")
         if self.kind == "latency" and self.delay is None:
             self.delay = 1.0
         self._pattern = re.compile(self.path) if self.path else None
