@@ -22,6 +22,7 @@ from airflow_provider_codat import __version__
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
 from airflow_provider_codat.hooks.redact import Redactor, literal_forms, redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, release, retrying
+from airflow_provider_codat.safe_repr import shorten
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,11 @@ def _number(extra: dict[str, Any], key: str, default: float, cast, minimum: floa
         number = cast(value)
     except (TypeError, ValueError):
         raise AirflowException(
-            f"Extra `{key}` of connection `{conn_id}` must be a number, got {value!r}."
+            f"Extra `{key}` of connection `{conn_id}` must be a number, got {shorten(value)}."
         ) from None
     if number < minimum:
         raise AirflowException(
-            f"Extra `{key}` of connection `{conn_id}` must be >= {minimum}, got {value!r}."
+            f"Extra `{key}` of connection `{conn_id}` must be >= {minimum}, got {shorten(value)}."
         )
     return number
 

@@ -26,6 +26,7 @@ from airflow_provider_codat.extract.writer import (
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.validation import require_data_type, require_int, require_page_size, require_uuid
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class CodatExtractOperator(BaseOperator):
         self.max_file_records = require_int(max_file_records, "max_file_records")
         self.compresslevel = require_int(compresslevel, "compresslevel", minimum=0)
         if self.compresslevel > 9:
-            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {compresslevel!r}.")
+            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {shorten(compresslevel)}.")
         self.log_interval = log_interval
         # Catch mistakes at parse time when the values are plain (templated ones are checked in execute).
         if _is_plain(company_id):
@@ -208,7 +209,7 @@ def _check_destination(destination: Any) -> str:
     if not isinstance(destination, str) or not _URI.match(destination):
         raise CodatValidationError(
             f"destination must be a storage URI such as 'file:///data/codat' or 's3://aws_default@bucket/codat', "
-            f"got {destination!r}."
+            f"got {shorten(destination)}."
         )
     return destination
 
@@ -222,4 +223,4 @@ def _as_bool(value: Any, what: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CodatValidationError(f"{what} must be true or false, got {value!r}.")
+    raise CodatValidationError(f"{what} must be true or false, got {shorten(value)}.")
