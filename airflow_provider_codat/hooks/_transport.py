@@ -291,7 +291,7 @@ class Transport:
                 "Codat rate limit nearly used up: %s of %s requests left until %s; further requests may get 429.",
                 remaining,
                 limit if limit else "?",
-                response.headers.get("x-rate-limit-reset", "the reset"),
+                self.redactor.text(response.headers.get("x-rate-limit-reset", "the reset"))[:100],
             )
 
 

@@ -151,3 +151,16 @@ def test_a_key_cut_by_the_snippet_is_scrubbed_first(hook, api):
     with pytest.raises(CodatAPIError) as info:
         hook.get_company(COMPANY)
     assert ENCODED[:6] not in info.value.message and "***" in info.value.message
+
+
+def test_rate_limit_warning_scrubs_the_reset_header(hook, api, caplog):
+    caplog.set_level(logging.WARNING, logger="airflow_provider_codat")
+    headers = {
+        "X-Rate-Limit-Remaining": "5",
+        "X-Rate-Limit-Limit": "1000",
+        "X-Rate-Limit-Reset": f"Basic {ENCODED}",
+    }
+    api.get(f"/companies/{COMPANY}/dataStatus").respond(200, json={}, headers=headers)
+    hook.get_data_status(COMPANY)
+    assert "rate limit nearly used up" in caplog.text
+    assert_no_leak(API_KEY, caplog.text)
