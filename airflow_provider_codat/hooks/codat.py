@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import httpx
@@ -322,7 +322,7 @@ class CodatHook(BaseHook, Transport):
         path = read_path(entry, company_id, connection_id, account_id)
         params = {"query": require_query(query), "orderBy": require_order_by(order_by)}
         # Records are the company's data, written as Codat sent them: not scrubbed (the provider never logs them).
-        fetch = lambda p: self._get_json(path, p, scrub=False)  # noqa: E731
+        fetch = partial(self._get_json, path, scrub=False)
         return iter_envelopes(fetch, path, params, require_page_size(page_size))
 
     def get_report(
