@@ -27,6 +27,7 @@ from airflow_provider_codat.hooks.errors import (
 )
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE, iter_envelopes
 from airflow_provider_codat.hooks.paths import history_path, read_path, report_params
+from airflow_provider_codat.hooks.redact import redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, outcome_is_ambiguous
 from airflow_provider_codat.validation import (
     require_data_type,
@@ -110,6 +111,8 @@ class CodatHook(BaseHook, Transport):
             settings = settings_from(conn, extra, self.codat_conn_id, self._overrides)
             for secret in secrets_of(conn, settings):
                 await amask_secret(secret)
+            # Compiling the key's scrubbing pattern takes tens of ms: do it off the event loop, once per key.
+            await asyncio.to_thread(redactor_for, settings.authorization)
             self._settings = settings
         return self._settings
 
