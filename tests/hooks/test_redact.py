@@ -119,10 +119,10 @@ def test_redactor_for_an_authorization_value():
     assert "set" not in repr(redactor_for(None)) and KEY not in repr(redactor_for(HEADER))
 
 
-def test_a_large_page_is_scrubbed_quickly():
+def test_a_key_at_the_end_of_a_large_page_is_scrubbed():
     text = json.dumps(
         [{"id": str(i), "name": f"Company {i}", "note": "lorem ipsum " * 10} for i in range(5000)]
     )
     text += HEADER
-    cleaned = Redactor(KEY).text(text)  # about 0.9 MB: linear, a fraction of a second
+    cleaned = Redactor(KEY).text(text)  # about 0.9 MB
     assert not leaks(cleaned) and len(cleaned) > 800_000
