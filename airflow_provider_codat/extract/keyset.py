@@ -29,6 +29,7 @@ from airflow_provider_codat.extract.plan import ReadScope, build_query
 from airflow_provider_codat.extract.status import CodatExtractError
 from airflow_provider_codat.extract.watermark import Cursor, instant_key, record_identity, record_instant
 from airflow_provider_codat.hooks.errors import CodatPagingError
+from airflow_provider_codat.safe_repr import shorten
 
 if TYPE_CHECKING:
     from airflow_provider_codat.datatypes import DataType
@@ -107,12 +108,12 @@ def _check_order(
         key = record_instant(record)
         if floor is not None and (key < floor or (op == ">" and key == floor)):
             raise CodatPagingError(
-                f"Codat returned a {data_type} record modified at {raw}, outside the query "
-                f"modifiedDate{op}{cursor}: stopping rather than trust the order of the pages."
+                f"Codat returned a {data_type} record modified at {shorten(raw)}, outside the query "
+                f"modifiedDate{op}{shorten(cursor)}: stopping rather than trust the order of the pages."
             )
         if previous is not None and key < previous:
             raise CodatPagingError(
-                f"Codat returned {data_type} records out of modifiedDate order ({raw} after a later one): "
+                f"Codat returned {data_type} records out of modifiedDate order ({shorten(raw)} after a later one): "
                 "stopping, since the read relies on that order."
             )
         first = first or key
@@ -135,7 +136,7 @@ def _read_instant(
     def check(record: dict[str, Any]) -> None:
         if record.get("modifiedDate") is None or record_instant(record) != key:
             raise CodatPagingError(
-                f"Codat returned a {data_type.key} record outside the query modifiedDate={instant}."
+                f"Codat returned a {data_type.key} record outside the query modifiedDate={shorten(instant)}."
             )
 
     pages = partial(
@@ -147,7 +148,9 @@ def _read_instant(
         page_size=INSTANT_PAGE_SIZE,
         **where,
     )
-    yield from read_whole(pages, f"{data_type.key} records of company {company_id} stamped {instant}", check)
+    yield from read_whole(
+        pages, f"{data_type.key} records of company {company_id} stamped {shorten(instant)}", check
+    )
 
 
 def read_whole(

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_provider_codat.safe_repr import shorten
+
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
 )
@@ -44,29 +46,24 @@ def instant_key(value: str) -> str:
         try:
             datetime.fromisoformat(value[:19])  # the shape is right; is the date real (no 2026-02-30)?
         except ValueError as exc:
-            raise WatermarkError(f"Not a valid date-time: {_short(value)} ({exc}).") from None
+            raise WatermarkError(f"Not a valid date-time: {shorten(value)} ({exc}).") from None
         return value[:19] + "." + (fast.group(1) or "").ljust(9, "0") + "Z"
     match = _ISO.match(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise WatermarkError(f"Not an ISO 8601 date-time: {_short(value)}.")
+        raise WatermarkError(f"Not an ISO 8601 date-time: {shorten(value)}.")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=UTC
         )
     except ValueError as exc:
-        raise WatermarkError(f"Not a valid date-time: {_short(value)} ({exc}).") from None
+        raise WatermarkError(f"Not a valid date-time: {shorten(value)} ({exc}).") from None
     if zone and zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "").ljust(4, "0")
         moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
     fraction = (fraction or "")[:9].ljust(9, "0")
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + "." + fraction + "Z"
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def query_value(watermark: str) -> str:
@@ -90,7 +87,7 @@ def record_instant(record: dict[str, Any]) -> str:
         return instant_key(record["modifiedDate"])
     except WatermarkError as exc:
         raise WatermarkError(
-            f"Record {_short(record.get('id'))} has a modifiedDate that is not a date-time ({exc}); nothing was "
+            f"Record {shorten(record.get('id'))} has a modifiedDate that is not a date-time ({exc}); nothing was "
             "committed. Report the record to Codat support (quote its id)."
         ) from None
 

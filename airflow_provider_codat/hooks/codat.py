@@ -28,6 +28,7 @@ from airflow_provider_codat.hooks.errors import (
 from airflow_provider_codat.hooks.exact_json import loads_exact
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE, Page, check_envelope, iter_envelopes
 from airflow_provider_codat.hooks.paths import history_path, read_path, report_params
+from airflow_provider_codat.hooks.redact import redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, outcome_is_ambiguous
 from airflow_provider_codat.validation import (
     require_data_type,
@@ -111,6 +112,8 @@ class CodatHook(BaseHook, Transport):
             settings = settings_from(conn, extra, self.codat_conn_id, self._overrides)
             for secret in secrets_of(conn, settings):
                 await amask_secret(secret)
+            # Compiling the key's scrubbing pattern takes tens of ms: do it off the event loop, once per key.
+            await asyncio.to_thread(redactor_for, settings.authorization)
             self._settings = settings
         return self._settings
 
@@ -159,15 +162,8 @@ class CodatHook(BaseHook, Transport):
         try:
             self._request("GET", "/companies", {"page": 1, "pageSize": 1}, retries=0)
         except Exception as exc:
-            return False, self._scrub(f"{type(exc).__name__}: {exc}")
+            return False, self.redactor.text(f"{type(exc).__name__}: {exc}")
         return True, f"Connected to Codat at {self._get_settings().base_url}."
-
-    def _scrub(self, text: str) -> str:
-        settings = self._settings
-        if settings is not None:
-            encoded = settings.authorization.split(" ", 1)[1]
-            text = text.replace(settings.authorization, "***").replace(encoded, "***")
-        return text
 
     # -- companies and connections -------------------------------------------------------------------------
     def list_companies(
@@ -273,7 +269,7 @@ class CodatHook(BaseHook, Transport):
                 exc.dataset_id,
             )
             return self.get_pull_operation(company_id, exc.dataset_id)
-        return _json_object(response)
+        return self.redactor.json(_json_object(response))
 
     def get_pull_operation(self, company_id: str, dataset_id: str) -> dict:
         """One PullOperation (``data/history/{datasetId}``)."""

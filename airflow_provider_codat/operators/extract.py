@@ -29,6 +29,7 @@ from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import CodatCompanyLink
+from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.validation import require_data_type, require_int, require_page_size, require_uuid
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class CodatExtractOperator(BaseOperator):
         self.max_file_records = require_int(max_file_records, "max_file_records")
         self.compresslevel = require_int(compresslevel, "compresslevel", minimum=0)
         if self.compresslevel > 9:
-            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {_short(compresslevel)}.")
+            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {shorten(compresslevel)}.")
         self.log_interval = log_interval
         # Catch mistakes at parse time when the values are plain (templated ones are checked in execute).
         if _is_plain(company_id):
@@ -216,22 +217,16 @@ def _check_destination(destination: Any) -> str:
     if not isinstance(destination, str) or not _URI.match(destination):
         raise CodatValidationError(
             f"destination must be a storage URI such as 'file:///data/codat' or 's3://aws_default@bucket/codat', "
-            f"got {_short(destination)}."
+            f"got {shorten(destination)}."
         )
     path = destination.split("://", 1)[1]
     segments = unquote(path.split("?", 1)[0].split("#", 1)[0]).replace("\\", "/").split("/")
     if any(segment in (".", "..") for segment in segments) or "\x00" in path:
         raise CodatValidationError(
-            f"destination must not contain '.' or '..' path segments (or a NUL byte), got {_short(destination)}: "
+            f"destination must not contain '.' or '..' path segments (or a NUL byte), got {shorten(destination)}: "
             "write the folder out in full, e.g. 'file:///data/codat' instead of 'file:///data/x/../codat'."
         )
     return destination
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters so that no message repeats unbounded input."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
 
 
 def _as_bool(value: Any, what: str) -> bool:
@@ -243,4 +238,4 @@ def _as_bool(value: Any, what: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CodatValidationError(f"{what} must be true or false, got {_short(value)}.")
+    raise CodatValidationError(f"{what} must be true or false, got {shorten(value)}.")

@@ -252,10 +252,13 @@ class SimulatorControl:
         delay: float | None = None,
         after_page: int = 1,
         count: int = 2,
+        body_format: str = "json",
+        echo: str = "header",
     ) -> dict:
         """Inject a fault; see :class:`~airflow_provider_codat.simulator.faults.Fault`.
 
-        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging`` or
+            ``echo_auth``.
         :param path: regex searched in the request path (``None``: all).
         :param method: HTTP method (``None``: any).
         :param times: requests affected (``None``: until cleared).
@@ -265,8 +268,23 @@ class SimulatorControl:
         :param after_page: ``write_during_paging``/``restamp_during_paging``: the page after which records
             change; ``link_skip``/``link_cycle``: the page whose next link lies.
         :param count: ``restamp_during_paging``: records re-stamped.
+        :param body_format: ``echo_auth``: ``json`` or ``html``.
+        :param echo: ``echo_auth``: how the ``Authorization`` header is repeated (``header``, ``lower``,
+            ``urlencoded``, ``unpadded``, ``folded``, ``key``, ``entities``).
         """
-        fault = Fault(kind, path, method, times, status, retry_after, delay, after_page, count=count)
+        fault = Fault(
+            kind,
+            path,
+            method,
+            times,
+            status,
+            retry_after,
+            delay,
+            after_page,
+            count=count,
+            body_format=body_format,
+            echo=echo,
+        )
         return self.state.faults.add(fault).as_json()
 
     def faults(self) -> list[dict]:

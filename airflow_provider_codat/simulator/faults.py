@@ -6,12 +6,15 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
+from airflow_provider_codat.simulator.echo import BODY_FORMATS, ECHOES
+
 KINDS = (
     "rate_limit",
     "server_error",
     "latency",
     "drop",
     "write_during_paging",
+    "echo_auth",
     # Paging that lies or moves (issue: nothing lost, nothing leaked).
     "restamp_during_paging",  # re-stamp records already served, with no sync (dataStatus does not move)
     "unstable_order",  # records sharing a modifiedDate come in a different order at every request
@@ -28,7 +31,8 @@ SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 class Fault:
     """One fault rule.
 
-    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging`` or
+        ``echo_auth`` (an error whose body repeats the request's ``Authorization`` header).
     :param path: regex searched in the request path; ``None`` matches every Codat path.
     :param method: HTTP method to match; ``None`` matches any.
     :param times: how many matching requests it affects; ``None`` for every one.
@@ -38,6 +42,8 @@ class Fault:
     :param after_page: for ``write_during_paging`` and ``restamp_during_paging``: the page after which the
         records change; for ``link_skip`` and ``link_cycle``: the page whose next link lies.
     :param count: for ``restamp_during_paging``: how many records already served are re-stamped.
+    :param body_format: for ``echo_auth``: ``json`` or ``html``.
+    :param echo: for ``echo_auth``: how the header is repeated (see :func:`~.echo.echoed`).
     """
 
     kind: str
@@ -49,6 +55,8 @@ class Fault:
     delay: float | None = None
     after_page: int = 1
     count: int = 2
+    body_format: str = "json"
+    echo: str = "header"
     id: int = 0
     hits: int = 0
     _pattern: re.Pattern | None = field(default=None, repr=False, compare=False)
@@ -62,6 +70,12 @@ class Fault:
                 raise ValueError(f"server_error status must be one of {SERVER_ERROR_STATUSES}.")
         if self.kind == "rate_limit" and self.retry_after is None:
             self.retry_after = 1
+        if self.kind == "echo_auth":
+            self.status = self.status or 403
+            if not 400 <= self.status <= 599:
+                raise ValueError("echo_auth status must be an error status (400 to 599).")
+            if self.body_format not in BODY_FORMATS or self.echo not in ECHOES:
+                raise ValueError(f"echo_auth takes body_format in {BODY_FORMATS} and echo in {ECHOES}.")
         if self.kind == "latency" and self.delay is None:
             self.delay = 1.0
         self._pattern = re.compile(self.path) if self.path else None
