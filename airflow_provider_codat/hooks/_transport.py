@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import __version__
+from airflow_provider_codat.errors import CodatAPIError, CodatValidationError
+from airflow_provider_codat.hooks._deadline import request_budget
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
 from airflow_provider_codat.hooks.retry import RetryPolicy, release, retrying
 
@@ -68,11 +69,11 @@ def _number(extra: dict[str, Any], key: str, default: float, cast, minimum: floa
     try:
         number = cast(value)
     except (TypeError, ValueError):
-        raise AirflowException(
+        raise CodatValidationError(
             f"Extra `{key}` of connection `{conn_id}` must be a number, got {value!r}."
         ) from None
     if number < minimum:
-        raise AirflowException(
+        raise CodatValidationError(
             f"Extra `{key}` of connection `{conn_id}` must be >= {minimum}, got {value!r}."
         )
     return number
@@ -82,7 +83,7 @@ def settings_from(conn: Any, extra: dict[str, Any], conn_id: str, overrides: dic
     """Build :class:`Settings` from an Airflow connection; the caller masks ``authorization`` and the key."""
     api_key = (conn.password or "").strip()
     if not api_key:
-        raise AirflowException(
+        raise CodatValidationError(
             f"Connection `{conn_id}` has no API key: set its password to your Codat API key "
             "(Codat portal: Settings > Developers > API keys)."
         )
@@ -154,6 +155,7 @@ class Transport:
         policy: RetryPolicy,
         retries: int | None,
         *,
+        deadline: float | None = None,
         asynchronous: bool = False,
     ) -> tuple[dict[str, Any] | None, list, Any]:
         """What :meth:`_send` and :meth:`_asend` start from: the cleaned params, the (empty) list of outcomes
@@ -164,6 +166,7 @@ class Transport:
             policy=policy,
             max_retries=settings.max_retries if retries is None else retries,
             max_retry_time=settings.max_retry_time,
+            deadline=deadline,
             sleep=self.async_sleep if asynchronous else self.sleep,
             rng=self.rng,
             asynchronous=asynchronous,
@@ -184,19 +187,28 @@ class Transport:
         *,
         policy: RetryPolicy = RetryPolicy.ALL,
         retries: int | None = None,
+        deadline: float | None = None,
     ) -> tuple[httpx.Response, list]:
-        """Send with retries; return the final response (any status) and every attempt's outcome."""
+        """Send with retries; return the final response (any status) and every attempt's outcome.
+
+        :param deadline: epoch seconds: no attempt runs, and no retry waits, past it.
+        """
         settings = self._get_settings()
         client = self.client
-        params, outcomes, loop = self._prepare(settings, method, path, params, policy, retries)
+        params, outcomes, loop = self._prepare(
+            settings, method, path, params, policy, retries, deadline=deadline
+        )
 
         def attempt() -> httpx.Response:
+            budget = attempt_budget(settings, deadline)
             try:
-                response = client.send(client.build_request(method, path, params=params), stream=True)
-                try:
-                    response.read()
-                finally:
-                    _unbind(response)
+                with request_budget(budget):
+                    request = client.build_request(method, path, params=params, timeout=budget)
+                    response = client.send(request, stream=True)
+                    try:
+                        response.read()
+                    finally:
+                        _unbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -218,21 +230,25 @@ class Transport:
         *,
         policy: RetryPolicy = RetryPolicy.ALL,
         retries: int | None = None,
+        deadline: float | None = None,
     ) -> tuple[httpx.Response, list]:
         """The async twin of :meth:`_send`."""
         settings = await self._aget_settings()
         client = await self._aclient()
         params, outcomes, loop = self._prepare(
-            settings, method, path, params, policy, retries, asynchronous=True
+            settings, method, path, params, policy, retries, deadline=deadline, asynchronous=True
         )
 
         async def attempt() -> httpx.Response:
+            budget = attempt_budget(settings, deadline)
             try:
-                response = await client.send(client.build_request(method, path, params=params), stream=True)
-                try:
-                    await response.aread()
-                finally:
-                    await _aunbind(response)
+                with request_budget(budget):
+                    request = client.build_request(method, path, params=params, timeout=budget)
+                    response = await client.send(request, stream=True)
+                    try:
+                        await response.aread()
+                    finally:
+                        await _aunbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -262,11 +278,11 @@ class Transport:
     async def _arequest(self, method: str, path: str, params=None, **kw) -> httpx.Response:
         return self._raise_for(*(await self._asend(method, path, params, **kw)))
 
-    def _get_json(self, path: str, params=None) -> Any:
-        return _json(self._request("GET", path, params))
+    def _get_json(self, path: str, params=None, *, deadline: float | None = None) -> Any:
+        return _json(self._request("GET", path, params, deadline=deadline))
 
-    async def _aget_json(self, path: str, params=None) -> Any:
-        return _json(await self._arequest("GET", path, params))
+    async def _aget_json(self, path: str, params=None, *, deadline: float | None = None) -> Any:
+        return _json(await self._arequest("GET", path, params, deadline=deadline))
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         remaining = _int_header(response, "x-rate-limit-remaining")
@@ -326,12 +342,25 @@ def _int_header(response: httpx.Response, name: str) -> int | None:
         return None
 
 
+def attempt_budget(settings: Settings, deadline: float | None) -> float:
+    """Seconds one attempt may take in all: the connection's ``timeout``, or less when the caller's deadline
+    is nearer. At least a tenth of a second, so that an attempt started just before the deadline fails as a
+    timeout rather than with a confusing zero budget."""
+    budget = settings.timeout
+    if deadline is not None:
+        budget = min(budget, deadline - time.time())
+    return max(0.1, budget)
+
+
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
         request = response.request
-        raise AirflowException(
+        raise CodatAPIError(
             f"Codat answered {response.status_code} for {request.method} {request.url.path} with a body that is "
-            "not JSON; check that the connection's base URL points at the Codat API."
+            "not JSON; check that the connection's base URL points at the Codat API.",
+            status_code=response.status_code,
+            method=request.method,
+            path=request.url.path,
         ) from None
