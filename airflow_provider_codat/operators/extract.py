@@ -24,7 +24,7 @@ from airflow_provider_codat.extract.writer import (
     DEFAULT_MAX_RECORDS,
 )
 from airflow_provider_codat.hooks.codat import CodatHook
-from airflow_provider_codat.errors import CodatValidationError
+from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.validation import require_data_type, require_int, require_page_size, require_uuid
 
