@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, TaskDeferred
 
+from airflow_provider_codat.errors import CodatSyncFailedError as CodatSyncFailed
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 from airflow_provider_codat.sensors.sync import CodatSyncSensor
-from airflow_provider_codat.sync_status import parse_timestamp
+from airflow_provider_codat.sync.status import parse_timestamp
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
-from airflow_provider_codat.waiting import CodatSyncFailed
 from tests.sync.conftest import FakeTI, requests
 
 pytestmark = pytest.mark.codat_simulator(sync_seconds=60)
@@ -262,10 +262,10 @@ def test_sensor_does_not_pass_while_data_status_still_shows_the_previous_sync(
     real = CodatHook.get_data_status
     calls = []
 
-    def lagging(self, company):
+    def lagging(self, company, **kw):
         calls.append(sim_clock.offset)
         # dataStatus keeps showing the previous Complete sync for the first 40 s of the new one.
-        return stale if sim_clock.offset < 40 else real(self, company)
+        return stale if sim_clock.offset < 40 else real(self, company, **kw)
 
     monkeypatch.setattr(CodatHook, "get_data_status", lagging)
     sim.control.reset_request_log()
