@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -214,19 +215,22 @@ class SimulatorControl:
         retry_after: float | str | None = None,
         delay: float | None = None,
         after_page: int = 1,
+        body: Any = None,
     ) -> dict:
         """Inject a fault; see :class:`~airflow_provider_codat.simulator.faults.Fault`.
 
-        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging``,
+            ``trickle`` or ``malformed``.
         :param path: regex searched in the request path (``None``: all).
         :param method: HTTP method (``None``: any).
         :param times: requests affected (``None``: until cleared).
         :param status: ``server_error`` status: 500, 502, 503 or 504.
         :param retry_after: ``rate_limit`` ``Retry-After`` value (seconds or an HTTP date).
-        :param delay: ``latency`` seconds.
+        :param delay: ``latency`` seconds; ``trickle`` seconds between bytes of the body.
         :param after_page: ``write_during_paging``: the page after which records change.
+        :param body: ``malformed``: the JSON value answered (200) instead of the real one.
         """
-        fault = Fault(kind, path, method, times, status, retry_after, delay, after_page)
+        fault = Fault(kind, path, method, times, status, retry_after, delay, after_page, body)
         return self.state.faults.add(fault).as_json()
 
     def faults(self) -> list[dict]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-KINDS = ("rate_limit", "server_error", "latency", "drop", "write_during_paging")
+KINDS = ("rate_limit", "server_error", "latency", "drop", "write_during_paging", "trickle", "malformed")
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 
 
@@ -14,14 +15,16 @@ SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 class Fault:
     """One fault rule.
 
-    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging``, ``trickle``
+        (the real answer, its body sent one byte every ``delay`` seconds) or ``malformed`` (200 with ``body``).
     :param path: regex searched in the request path; ``None`` matches every Codat path.
     :param method: HTTP method to match; ``None`` matches any.
     :param times: how many matching requests it affects; ``None`` for every one.
     :param status: for ``server_error``: 500, 502, 503 or 504 (502-504 answer with an HTML body).
     :param retry_after: for ``rate_limit``: the ``Retry-After`` value (seconds, or an HTTP date string).
-    :param delay: for ``latency``: seconds added before answering.
+    :param delay: for ``latency``: seconds added before answering; for ``trickle``: seconds between bytes.
     :param after_page: for ``write_during_paging``: the page after which the records change.
+    :param body: for ``malformed``: the JSON value answered instead (a list, a string, an entry without fields).
     """
 
     kind: str
@@ -32,6 +35,7 @@ class Fault:
     retry_after: float | str | None = None
     delay: float | None = None
     after_page: int = 1
+    body: Any = None
     id: int = 0
     hits: int = 0
     _pattern: re.Pattern | None = field(default=None, repr=False, compare=False)
@@ -45,8 +49,8 @@ class Fault:
                 raise ValueError(f"server_error status must be one of {SERVER_ERROR_STATUSES}.")
         if self.kind == "rate_limit" and self.retry_after is None:
             self.retry_after = 1
-        if self.kind == "latency" and self.delay is None:
-            self.delay = 1.0
+        if self.kind in ("latency", "trickle") and self.delay is None:
+            self.delay = 1.0 if self.kind == "latency" else 0.5
         self._pattern = re.compile(self.path) if self.path else None
 
     def matches(self, method: str, path: str) -> bool:
