@@ -24,7 +24,13 @@ from airflow_provider_codat.hooks import _deadline
 # reuses its connection (no new TCP and TLS handshake); the server may still close them sooner, which httpcore
 # notices before reuse.
 KEEPALIVE_SECONDS = 330.0
-LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=KEEPALIVE_SECONDS)
+# Requests in flight on one shared client. httpcore's pool rescans every connection for every queued request
+# (quadratic: with 1,000 waits polling together it stalls the loop for seconds), so requests queue in front of
+# the pool instead, on a semaphore, and the pool never holds more than it has connections for.
+MAX_IN_FLIGHT = 24
+LIMITS = httpx.Limits(
+    max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT, keepalive_expiry=KEEPALIVE_SECONDS
+)
 
 _tls_lock = threading.Lock()
 _tls_context: ssl.SSLContext | None = None
@@ -58,6 +64,7 @@ class _Lent:
     ready: asyncio.Future
     users: int = 0
     client: httpx.AsyncClient | None = field(default=None)
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
 
 
 class SharedAsyncClients:
@@ -72,8 +79,9 @@ class SharedAsyncClients:
         )
         self.built = 0
 
-    async def borrow(self, key: Any, kwargs: dict[str, Any]) -> httpx.AsyncClient:
-        """The client for ``key`` in this loop, built from ``kwargs`` if there is none yet.
+    async def borrow(self, key: Any, kwargs: dict[str, Any]) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The client for ``key`` in this loop, built from ``kwargs`` if there is none yet, and the semaphore
+        every request on it must hold.
 
         :param key: what identifies a client (hashable; the connection's settings).
         :param kwargs: ``httpx.AsyncClient`` arguments.
@@ -100,7 +108,7 @@ class SharedAsyncClients:
         except BaseException:
             lent.users -= 1
             raise
-        return lent.client
+        return lent.client, lent.gate
 
     async def give_back(self, key: Any) -> None:
         """Return a borrowed client; the last borrower's return closes it."""

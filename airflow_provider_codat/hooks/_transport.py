@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -30,6 +31,8 @@ DEFAULT_PORTAL_URL = "https://app.codat.io"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_MAX_RETRY_TIME = 300.0
+
+_RNG = random.Random()  # backoff jitter
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,12 @@ class Transport:
     """
 
     codat_conn_id: str
+    _async_gate: asyncio.Semaphore | None = None
 
     def __init__(self) -> None:
         self.sleep = time.sleep
         self.async_sleep = asyncio.sleep
-        self.rng = random.Random()
+        self.rng = _RNG  # seeding a generator per hook reads os.urandom: one per process is enough
         self._warned_low_quota = False
 
     def _get_settings(self) -> Settings:  # pragma: no cover - provided by the hook
@@ -239,16 +243,19 @@ class Transport:
             settings, method, path, params, policy, retries, deadline=deadline, asynchronous=True
         )
 
+        gate = self._async_gate
+
         async def attempt() -> httpx.Response:
             budget = attempt_budget(settings, deadline)
             try:
                 with request_budget(budget):
-                    request = client.build_request(method, path, params=params, timeout=budget)
-                    response = await client.send(request, stream=True)
-                    try:
-                        await response.aread()
-                    finally:
-                        await _aunbind(response)
+                    async with _turn(gate, budget):
+                        request = client.build_request(method, path, params=params, timeout=budget)
+                        response = await client.send(request, stream=True)
+                        try:
+                            await response.aread()
+                        finally:
+                            await _aunbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -299,6 +306,24 @@ class Transport:
                 limit if limit else "?",
                 response.headers.get("x-rate-limit-reset", "the reset"),
             )
+
+
+@contextlib.asynccontextmanager
+async def _turn(gate: asyncio.Semaphore | None, budget: float):
+    """Hold a place among the shared client's requests in flight; waiting for it counts against the budget."""
+    if gate is None:
+        yield
+        return
+    try:
+        await asyncio.wait_for(gate.acquire(), budget)
+    except TimeoutError:
+        raise httpx.PoolTimeout(
+            "No turn among the shared client's requests within the request's budget."
+        ) from None
+    try:
+        yield
+    finally:
+        gate.release()
 
 
 def _give_up(exc: BaseException, loop, outcomes: list, method: str, path: str) -> None:

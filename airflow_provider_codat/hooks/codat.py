@@ -93,6 +93,7 @@ class CodatHook(BaseHook, Transport):
         self._async_client: httpx.AsyncClient | None = None
         self._async_client_lock = asyncio.Lock()
         self._async_client_key: Settings | None = None
+        self._async_gate: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(codat_conn_id={self.codat_conn_id!r})"
@@ -131,7 +132,7 @@ class CodatHook(BaseHook, Transport):
         async with self._async_client_lock:  # borrowed once per hook, however many coroutines ask at once
             if self._async_client is None:
                 # Keyed by the settings: a rotated key or a changed host gets a client of its own.
-                self._async_client = await SHARED.borrow(settings, client_kwargs(settings))
+                self._async_client, self._async_gate = await SHARED.borrow(settings, client_kwargs(settings))
                 self._async_client_key = settings
         return self._async_client
 

@@ -42,7 +42,7 @@ def next_interval(poll_interval: float, max_poll_interval: float, waited: float)
     return max(poll_interval, min(max_poll_interval, poll_interval + max(0.0, waited)))
 
 
-def spread(seconds: float, seed: str, poll: int) -> float:
-    """``seconds`` stretched by ``[0, SPREAD)`` of itself, fixed by ``seed`` and ``poll`` (no randomness)."""
+def spread(seconds: float, seed: str, poll: int, fraction: float = SPREAD) -> float:
+    """``seconds`` stretched by ``[0, fraction)`` of itself, fixed by ``seed`` and ``poll`` (no randomness)."""
     digest = hashlib.blake2b(f"{seed}#{poll}".encode(), digest_size=4).digest()
-    return seconds * (1.0 + SPREAD * int.from_bytes(digest) / 2**32)
+    return seconds * (1.0 + fraction * int.from_bytes(digest) / 2**32)

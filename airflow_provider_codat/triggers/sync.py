@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_codat.errors import CodatValidationError
-from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
+from airflow_provider_codat.sync.interval import (
+    CLOCK,
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    spread,
+)
 from airflow_provider_codat.sync.ticket import WaitSpec
 from airflow_provider_codat.sync.wait import Wait, arun, error_event
 
@@ -19,9 +25,9 @@ class CodatSyncTrigger(BaseTrigger):
     Every keyword is plain JSON and nothing is secret (the connection id, never the key). The deadline is an
     absolute wall-clock time, and the interval is derived from ``started_at``, so a trigger rebuilt from
     :meth:`serialize` after a triggerer restart resumes the same wait: same deadline, same pace. The task polled
-    once before deferring, so the first poll here comes one interval after ``started_at`` (at once after a
-    restart that came later than that). Each interval is stretched by up to a quarter, by an amount fixed per
-    wait, so that waits deferred together do not poll together. All waits of one connection in a triggerer
+    once before deferring, so the first poll here comes one to two intervals after ``started_at`` (at once after
+    a restart that came later than that), and each later interval is stretched by up to a quarter, by amounts
+    fixed per wait, so that waits deferred together do not poll together. All waits of one connection in a triggerer
     share one HTTP client and its connections.
 
     The kwargs are checked in full (company and dataset ids UUIDs, types in the catalogue) before any request;
@@ -100,6 +106,14 @@ class CodatSyncTrigger(BaseTrigger):
         return CodatHook(codat_conn_id=self.codat_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The task polled just before deferring: the first poll here comes one to two intervals after the
+        # start, at a point fixed per wait, so that a thousand waits deferred together spread over a whole
+        # interval instead of polling in one burst. Nothing else is done before: the triggerer's loop stays free.
+        waited = CLOCK.now() - self.started_at
+        if waited < self.poll_interval:
+            seed = json.dumps(self.wait_kwargs, sort_keys=True, default=str)
+            first = spread(self.poll_interval, seed, 0, fraction=1.0)
+            await CLOCK.asleep(max(0.0, min(first - waited, self.deadline - CLOCK.now())))
         try:
             spec = WaitSpec(**self.wait_kwargs)
         except CodatValidationError as exc:
@@ -117,8 +131,6 @@ class CodatSyncTrigger(BaseTrigger):
         )
         hook = self._hook()
         try:
-            if not wait.expired() and wait.waited() < wait.poll_interval:
-                await CLOCK.asleep(wait.next_delay())  # the task has just polled
             event = await arun(wait, hook)
         finally:
             try:
