@@ -33,7 +33,13 @@ def _show(value: Any) -> str:
 def to_seconds(value: timedelta | float | int | None, what: str) -> float | None:
     if value is None:
         return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    try:
+        seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        # float()'s own message repeats the whole input.
+        raise CodatValidationError(
+            f"{what} must be a number of seconds or a timedelta, got {_show(value)}."
+        ) from None
     if seconds < 0:
         raise CodatValidationError(f"{what} must not be negative, got {_show(value)}.")
     return seconds
