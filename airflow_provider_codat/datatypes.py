@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.safe_repr import shorten
 
 
@@ -156,8 +157,8 @@ CATALOGUE: dict[str, DataType] = {entry.key: entry for entry in _ENTRIES}
 BANK_ACCOUNTS_KEY = "bankAccounts"
 
 
-class UnknownDataTypeError(ValueError):
-    """A data type key that is not in the catalogue."""
+class UnknownDataTypeError(CodatValidationError):
+    """A data type key that is not in the catalogue (a ``ValueError`` too)."""
 
 
 def get_data_type(key: str) -> DataType:

@@ -6,7 +6,7 @@ Operators: ``=`` and ``!=`` (numbers, strings, dates, booleans), ``~`` contains 
 ``<``, ``<=`` (numbers and dates only).
 
 Codat documents no escaping, so a string value that contains ``&&``, ``||``, ``{`` or ``}`` (which would change the
-meaning of the query) is rejected with :class:`~airflow_provider_codat.hooks.errors.CodatValidationError` rather
+meaning of the query) is rejected with :class:`~airflow_provider_codat.errors.CodatValidationError` rather
 than sent. The whole query is sent URL-encoded by the hook (httpx ``params=``); do not encode it yourself.
 
 >>> all_of(condition("modifiedDate", ">=", datetime(2024, 5, 1, 10, tzinfo=UTC)),
@@ -21,7 +21,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from airflow_provider_codat.hooks.errors import CodatValidationError
+from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.safe_repr import shorten
 
 OPERATORS = ("=", "!=", "~", ">", ">=", "<", "<=")

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from airflow_provider_codat.datatypes import DataType, UnknownDataTypeError, get_data_type
-from airflow_provider_codat.hooks.errors import CodatValidationError
+from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.safe_repr import shorten
 
 MAX_QUERY_LENGTH = 2047  # Codat rejects a query of 2,048 characters or more.

@@ -1,4 +1,5 @@
-"""API budget of a wait: HTTP calls the sensor (poke mode) and the trigger make while a sync runs.
+"""API budget of a wait: HTTP calls the sensor makes while a sync runs, in poke mode and deferrable (its
+one check in ``execute``, then the trigger's polls).
 
 Runs the simulator in-process with syncs that take ``--sync-seconds`` (default 600: ten minutes) of simulated
 time. The provider's clock is replaced by one whose sleeps advance the simulator's clock, so a ten-minute wait
@@ -17,13 +18,15 @@ import asyncio
 import logging
 import os
 import time
+import types
 from collections import Counter
 
 import structlog
+from airflow.sdk.bases import sensor as airflow_sensor
 
-from airflow_provider_codat import waiting
 from airflow_provider_codat.simulator.server import run_in_thread
 from airflow_provider_codat.simulator.state import SimulatorState
+from airflow_provider_codat.sync.interval import CLOCK, Clock
 
 TYPES = [
     "invoices", "bills", "customers", "suppliers", "journalEntries", "journals", "payments", "billPayments",
@@ -33,7 +36,7 @@ TYPES = [
 TARGET = 15
 
 
-class ScaledClock(waiting.Clock):
+class ScaledClock(Clock):
     """Wall-clock plus an offset; a sleep advances the offset and the simulator's clock instead of waiting."""
 
     def __init__(self, control) -> None:
@@ -46,6 +49,12 @@ class ScaledClock(waiting.Clock):
     def sleep(self, seconds: float) -> None:
         self.offset += seconds
         self.control.advance(seconds)
+
+    def install(self) -> None:
+        """Be the provider's clock, and the clock of Airflow's sensor loop (``time.monotonic``/``sleep``)."""
+        for name in ("now", "sleep", "asleep"):
+            setattr(CLOCK, name, getattr(self, name))
+        airflow_sensor.time = types.SimpleNamespace(monotonic=self.now, sleep=self.sleep)
 
     async def asleep(self, seconds: float) -> None:
         self.sleep(seconds)
@@ -74,20 +83,22 @@ def _sensor(ticket: dict) -> dict:
     return CodatSyncSensor(task_id="wait", ticket=ticket, timeout=7200).execute({"ti": _TI()})
 
 
-def _trigger(ticket: dict, clock: ScaledClock) -> dict:
-    from airflow_provider_codat.triggers.sync import CodatSyncTrigger
+def _deferred(ticket: dict) -> dict:
+    """The deferrable sensor: its one check in ``execute``, then the trigger's polls, then ``execute_complete``."""
+    from airflow.sdk.exceptions import TaskDeferred
 
-    trigger = CodatSyncTrigger(
-        company_id=ticket["company_id"], datasets=ticket["datasets"], deadline=clock.now() + 7200
-    )
+    from airflow_provider_codat.sensors.sync import CodatSyncSensor
+
+    sensor = CodatSyncSensor(task_id="wait", ticket=ticket, timeout=7200, deferrable=True)
+    try:
+        return sensor.execute({"ti": _TI()})
+    except TaskDeferred as deferred:
+        trigger = deferred.trigger
 
     async def run() -> dict:
         return [event.payload async for event in trigger.run()][0]
 
-    event = asyncio.run(run())
-    if event["status"] != "success":
-        raise RuntimeError(f"trigger ended with {event}")
-    return event["outcomes"]
+    return sensor.execute_complete({"ti": _TI()}, asyncio.run(run()))
 
 
 def measure(mode: str, n_types: int, sync_seconds: float) -> dict:
@@ -95,12 +106,12 @@ def measure(mode: str, n_types: int, sync_seconds: float) -> dict:
     with run_in_thread(state) as sim:
         os.environ.update(sim.conn_env)
         clock = ScaledClock(sim.control)
-        waiting.CLOCK = clock
+        clock.install()
         company_id = sim.control.linked_company_ids()[0]
         ticket = _queue(company_id, TYPES[:n_types])
         sim.control.reset_request_log()
         start = clock.offset
-        outcomes = _sensor(ticket) if mode == "sensor (poke)" else _trigger(ticket, clock)
+        outcomes = _sensor(ticket) if mode == "sensor (poke)" else _deferred(ticket)
         assert all(o["status"] == "Complete" for o in outcomes.values()), outcomes
         log = sim.control.request_log()
     kinds = Counter("history" if "/data/history" in r["path"] else "dataStatus" for r in log)
@@ -121,7 +132,9 @@ def main() -> None:
     args = parser.parse_args()
     # The waits log every poll; only the table matters here.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    rows = [measure(mode, n, args.sync_seconds) for mode in ("sensor (poke)", "trigger") for n in args.types]
+    rows = [
+        measure(mode, n, args.sync_seconds) for mode in ("sensor (poke)", "deferrable") for n in args.types
+    ]
     print(f"Sync of {args.sync_seconds:.0f} s (simulated); defaults poke 5 s doubling to 300 s.")
     print(f"{'mode':<14} {'types':>5} {'calls':>5} {'dataStatus':>10} {'history':>7} {'waited (s)':>10}  ok?")
     # The target is for a ten-minute wait; a longer one pays one call per max interval beyond it.

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_codat import query, validation, wait_task
+from airflow_provider_codat import query, validation
 from airflow_provider_codat.dags_builder import SyncSpec
 from airflow_provider_codat.datatypes import CATALOGUE, get_data_type
 from airflow_provider_codat.hooks._transport import settings_from
@@ -21,8 +21,9 @@ from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 from airflow_provider_codat.sensors.sync import CodatSyncSensor
+from airflow_provider_codat.sync import ticket as wait_task
+from airflow_provider_codat.sync.ticket import WaitSpec
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
-from airflow_provider_codat.waiting import WaitSpec
 
 LONG = "Q" * 10_000
 COMPANY = "3fa85f64-5717-4562-b3fc-2c963f66afa6"

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_codat.sync_status import is_finished
+from airflow_provider_codat.sync.status import is_finished
 
 _NOT_SUPPORTED = "NotSupported"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import __version__
+from airflow_provider_codat.errors import CodatAPIError, CodatValidationError
+from airflow_provider_codat.hooks._deadline import request_budget
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
 from airflow_provider_codat.hooks.redact import Redactor, literal_forms, redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, release, retrying
@@ -31,6 +33,8 @@ DEFAULT_PORTAL_URL = "https://app.codat.io"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_MAX_RETRY_TIME = 300.0
+
+_RNG = random.Random()  # backoff jitter
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,11 @@ def _number(extra: dict[str, Any], key: str, default: float, cast, minimum: floa
     try:
         number = cast(value)
     except (TypeError, ValueError):
-        raise AirflowException(
+        raise CodatValidationError(
             f"Extra `{key}` of connection `{conn_id}` must be a number, got {shorten(value)}."
         ) from None
     if number < minimum:
-        raise AirflowException(
+        raise CodatValidationError(
             f"Extra `{key}` of connection `{conn_id}` must be >= {minimum}, got {shorten(value)}."
         )
     return number
@@ -84,7 +88,7 @@ def settings_from(conn: Any, extra: dict[str, Any], conn_id: str, overrides: dic
     """Build :class:`Settings` from an Airflow connection; the caller masks ``authorization`` and the key."""
     api_key = (conn.password or "").strip()
     if not api_key:
-        raise AirflowException(
+        raise CodatValidationError(
             f"Connection `{conn_id}` has no API key: set its password to your Codat API key "
             "(Codat portal: Settings > Developers > API keys)."
         )
@@ -133,11 +137,12 @@ class Transport:
     """
 
     codat_conn_id: str
+    _async_gate: asyncio.Semaphore | None = None
 
     def __init__(self) -> None:
         self.sleep = time.sleep
         self.async_sleep = asyncio.sleep
-        self.rng = random.Random()
+        self.rng = _RNG  # seeding a generator per hook reads os.urandom: one per process is enough
         self._warned_low_quota = False
 
     def _get_settings(self) -> Settings:  # pragma: no cover - provided by the hook
@@ -155,6 +160,7 @@ class Transport:
         policy: RetryPolicy,
         retries: int | None,
         *,
+        deadline: float | None = None,
         asynchronous: bool = False,
     ) -> tuple[dict[str, Any] | None, list, Any]:
         """What :meth:`_send` and :meth:`_asend` start from: the cleaned params, the (empty) list of outcomes
@@ -165,6 +171,7 @@ class Transport:
             policy=policy,
             max_retries=settings.max_retries if retries is None else retries,
             max_retry_time=settings.max_retry_time,
+            deadline=deadline,
             sleep=self.async_sleep if asynchronous else self.sleep,
             rng=self.rng,
             asynchronous=asynchronous,
@@ -185,19 +192,28 @@ class Transport:
         *,
         policy: RetryPolicy = RetryPolicy.ALL,
         retries: int | None = None,
+        deadline: float | None = None,
     ) -> tuple[httpx.Response, list]:
-        """Send with retries; return the final response (any status) and every attempt's outcome."""
+        """Send with retries; return the final response (any status) and every attempt's outcome.
+
+        :param deadline: epoch seconds: no attempt runs, and no retry waits, past it.
+        """
         settings = self._get_settings()
         client = self.client
-        params, outcomes, loop = self._prepare(settings, method, path, params, policy, retries)
+        params, outcomes, loop = self._prepare(
+            settings, method, path, params, policy, retries, deadline=deadline
+        )
 
         def attempt() -> httpx.Response:
+            budget = attempt_budget(settings, deadline)
             try:
-                response = client.send(client.build_request(method, path, params=params), stream=True)
-                try:
-                    response.read()
-                finally:
-                    _unbind(response)
+                with request_budget(budget):
+                    request = client.build_request(method, path, params=params, timeout=budget)
+                    response = client.send(request, stream=True)
+                    try:
+                        response.read()
+                    finally:
+                        _unbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -219,21 +235,28 @@ class Transport:
         *,
         policy: RetryPolicy = RetryPolicy.ALL,
         retries: int | None = None,
+        deadline: float | None = None,
     ) -> tuple[httpx.Response, list]:
         """The async twin of :meth:`_send`."""
         settings = await self._aget_settings()
         client = await self._aclient()
         params, outcomes, loop = self._prepare(
-            settings, method, path, params, policy, retries, asynchronous=True
+            settings, method, path, params, policy, retries, deadline=deadline, asynchronous=True
         )
 
+        gate = self._async_gate
+
         async def attempt() -> httpx.Response:
+            budget = attempt_budget(settings, deadline)
             try:
-                response = await client.send(client.build_request(method, path, params=params), stream=True)
-                try:
-                    await response.aread()
-                finally:
-                    await _aunbind(response)
+                with request_budget(budget):
+                    async with _turn(gate, budget):
+                        request = client.build_request(method, path, params=params, timeout=budget)
+                        response = await client.send(request, stream=True)
+                        try:
+                            await response.aread()
+                        finally:
+                            await _aunbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
@@ -270,12 +293,12 @@ class Transport:
     async def _arequest(self, method: str, path: str, params=None, **kw) -> httpx.Response:
         return self._raise_for(*(await self._asend(method, path, params, **kw)))
 
-    def _get_json(self, path: str, params=None) -> Any:
+    def _get_json(self, path: str, params=None, *, deadline: float | None = None) -> Any:
         """The decoded answer, scrubbed (pages of records are read by ``_get_exact``, as Codat sent them)."""
-        return self.redactor.json(_json(self._request("GET", path, params)))
+        return self.redactor.json(_json(self._request("GET", path, params, deadline=deadline)))
 
-    async def _aget_json(self, path: str, params=None) -> Any:
-        return self.redactor.json(_json(await self._arequest("GET", path, params)))
+    async def _aget_json(self, path: str, params=None, *, deadline: float | None = None) -> Any:
+        return self.redactor.json(_json(await self._arequest("GET", path, params, deadline=deadline)))
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         remaining = _int_header(response, "x-rate-limit-remaining")
@@ -292,6 +315,24 @@ class Transport:
                 limit if limit else "?",
                 self.redactor.text(response.headers.get("x-rate-limit-reset", "the reset"))[:100],
             )
+
+
+@contextlib.asynccontextmanager
+async def _turn(gate: asyncio.Semaphore | None, budget: float):
+    """Hold a place among the shared client's requests in flight; waiting for it counts against the budget."""
+    if gate is None:
+        yield
+        return
+    try:
+        await asyncio.wait_for(gate.acquire(), budget)
+    except TimeoutError:
+        raise httpx.PoolTimeout(
+            "No turn among the shared client's requests within the request's budget."
+        ) from None
+    try:
+        yield
+    finally:
+        gate.release()
 
 
 def _give_up(exc: BaseException, loop, outcomes: list, method: str, path: str) -> None:
@@ -335,12 +376,25 @@ def _int_header(response: httpx.Response, name: str) -> int | None:
         return None
 
 
+def attempt_budget(settings: Settings, deadline: float | None) -> float:
+    """Seconds one attempt may take in all: the connection's ``timeout``, or less when the caller's deadline
+    is nearer. At least a tenth of a second, so that an attempt started just before the deadline fails as a
+    timeout rather than with a confusing zero budget."""
+    budget = settings.timeout
+    if deadline is not None:
+        budget = min(budget, deadline - time.time())
+    return max(0.1, budget)
+
+
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
         request = response.request
-        raise AirflowException(
+        raise CodatAPIError(
             f"Codat answered {response.status_code} for {request.method} {request.url.path} with a body that is "
-            "not JSON; check that the connection's base URL points at the Codat API."
+            "not JSON; check that the connection's base URL points at the Codat API.",
+            status_code=response.status_code,
+            method=request.method,
+            path=request.url.path,
         ) from None

@@ -12,18 +12,19 @@ import httpx
 from airflow.sdk import BaseHook
 
 from airflow_provider_codat.datatypes import Kind
+from airflow_provider_codat.errors import (
+    CodatAPIError,
+    CodatDatasetInProgressError,
+    CodatPagingError,
+    CodatValidationError,
+)
+from airflow_provider_codat.hooks._clients import SHARED, build_client
 from airflow_provider_codat.hooks._transport import (
     Settings,
     Transport,
     client_kwargs,
     secrets_of,
     settings_from,
-)
-from airflow_provider_codat.hooks.errors import (
-    CodatAPIError,
-    CodatDatasetInProgressError,
-    CodatPagingError,
-    CodatValidationError,
 )
 from airflow_provider_codat.hooks.exact_json import loads_exact
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE, Page, check_envelope, iter_envelopes
@@ -57,8 +58,14 @@ class CodatHook(BaseHook, Transport):
     extras ``timeout`` (seconds, default 30), ``max_retries`` (default 5), ``max_retry_time`` (seconds spent
     retrying one request, default 300), ``portal_url`` (default ``https://app.codat.io``).
 
-    One ``httpx.Client`` and one ``httpx.AsyncClient`` per hook, created on first use and reused; ``close()`` /
-    ``aclose()`` release them. Nothing is read or sent in ``__init__``.
+    ``timeout`` bounds each whole request (connect and every read together), not each socket read; calls that
+    take ``deadline`` (epoch seconds) neither start an attempt with more time than is left nor wait for a retry
+    past it.
+
+    One ``httpx.Client`` per hook, created on first use; the async methods borrow the ``httpx.AsyncClient``
+    shared by every hook of the same connection in the running event loop (a triggerer's waits share one
+    client and its connections). ``close()`` / ``aclose()`` release them. Nothing is read or sent in
+    ``__init__``.
 
     :param codat_conn_id: the Airflow connection id.
     :param timeout: overrides the ``timeout`` extra.
@@ -87,6 +94,8 @@ class CodatHook(BaseHook, Transport):
         self._settings: Settings | None = None
         self._async_client: httpx.AsyncClient | None = None
         self._async_client_lock = asyncio.Lock()
+        self._async_client_key: Settings | None = None
+        self._async_gate: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(codat_conn_id={self.codat_conn_id!r})"
@@ -120,15 +129,15 @@ class CodatHook(BaseHook, Transport):
     @cached_property
     def client(self) -> httpx.Client:
         """The hook's ``httpx.Client`` (base URL, auth and ``User-Agent`` set), created on first use."""
-        return httpx.Client(**client_kwargs(self._get_settings()))
+        return build_client(client_kwargs(self._get_settings()))
 
     async def _aclient(self) -> httpx.AsyncClient:
         settings = await self._aget_settings()
-        async with self._async_client_lock:  # one client per hook, however many coroutines ask at once
+        async with self._async_client_lock:  # borrowed once per hook, however many coroutines ask at once
             if self._async_client is None:
-                # Building a client loads the CA bundle from disk: do it off the event loop (the triggerer
-                # warns about blocking calls).
-                self._async_client = await asyncio.to_thread(httpx.AsyncClient, **client_kwargs(settings))
+                # Keyed by the settings: a rotated key or a changed host gets a client of its own.
+                self._async_client, self._async_gate = await SHARED.borrow(settings, client_kwargs(settings))
+                self._async_client_key = settings
         return self._async_client
 
     def get_conn(self) -> httpx.Client:
@@ -140,10 +149,10 @@ class CodatHook(BaseHook, Transport):
             self.__dict__.pop("client").close()
 
     async def aclose(self) -> None:
-        """Close both clients."""
+        """Give the shared async client back (the last hook to do so closes it) and close the sync one."""
         if self._async_client is not None:
-            client, self._async_client = self._async_client, None
-            await client.aclose()
+            self._async_client = None
+            await SHARED.give_back(self._async_client_key)
         self.close()
 
     def __enter__(self) -> CodatHook:
@@ -209,14 +218,19 @@ class CodatHook(BaseHook, Transport):
         return list(body.get("settings") or []) if isinstance(body, dict) else list(body or [])
 
     # -- refreshes and their status ------------------------------------------------------------------------
-    def get_data_status(self, company_id: str) -> dict[str, dict]:
-        """``dataStatus``: one entry per data type, keyed by the type (one call covers every type)."""
-        return _status(self._get_json(f"/companies/{require_uuid(company_id, 'company_id')}/dataStatus"))
+    def get_data_status(self, company_id: str, *, deadline: float | None = None) -> dict[str, dict]:
+        """``dataStatus``: one entry per data type, keyed by the type (one call covers every type).
 
-    async def aget_data_status(self, company_id: str) -> dict[str, dict]:
+        :param deadline: epoch seconds the call (with its retries) must not outlive.
+        :raises CodatAPIError: also when the answer is not an object keyed by data type (not transient).
+        """
+        path = f"/companies/{require_uuid(company_id, 'company_id')}/dataStatus"
+        return _status(self._get_json(path, deadline=deadline), path)
+
+    async def aget_data_status(self, company_id: str, *, deadline: float | None = None) -> dict[str, dict]:
         """Async twin of :meth:`get_data_status`."""
         path = f"/companies/{require_uuid(company_id, 'company_id')}/dataStatus"
-        return _status(await self._aget_json(path))
+        return _status(await self._aget_json(path, deadline=deadline), path)
 
     def refresh_all_data(self, company_id: str) -> None:
         """Queue every *fetch on first link* type (``POST data/all``, 204, returns no dataset ids).
@@ -271,13 +285,18 @@ class CodatHook(BaseHook, Transport):
             return self.get_pull_operation(company_id, exc.dataset_id)
         return self.redactor.json(_json_object(response))
 
-    def get_pull_operation(self, company_id: str, dataset_id: str) -> dict:
-        """One PullOperation (``data/history/{datasetId}``)."""
-        return self._get_json(history_path(company_id, dataset_id))
+    def get_pull_operation(self, company_id: str, dataset_id: str, *, deadline: float | None = None) -> dict:
+        """One PullOperation (``data/history/{datasetId}``).
 
-    async def aget_pull_operation(self, company_id: str, dataset_id: str) -> dict:
+        :param deadline: epoch seconds the call (with its retries) must not outlive.
+        """
+        return self._get_json(history_path(company_id, dataset_id), deadline=deadline)
+
+    async def aget_pull_operation(
+        self, company_id: str, dataset_id: str, *, deadline: float | None = None
+    ) -> dict:
         """Async twin of :meth:`get_pull_operation`."""
-        return await self._aget_json(history_path(company_id, dataset_id))
+        return await self._aget_json(history_path(company_id, dataset_id), deadline=deadline)
 
     def iter_pull_operations(
         self,
@@ -404,10 +423,16 @@ class CodatHook(BaseHook, Transport):
             ) from None
 
 
-def _status(body: Any) -> dict[str, dict]:
+def _status(body: Any, path: str) -> dict[str, dict]:
     if not isinstance(body, dict):
+        # Asking again would get the same answer: not transient (status 200, the answer it came in).
         raise CodatAPIError(
-            "Codat answered dataStatus with something other than an object keyed by data type."
+            f"Codat answered GET {path} with a JSON {type(body).__name__}, not an object keyed by data type; "
+            "check that the connection's base URL points at the Codat API.",
+            status_code=200,
+            error="malformed dataStatus",
+            method="GET",
+            path=path,
         )
     return body
 

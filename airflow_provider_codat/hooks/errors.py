@@ -1,4 +1,6 @@
-"""The errors the Codat hook raises, and how an HTTP error response becomes one.
+"""How an HTTP error response (or no response) becomes a :class:`~airflow_provider_codat.errors.CodatAPIError`.
+
+The error classes live in :mod:`airflow_provider_codat.errors`; they are re-exported here for existing imports.
 
 Every message names what went wrong and what to do about it. None of them ever contains the API key or the
 ``Authorization`` value: messages are built from the status, Codat's ``error`` text, the method and the URL path
@@ -13,7 +15,24 @@ import re
 from typing import Any
 
 import httpx
-from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_codat.errors import (
+    CodatAPIError,
+    CodatDatasetInProgressError,
+    CodatError,
+    CodatPagingError,
+    CodatValidationError,
+)
+
+__all__ = [
+    "CodatAPIError",
+    "CodatDatasetInProgressError",
+    "CodatError",
+    "CodatPagingError",
+    "CodatValidationError",
+    "error_from_response",
+    "error_from_transport",
+]
 
 from airflow_provider_codat.hooks.redact import Scrubber, scrub
 
@@ -25,87 +44,6 @@ IN_PROGRESS_PATTERN = re.compile(
 _SNIPPET = 160
 # Codat's error texts are a sentence or two; anything longer is cut so that no message grows without bound.
 _MAX_ERROR = 500
-
-
-class CodatValidationError(ValueError):
-    """An argument that would make an unsafe or invalid request; raised before any request is sent."""
-
-
-class CodatPagingError(AirflowException):
-    """The server keeps answering a page the loop has already read: stop instead of spinning."""
-
-
-class CodatAPIError(AirflowException):
-    """Codat answered with an error, or could not be reached after the retries.
-
-    :param message: what happened and what to do, for a person.
-    :param status_code: the HTTP status (``None`` when no response came back at all).
-    :param error: Codat's ``error`` text (or a snippet of a non-JSON body).
-    :param correlation_id: Codat's ``correlationId``, to quote to Codat support.
-    :param method: the HTTP method of the request.
-    :param path: the URL path of the request (no query string, no host).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        error: str | None = None,
-        correlation_id: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.error = error
-        self.correlation_id = correlation_id
-        self.method = method
-        self.path = path
-
-    def __reduce__(self):
-        return (
-            _rebuild,
-            (
-                type(self),
-                self.message,
-                {
-                    "status_code": self.status_code,
-                    "error": self.error,
-                    "correlation_id": self.correlation_id,
-                    "method": self.method,
-                    "path": self.path,
-                    **self._extra_state(),
-                },
-            ),
-        )
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
-
-
-def _rebuild(cls, message, state):
-    return cls(message, **state)
-
-
-class CodatDatasetInProgressError(CodatAPIError):
-    """Codat refused to queue a sync because a sync of the same data type is still running.
-
-    Codat does not document the status of this error (400 and 409 are both seen); it is recognised by its
-    text under any 4xx.
-
-    :param data_type: the data type whose sync is running.
-    :param dataset_id: the id of the running sync (a PullOperation id): wait for that one.
-    """
-
-    def __init__(self, message: str, *, data_type: str | None = None, dataset_id: str | None = None, **kw):
-        super().__init__(message, **kw)
-        self.data_type = data_type
-        self.dataset_id = dataset_id
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"data_type": self.data_type, "dataset_id": self.dataset_id}
 
 
 def _parse_body(response: httpx.Response, redact: Scrubber) -> tuple[dict[str, Any] | None, str]:

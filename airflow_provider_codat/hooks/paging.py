@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_codat.hooks.errors import CodatPagingError
+from airflow_provider_codat.errors import CodatPagingError
 
 log = logging.getLogger(__name__)
 

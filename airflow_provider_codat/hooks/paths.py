@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_codat.datatypes import DataType, Scope
-from airflow_provider_codat.hooks.errors import CodatValidationError
+from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.query import format_value
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.validation import require_int, require_segment, require_uuid

@@ -133,15 +133,19 @@ class _Wait(tenacity.wait.wait_base):
 
 
 class _Stop(tenacity.stop.stop_base):
-    def __init__(self, max_retries: int, max_retry_time: float) -> None:
+    def __init__(self, max_retries: int, max_retry_time: float, deadline: float | None = None) -> None:
         self.max_retries = max_retries
         self.max_retry_time = max_retry_time
+        self.deadline = deadline
 
     def __call__(self, state: tenacity.RetryCallState) -> bool:
         if state.attempt_number > self.max_retries:
             return True
+        upcoming = state.upcoming_sleep or 0.0
+        if self.deadline is not None and time.time() + upcoming >= self.deadline:
+            return True  # the caller's deadline comes first: no sleep past it
         spent = max(state.seconds_since_start or 0.0, state.idle_for)
-        return spent + (state.upcoming_sleep or 0.0) > self.max_retry_time
+        return spent + upcoming > self.max_retry_time
 
 
 def _describe(state: tenacity.RetryCallState) -> str:
@@ -182,10 +186,12 @@ def retrying(
     sleep: Callable[[float], Any],
     rng: random.Random | None = None,
     asynchronous: bool = False,
+    deadline: float | None = None,
 ) -> tenacity.BaseRetrying:
     """A tenacity ``Retrying`` for one request (``sleep`` is injectable so tests never really sleep).
 
-    With ``asynchronous`` it is an ``AsyncRetrying`` instead, and ``sleep`` an async function.
+    With ``asynchronous`` it is an ``AsyncRetrying`` instead, and ``sleep`` an async function. With a
+    ``deadline`` (epoch seconds) it gives up rather than wait past it.
     """
 
     def should_retry(state: tenacity.RetryCallState) -> bool:
@@ -202,7 +208,7 @@ def retrying(
         sleep=sleep,
         retry=should_retry,
         wait=_Wait(rng),
-        stop=_Stop(max_retries, max_retry_time),
+        stop=_Stop(max_retries, max_retry_time, deadline),
         before_sleep=_before_sleep(method, path, max_retries),
         # On giving up: hand back the last response (turned into a CodatAPIError by the caller) or re-raise the
         # last transport error.

@@ -18,18 +18,30 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_codat import waiting
 from airflow_provider_codat.datatypes import fetch_on_first_link_types
-from airflow_provider_codat.hooks.errors import CodatAPIError, CodatDatasetInProgressError
+from airflow_provider_codat.errors import (
+    CodatAPIError,
+    CodatDatasetInProgressError,
+    CodatSyncTimeoutError,
+    CodatValidationError,
+    is_transient,
+)
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.query import condition
 from airflow_provider_codat.safe_repr import shorten
-from airflow_provider_codat.sync_status import is_finished, parse_timestamp
+from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
+from airflow_provider_codat.sync.status import is_finished, parse_timestamp
+from airflow_provider_codat.sync.ticket import (
+    WaitSpec,
+    normalize_data_types,
+    parse_ticket,
+    to_seconds,
+    utcnow_iso,
+)
+from airflow_provider_codat.sync.wait import Wait, resolve_event, run
+from airflow_provider_codat.triggers.sync import CodatSyncTrigger
 from airflow_provider_codat.validation import require_uuid
-from airflow_provider_codat.wait_task import SyncWaitMixin, normalize_data_types, to_seconds, utcnow_iso
-from airflow_provider_codat.waiting import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, WaitSpec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -38,16 +50,16 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = timedelta(hours=6)
 TICKET_XCOM_KEY = "codat_ticket"
+# The task-side backstop on a deferral: the trigger times out first, with a message naming the running types.
+DEFERRAL_GRACE = timedelta(minutes=5)
+
+# The former name: a refresh operator's wait (``wait_for_completion``) passed its ``timeout``.
+CodatSyncTimeout = CodatSyncTimeoutError
 
 
-class CodatSyncTimeout(AirflowException):
-    """A refresh operator waited (``wait_for_completion``) past its ``timeout``."""
-
-
-class _CodatRefreshOperator(SyncWaitMixin, BaseOperator):
+class _CodatRefreshOperator(BaseOperator):
     """Shared by the refresh operators: the link, the optional wait, ``execute_complete``."""
 
-    timeout_exception = CodatSyncTimeout
     operator_extra_links = (CodatCompanyLink(),)
     ui_color = "#cfe3f5"
 
@@ -96,33 +108,40 @@ class _CodatRefreshOperator(SyncWaitMixin, BaseOperator):
             return ticket
         if not ticket["datasets"]:
             return {**ticket, "outcomes": {}}
-        if self.deferrable:
+        now = CLOCK.now()
+        wait = Wait(
+            WaitSpec(company_id=company_id, datasets=ticket["datasets"]),
+            deadline=now + self.timeout,
+            started_at=now,
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            logger=self.log,
+        )
+        if not self.deferrable:
+            return {**ticket, "outcomes": resolve_event(run(wait, self.hook), logger=self.log)}
+        event = wait.poke(self.hook)
+        if event is None:
             # execute_complete gets it back from next_kwargs; XCom too, for runners that keep only the event
             # (``airflow dags test`` does).
             context["ti"].xcom_push(key=TICKET_XCOM_KEY, value=ticket)
-        outcomes = self._wait_for(
-            context,
-            self.hook,
-            WaitSpec(company_id=company_id, datasets=ticket["datasets"]),
-            codat_conn_id=self.codat_conn_id,
-            poll_interval=self.poll_interval,
-            max_poll_interval=self.max_poll_interval,
-            timeout=self.timeout,
-            deferrable=self.deferrable,
-            next_kwargs={"ticket": ticket},
-        )
-        return {**ticket, "outcomes": waiting.finish(company_id, outcomes, logger=self.log)}
+            self.defer(
+                trigger=CodatSyncTrigger.for_wait(wait, self.codat_conn_id),
+                method_name="execute_complete",
+                kwargs={"ticket": ticket},
+                timeout=timedelta(seconds=max(0.0, wait.deadline - CLOCK.now())) + DEFERRAL_GRACE,
+            )
+        return {**ticket, "outcomes": resolve_event(event, logger=self.log)}
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, ticket: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger: the ticket with its outcomes, or raise on anything but success."""
-        outcomes = self._resolve_event(event)
+        outcomes = resolve_event(event, logger=self.log)
         if ticket is None:
             ticket = context["ti"].xcom_pull(task_ids=self.task_id, key=TICKET_XCOM_KEY)
         if not isinstance(ticket, dict):
-            raise AirflowException(f"{type(self).__name__} resumed without its ticket.")
-        return {**ticket, "outcomes": outcomes}
+            raise CodatValidationError(f"{type(self).__name__} resumed without its ticket.")
+        return {**parse_ticket(ticket), "outcomes": outcomes}
 
 
 def _ticket(
@@ -232,7 +251,7 @@ class CodatRefreshAllDataOperator(_CodatRefreshOperator):
         try:
             self.hook.refresh_all_data(company_id)
         except CodatAPIError as exc:
-            if not waiting.is_transient(exc):
+            if not is_transient(exc):
                 raise
             # The hook does not retry data/all after a lost answer: Codat may have queued it. Look.
             self.log.warning("Codat's answer to data/all was lost (%s): reading dataStatus to find out.", exc)
@@ -243,7 +262,7 @@ class CodatRefreshAllDataOperator(_CodatRefreshOperator):
         joined: list[str] = []
         for attempt in range(self.reread_attempts + 1):
             if attempt:
-                waiting.CLOCK.sleep(self.reread_delay)
+                CLOCK.sleep(self.reread_delay)
             after = self.hook.get_data_status(company_id)
             datasets, joined = derive_refreshed(before, after, expected, limit=wanted)
             if not self._missing(wanted, datasets, joined):

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_provider_codat import waiting
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
-from airflow_provider_codat.sync_status import parse_timestamp
-from airflow_provider_codat.wait_task import normalize_data_types, to_seconds
+from airflow_provider_codat.sync.interval import CLOCK
+from airflow_provider_codat.sync.status import parse_timestamp
+from airflow_provider_codat.sync.ticket import normalize_data_types, to_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -119,7 +119,7 @@ class CodatFreshnessSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         data_types = normalize_data_types(self.data_types)
         status = self.hook.get_data_status(str(self.company_id))
-        now = datetime.fromtimestamp(waiting.CLOCK.now(), tz=UTC)
+        now = datetime.fromtimestamp(CLOCK.now(), tz=UTC)
         report, problems = assess_freshness(
             status, data_types, now=now, max_age=self.max_age, max_skew=self.max_skew
         )

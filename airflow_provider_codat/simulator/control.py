@@ -10,6 +10,7 @@ import inspect
 import json
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -254,23 +255,24 @@ class SimulatorControl:
         count: int = 2,
         body_format: str = "json",
         echo: str = "header",
+        body: Any = None,
     ) -> dict:
         """Inject a fault; see :class:`~airflow_provider_codat.simulator.faults.Fault`.
 
-        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging`` or
-            ``echo_auth``.
+        :param kind: one of :data:`~airflow_provider_codat.simulator.faults.KINDS`.
         :param path: regex searched in the request path (``None``: all).
         :param method: HTTP method (``None``: any).
         :param times: requests affected (``None``: until cleared).
         :param status: ``server_error`` status: 500, 502, 503 or 504.
         :param retry_after: ``rate_limit`` ``Retry-After`` value (seconds or an HTTP date).
-        :param delay: ``latency`` seconds.
+        :param delay: ``latency`` seconds; ``trickle`` seconds between bytes of the body.
         :param after_page: ``write_during_paging``/``restamp_during_paging``: the page after which records
             change; ``link_skip``/``link_cycle``: the page whose next link lies.
         :param count: ``restamp_during_paging``: records re-stamped.
         :param body_format: ``echo_auth``: ``json`` or ``html``.
         :param echo: ``echo_auth``: how the ``Authorization`` header is repeated (``header``, ``lower``,
             ``urlencoded``, ``unpadded``, ``folded``, ``key``, ``entities``).
+        :param body: ``malformed``: the JSON value answered (200) instead of the real one.
         """
         fault = Fault(
             kind,
@@ -281,6 +283,7 @@ class SimulatorControl:
             retry_after,
             delay,
             after_page,
+            body=body,
             count=count,
             body_format=body_format,
             echo=echo,

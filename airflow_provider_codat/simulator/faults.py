@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from airflow_provider_codat.simulator.echo import BODY_FORMATS, ECHOES
 
@@ -15,6 +16,8 @@ KINDS = (
     "drop",
     "write_during_paging",
     "echo_auth",
+    "trickle",
+    "malformed",
     # Paging that lies or moves (issue: nothing lost, nothing leaked).
     "restamp_during_paging",  # re-stamp records already served, with no sync (dataStatus does not move)
     "unstable_order",  # records sharing a modifiedDate come in a different order at every request
@@ -31,16 +34,19 @@ SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 class Fault:
     """One fault rule.
 
-    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging`` or
-        ``echo_auth`` (an error whose body repeats the request's ``Authorization`` header).
+    :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging``,
+        ``echo_auth`` (an error whose body repeats the request's ``Authorization`` header), ``trickle`` (the
+        real answer, its body sent one byte every ``delay`` seconds), ``malformed`` (200 with ``body``), or one
+        of the paging faults listed in ``KINDS``.
     :param path: regex searched in the request path; ``None`` matches every Codat path.
     :param method: HTTP method to match; ``None`` matches any.
     :param times: how many matching requests it affects; ``None`` for every one.
     :param status: for ``server_error``: 500, 502, 503 or 504 (502-504 answer with an HTML body).
     :param retry_after: for ``rate_limit``: the ``Retry-After`` value (seconds, or an HTTP date string).
-    :param delay: for ``latency``: seconds added before answering.
+    :param delay: for ``latency``: seconds added before answering; for ``trickle``: seconds between bytes.
     :param after_page: for ``write_during_paging`` and ``restamp_during_paging``: the page after which the
         records change; for ``link_skip`` and ``link_cycle``: the page whose next link lies.
+    :param body: for ``malformed``: the JSON value answered instead (a list, a string, an entry without fields).
     :param count: for ``restamp_during_paging``: how many records already served are re-stamped.
     :param body_format: for ``echo_auth``: ``json`` or ``html``.
     :param echo: for ``echo_auth``: how the header is repeated (see :func:`~.echo.echoed`).
@@ -54,6 +60,7 @@ class Fault:
     retry_after: float | str | None = None
     delay: float | None = None
     after_page: int = 1
+    body: Any = None
     count: int = 2
     body_format: str = "json"
     echo: str = "header"
@@ -76,8 +83,8 @@ class Fault:
                 raise ValueError("echo_auth status must be an error status (400 to 599).")
             if self.body_format not in BODY_FORMATS or self.echo not in ECHOES:
                 raise ValueError(f"echo_auth takes body_format in {BODY_FORMATS} and echo in {ECHOES}.")
-        if self.kind == "latency" and self.delay is None:
-            self.delay = 1.0
+        if self.kind in ("latency", "trickle") and self.delay is None:
+            self.delay = 1.0 if self.kind == "latency" else 0.5
         self._pattern = re.compile(self.path) if self.path else None
 
     def matches(self, method: str, path: str) -> bool:

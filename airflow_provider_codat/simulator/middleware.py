@@ -39,6 +39,11 @@ def _key_from_header(value: str | None) -> str | None:
         return None
 
 
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class FrontDoor:
     """ASGI middleware in front of every Codat route (the ``/_simulator`` control routes skip it).
 
@@ -75,7 +80,10 @@ class FrontDoor:
             )
             await send({"type": "http.response.body", "body": b'{"results": [', "more_body": True})
             raise DroppedConnection(f"fault: dropped {method} {path}")
-        fault = state.faults.take(method, path, ("rate_limit", "server_error", "echo_auth"))
+        fault = state.faults.take(method, path, ("rate_limit", "server_error", "echo_auth", "malformed"))
+        if fault is not None and fault.kind == "malformed":
+            await self._answer(send, entry, 200, headers, fault.body)
+            return
         if fault is not None and fault.kind == "echo_auth":
             authorization = self._header(scope, b"authorization") or ""
             payload, content_type = echo_answer(fault.status, authorization, fault.echo, fault.body_format)
@@ -115,7 +123,33 @@ class FrontDoor:
                 message = {**message, "headers": list(message.get("headers", [])) + headers}
             await send(message)
 
+        trickle = state.faults.take(method, path, ("trickle",))
+        if trickle is not None:
+            await self._trickle(scope, receive, send_with_headers, trickle.delay or 0.5)
+            return
         await self.app(scope, receive, send_with_headers)
+
+    async def _trickle(self, scope, receive, send, delay: float) -> None:
+        """Answer as the app does, but send the body one byte every ``delay`` seconds (a stalling proxy),
+        until it is all sent or the client hangs up."""
+        messages: list[dict] = []
+
+        async def keep(message) -> None:
+            messages.append(message)
+
+        await self.app(scope, receive, keep)
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        await send(messages[0])
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            for index in range(len(body)):
+                if gone.done():
+                    return
+                await send({"type": "http.response.body", "body": body[index : index + 1], "more_body": True})
+                await asyncio.sleep(delay)
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            gone.cancel()
 
     @staticmethod
     def _header(scope, name: bytes) -> str | None:

@@ -1,24 +1,22 @@
-"""CodatSyncTrigger: wait for Codat syncs in the triggerer, polling ``dataStatus`` with the async hook."""
+"""CodatSyncTrigger: wait for Codat syncs in the triggerer (the async driver of :class:`~.sync.wait.Wait`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_codat import waiting
-from airflow_provider_codat.sync_status import pending_description, summarize
-from airflow_provider_codat.waiting import (
+from airflow_provider_codat.errors import CodatValidationError
+from airflow_provider_codat.sync.interval import (
+    CLOCK,
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
-    SyncWatcher,
-    WaitSpec,
-    is_transient,
-    make_event,
-    next_interval,
-    timeout_message,
+    spread,
 )
+from airflow_provider_codat.sync.ticket import WaitSpec
+from airflow_provider_codat.sync.wait import Wait, arun, error_event
 
 
 class CodatSyncTrigger(BaseTrigger):
@@ -26,11 +24,18 @@ class CodatSyncTrigger(BaseTrigger):
 
     Every keyword is plain JSON and nothing is secret (the connection id, never the key). The deadline is an
     absolute wall-clock time, and the interval is derived from ``started_at``, so a trigger rebuilt from
-    :meth:`serialize` after a triggerer restart resumes the same wait: same deadline, same pace.
+    :meth:`serialize` after a triggerer restart resumes the same wait: same deadline, same pace. The task polled
+    once before deferring, so the first poll here comes one to two intervals after ``started_at`` (at once after
+    a restart that came later than that), and each later interval is stretched by up to a quarter, by amounts
+    fixed per wait, so that waits deferred together do not poll together. All waits of one connection in a triggerer
+    share one HTTP client and its connections.
+
+    The kwargs are checked in full (company and dataset ids UUIDs, types in the catalogue) before any request;
+    bad ones end the wait with an ``error`` event that names what is wrong.
 
     The event's payload: ``status`` (``success``, ``failed``, ``timeout`` or ``error``), ``company_id``,
     ``outcomes`` (type -> ``{status, dataset_id, last_successful_sync, error_message}``), ``pending``
-    (type -> status, for a timeout), ``message`` and ``waited_seconds``.
+    (type -> status, for a timeout), ``message``, ``waited_seconds`` and, for an error, ``error_type``.
 
     :param company_id: the company.
     :param deadline: epoch seconds (UTC) after which the wait times out.
@@ -57,23 +62,36 @@ class CodatSyncTrigger(BaseTrigger):
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
     ) -> None:
         super().__init__()
-        self.spec = WaitSpec(
-            company_id=str(company_id),
-            datasets={str(k): str(v) for k, v in datasets.items()} if datasets is not None else None,
-            data_types=[str(t) for t in data_types] if data_types is not None else None,
-            synced_after=str(synced_after) if synced_after is not None else None,
-        )
+        # Kept as given: checked in run(), where a bad value can become an event rather than a crash.
+        self.wait_kwargs = {
+            "company_id": company_id,
+            "datasets": datasets,
+            "data_types": data_types,
+            "synced_after": synced_after,
+        }
         self.deadline = float(deadline)
-        self.started_at = float(started_at) if started_at is not None else waiting.CLOCK.now()
+        self.started_at = float(started_at) if started_at is not None else CLOCK.now()
         self.codat_conn_id = str(codat_conn_id)
         self.poll_interval = float(poll_interval)
         self.max_poll_interval = float(max_poll_interval)
+
+    @classmethod
+    def for_wait(cls, wait: Wait, codat_conn_id: str) -> CodatSyncTrigger:
+        """The trigger that carries on ``wait`` (same spec, deadline, start and pace) in the triggerer."""
+        return cls(
+            **wait.spec.to_json(),
+            deadline=wait.deadline,
+            started_at=wait.started_at,
+            codat_conn_id=codat_conn_id,
+            poll_interval=wait.poll_interval,
+            max_poll_interval=wait.max_poll_interval,
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                **self.spec.to_json(),
+                **self.wait_kwargs,
                 "deadline": self.deadline,
                 "started_at": self.started_at,
                 "codat_conn_id": self.codat_conn_id,
@@ -88,65 +106,35 @@ class CodatSyncTrigger(BaseTrigger):
         return CodatHook(codat_conn_id=self.codat_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The task polled just before deferring: the first poll here comes one to two intervals after the
+        # start, at a point fixed per wait, so that a thousand waits deferred together spread over a whole
+        # interval instead of polling in one burst. Nothing else is done before: the triggerer's loop stays free.
+        waited = CLOCK.now() - self.started_at
+        if waited < self.poll_interval:
+            seed = json.dumps(self.wait_kwargs, sort_keys=True, default=str)
+            first = spread(self.poll_interval, seed, 0, fraction=1.0)
+            await CLOCK.asleep(max(0.0, min(first - waited, self.deadline - CLOCK.now())))
+        try:
+            spec = WaitSpec(**self.wait_kwargs)
+        except CodatValidationError as exc:
+            company_id = str(self.wait_kwargs["company_id"])[:64]
+            yield TriggerEvent(error_event(company_id, exc, {}, CLOCK.now() - self.started_at))
+            return
+        wait = Wait(
+            spec,
+            deadline=self.deadline,
+            started_at=self.started_at,
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            spread_polls=True,
+            logger=self.log,
+        )
         hook = self._hook()
         try:
-            event = await self._wait(hook)
+            event = await arun(wait, hook)
         finally:
             try:
                 await hook.aclose()
-            except Exception:  # closing must never replace the event
+            except Exception:  # giving the client back must never replace the event
                 self.log.debug("Closing the Codat hook failed", exc_info=True)
         yield TriggerEvent(event)
-
-    async def _wait(self, hook) -> dict[str, Any]:
-        """Poll until a verdict; return the one event payload. Cancellation (a triggerer stop) propagates."""
-        spec = self.spec
-        watcher = SyncWatcher(spec)
-        pending = {t: "Unknown" for t in spec.types}
-        last_error = ""
-        while True:
-            now = waiting.CLOCK.now()
-            if now >= self.deadline:
-                message = timeout_message(spec.company_id, now - self.started_at, pending)
-                if last_error:
-                    message += f" Last error from Codat: {last_error}"
-                return make_event(
-                    "timeout", spec, pending=pending, message=message, waited=now - self.started_at
-                )
-            try:
-                result = await watcher.apoll(hook)
-            except Exception as exc:
-                if not is_transient(exc):
-                    self.log.error("Codat wait for company %s stopped: %s", spec.company_id, exc)
-                    return make_event(
-                        "error",
-                        spec,
-                        pending=pending,
-                        message=f"{type(exc).__name__}: {exc}",
-                        waited=waiting.CLOCK.now() - self.started_at,
-                    )
-                last_error = str(exc)
-                self.log.warning("Codat did not answer this poll (%s); trying again at the next one.", exc)
-            else:
-                last_error = ""
-                if result.done:
-                    return self._verdict(result.outcomes, waiting.CLOCK.now() - self.started_at)
-                pending = result.pending
-                self.log.info(
-                    "Waiting for Codat syncs of company %s: %s", spec.company_id, pending_description(pending)
-                )
-            now = waiting.CLOCK.now()
-            delay = next_interval(self.poll_interval, self.max_poll_interval, now - self.started_at)
-            await waiting.CLOCK.asleep(min(delay, max(0.0, self.deadline - now)))
-
-    def _verdict(self, outcomes: dict[str, dict], waited: float) -> dict[str, Any]:
-        summary = summarize(outcomes)
-        if summary.succeeded:
-            return make_event("success", self.spec, outcomes=outcomes, waited=waited)
-        return make_event(
-            "failed",
-            self.spec,
-            outcomes=outcomes,
-            message=summary.failure_message(self.spec.company_id),
-            waited=waited,
-        )

@@ -66,6 +66,29 @@ def test_drop_closes_the_connection_mid_response(sim, client):
     assert client.get("/companies").status_code == 200
 
 
+def test_trickle_sends_the_real_body_one_byte_at_a_time(sim, client, company_id):
+    sim.control.add_fault("trickle", path="dataStatus$", delay=0.1)
+    started = time.monotonic()
+    received = b""
+    # Every read returns within httpx's (per-read) timeout: only a whole-request deadline can stop this.
+    with client.stream("GET", f"/companies/{company_id}/dataStatus", timeout=1) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_raw():
+            received += chunk
+            if time.monotonic() - started > 0.6:
+                break
+    assert 2 <= len(received) <= 10
+    assert received == client.get(f"/companies/{company_id}/dataStatus").content[: len(received)]
+
+
+@pytest.mark.parametrize("body", [["invoices"], "dataStatus", {"invoices": {"dataType": "invoices"}}])
+def test_malformed_answers_200_with_the_given_body(sim, client, company_id, body):
+    sim.control.add_fault("malformed", path="dataStatus$", body=body)
+    response = client.get(f"/companies/{company_id}/dataStatus")
+    assert (response.status_code, response.json()) == (200, body)
+    assert isinstance(client.get(f"/companies/{company_id}/dataStatus").json()["invoices"], dict)
+
+
 def test_write_during_paging_changes_the_type_after_page_one(sim, client, company_id):
     url = f"/companies/{company_id}/data/invoices"
     before = client.get(f"/companies/{company_id}/dataStatus").json()["invoices"]

@@ -1,7 +1,8 @@
 """Fixtures for the refresh-and-wait tests: the simulator as the Airflow connection, and simulated time.
 
-``sim_clock`` replaces the provider's clock (``waiting.CLOCK``) so that every sleep of a sensor, trigger or
-operator advances the simulator's clock instead of waiting: a ten-minute sync takes milliseconds, over real HTTP.
+``sim_clock`` replaces the provider's clock (``sync.interval.CLOCK``) and the clock of Airflow's sensor loop, so
+that every sleep of a sensor, trigger or operator advances the simulator's clock instead of waiting: a
+ten-minute sync takes milliseconds, over real HTTP.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import types
 
 import pytest
+from airflow.sdk.bases import sensor as airflow_sensor
 
-from airflow_provider_codat import waiting
+from airflow_provider_codat.sync.interval import CLOCK, Clock
 
 
 def connection_json(sim, **extra) -> str:
@@ -34,7 +37,7 @@ def company_id(sim) -> str:
     return sim.control.linked_company_ids()[0]
 
 
-class SimClock(waiting.Clock):
+class SimClock(Clock):
     """Wall-clock plus an offset; sleeping moves the offset and the simulator's clock together."""
 
     def __init__(self, control) -> None:
@@ -64,7 +67,10 @@ class SimClock(waiting.Clock):
 @pytest.fixture
 def sim_clock(sim, monkeypatch) -> SimClock:
     clock = SimClock(sim.control)
-    monkeypatch.setattr(waiting, "CLOCK", clock)
+    for name in ("now", "sleep", "asleep"):
+        monkeypatch.setattr(CLOCK, name, getattr(clock, name))
+    # BaseSensorOperator's poke loop measures with time.monotonic() and waits with time.sleep().
+    monkeypatch.setattr(airflow_sensor, "time", types.SimpleNamespace(monotonic=clock.now, sleep=clock.sleep))
     return clock
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_codat.errors import CodatSyncFailedError as CodatSyncFailed
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.errors import CodatAPIError, CodatDatasetInProgressError
 from airflow_provider_codat.links import COMPANY_URL_XCOM_KEY, CodatCompanyLink
@@ -13,7 +14,6 @@ from airflow_provider_codat.operators.refresh import (
     CodatRefreshAllDataOperator,
     CodatSyncTimeout,
 )
-from airflow_provider_codat.waiting import CodatSyncFailed
 from tests.sync.conftest import requests
 
 pytestmark = pytest.mark.codat_simulator(sync_seconds=60)
@@ -113,7 +113,7 @@ def test_refresh_all_falls_back_to_history_when_data_status_lags(
 ):
     # A dataStatus that never shows the new syncs: only data/history can name them.
     frozen = hook.get_data_status(company_id)
-    monkeypatch.setattr(CodatHook, "get_data_status", lambda self, company: frozen)
+    monkeypatch.setattr(CodatHook, "get_data_status", lambda self, company, **kw: frozen)
     op = CodatRefreshAllDataOperator(task_id="all", company_id=company_id, data_types=["invoices", "bills"])
     op.reread_delay = 0.01
     ticket = op.execute(context)

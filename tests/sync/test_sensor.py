@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, TaskDeferred
 
+from airflow_provider_codat.errors import CodatSyncFailedError as CodatSyncFailed
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 from airflow_provider_codat.sensors.sync import CodatSyncSensor
-from airflow_provider_codat.sync_status import parse_timestamp
+from airflow_provider_codat.sync.status import parse_timestamp
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
-from airflow_provider_codat.waiting import CodatSyncFailed
 from tests.sync.conftest import FakeTI, requests
 
 pytestmark = pytest.mark.codat_simulator(sync_seconds=60)
@@ -262,10 +262,10 @@ def test_sensor_does_not_pass_while_data_status_still_shows_the_previous_sync(
     real = CodatHook.get_data_status
     calls = []
 
-    def lagging(self, company):
+    def lagging(self, company, **kw):
         calls.append(sim_clock.offset)
         # dataStatus keeps showing the previous Complete sync for the first 40 s of the new one.
-        return stale if sim_clock.offset < 40 else real(self, company)
+        return stale if sim_clock.offset < 40 else real(self, company, **kw)
 
     monkeypatch.setattr(CodatHook, "get_data_status", lagging)
     sim.control.reset_request_log()
@@ -275,3 +275,24 @@ def test_sensor_does_not_pass_while_data_status_still_shows_the_previous_sync(
     assert outcomes["invoices"]["dataset_id"] != stale["invoices"]["latestSuccessfulSyncId"]
     # History was asked while dataStatus lagged (not on every poll), never after it caught up.
     assert 1 <= len(requests(sim, "GET", "/data/history/")) < len([c for c in calls if c < 40])
+
+
+def test_poke_does_the_work_and_airflow_drives_the_pace(sim, sim_clock, company_id, context):
+    ticket = refresh(company_id, context, "invoices")
+    sensor = CodatSyncSensor(task_id="s", ticket=ticket)
+    assert not sensor.poke(context)  # one check, on its own, as Airflow's loop calls it
+    assert len(requests(sim, "GET", "dataStatus")) == 1
+    # exponential_backoff (on by default): doubling from poke_interval, capped by max_wait.
+    capped = CodatSyncSensor(task_id="c", ticket=ticket, poke_interval=5, max_wait=20)
+    capped.execute(context)
+    assert sim_clock.sleeps[:5] == pytest.approx([5, 10, 20, 20, 20], abs=0.5)
+    # Without it, Airflow's fixed poke_interval.
+    sim_clock.sleeps.clear()
+    ticket = refresh(company_id, context, "bills")
+    CodatSyncSensor(task_id="f", ticket=ticket, poke_interval=7, exponential_backoff=False).execute(context)
+    assert set(sim_clock.sleeps) == {7} and len(sim_clock.sleeps) == 9  # 63 s for a 60 s sync
+
+
+def test_max_poke_interval_is_the_former_name_of_max_wait(sim):
+    sensor = CodatSyncSensor(task_id="s", ticket={}, max_poke_interval=70)
+    assert sensor.max_wait == timedelta(seconds=70) and sensor.max_poke_interval == 70

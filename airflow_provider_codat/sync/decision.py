@@ -1,7 +1,7 @@
-"""What a Codat sync status means, and when a data type the provider waits for is done.
+"""When a data type the provider waits for is done, and how it ended: the per-type decision and the verdict.
 
-Pure functions over plain dicts (``dataStatus`` entries and PullOperations), shared by the sensor, the trigger
-and the refresh operators, so that all three decide the same way. No I/O here.
+Pure functions over checked ``dataStatus`` entries and PullOperations (see :mod:`.status`), shared by the
+sensor, the trigger and the refresh operators, so that all three decide the same way. No I/O here.
 
 Two ways to wait for a data type:
 
@@ -14,79 +14,36 @@ Two ways to wait for a data type:
 
 from __future__ import annotations
 
-import re
+import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-SUCCESS = frozenset({"Complete"})
-WARNING = frozenset({"NotSupported"})
-FAILED = frozenset(
-    {
-        "FetchError",
-        "MapError",
-        "InternalError",
-        "ProcessingError",
-        "ValidationError",
-        "AuthError",
-        "Cancelled",
-        "RateLimitError",
-        "PermissionsError",
-        "PrerequisiteNotMet",
-        "RoutingError",
-    }
+from airflow_provider_codat.sync.status import (
+    NOT_SYNCED,
+    WARNED,
+    SyncStatus,
+    is_failed,
+    is_finished,
+    is_success,
+    parse_timestamp,
 )
-FINISHED = SUCCESS | WARNING | FAILED
-
-# Shown for a data type that dataStatus does not list at all yet.
-NOT_SYNCED = "NotSynced"
 
 _HINTS = {
-    "AuthError": "the company must re-link its connection",
-    "PermissionsError": "the connection lacks the permissions for this data type",
-    "RateLimitError": "the source platform rate-limited Codat; try again later",
-    "PrerequisiteNotMet": "another data type must sync first",
-    "Cancelled": "the sync was cancelled",
+    SyncStatus.AUTH_ERROR: "the company must re-link its connection",
+    SyncStatus.PERMISSIONS_ERROR: "the connection lacks the permissions for this data type",
+    SyncStatus.RATE_LIMIT_ERROR: "the source platform rate-limited Codat; try again later",
+    SyncStatus.PREREQUISITE_NOT_MET: "another data type must sync first",
+    SyncStatus.CANCELLED: "the sync was cancelled",
 }
 
 
-def is_finished(status: str | None) -> bool:
-    """Whether a status is final. Unknown values (and ``None``) are taken as still in progress."""
-    return status in FINISHED
+class State(enum.Enum):
+    """Where one awaited type stands after a look."""
 
-
-def is_failed(status: str | None) -> bool:
-    return status in FAILED
-
-
-def is_success(status: str | None) -> bool:
-    return status in SUCCESS
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An aware UTC datetime from Codat's timestamps (seven fractional digits, ``Z``), ISO strings, or datetimes.
-
-    A value without zone is taken as UTC; ``None``/empty/unparseable gives ``None``.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, tz=UTC)
-    text = str(value).strip()
-    # Python accepts at most six fractional digits; Codat writes seven.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ISO 8601 UTC with ``Z`` (microseconds kept), the form tickets and trigger kwargs carry."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    DONE = "done"
+    PENDING = "pending"
+    LOOKUP = "lookup"  # ask data/history/{id} to decide
 
 
 def outcome(
@@ -108,28 +65,28 @@ def outcome(
 class Decision:
     """What is known about one awaited data type after a look at ``dataStatus`` (and maybe its history).
 
-    :param state: ``done``, ``pending`` or ``lookup`` (ask ``data/history/{lookup}`` to decide).
+    :param state: :class:`State` (``LOOKUP``: ask ``data/history/{lookup}`` to decide).
     :param outcome: the result, when done.
     :param status: the status seen, when pending (for logs and timeout messages).
     :param lookup: the dataset id to fetch, when ``state == "lookup"``.
     """
 
-    state: str
+    state: State
     outcome: dict[str, Any] | None = None
     status: str | None = None
     lookup: str | None = None
 
     @classmethod
     def done(cls, result: dict[str, Any]) -> Decision:
-        return cls("done", outcome=result)
+        return cls(State.DONE, outcome=result)
 
     @classmethod
     def pending(cls, status: str | None) -> Decision:
-        return cls("pending", status=status or NOT_SYNCED)
+        return cls(State.PENDING, status=status or NOT_SYNCED)
 
     @classmethod
     def look_up(cls, dataset_id: str, status: str | None) -> Decision:
-        return cls("lookup", status=status or NOT_SYNCED, lookup=dataset_id)
+        return cls(State.LOOKUP, status=status or NOT_SYNCED, lookup=dataset_id)
 
 
 def entry_fingerprint(entry: dict[str, Any] | None) -> tuple:
@@ -155,11 +112,13 @@ def decide_ticket(entry: dict[str, Any] | None, dataset_id: str) -> Decision:
     entry = entry or {}
     current = entry.get("currentStatus")
     if entry.get("latestSuccessfulSyncId") == dataset_id:
-        return Decision.done(outcome("Complete", dataset_id, entry.get("lastSuccessfulSync")))
+        return Decision.done(outcome(SyncStatus.COMPLETE.value, dataset_id, entry.get("lastSuccessfulSync")))
     if entry.get("latestSyncId") == dataset_id:
         if is_success(current):
             # latestSuccessfulSyncId lags behind latestSyncId: the dataset is ours and it succeeded.
-            return Decision.done(outcome("Complete", dataset_id, entry.get("lastSuccessfulSync")))
+            return Decision.done(
+                outcome(SyncStatus.COMPLETE.value, dataset_id, entry.get("lastSuccessfulSync"))
+            )
         if is_finished(current):
             # Only the PullOperation carries Codat's errorMessage.
             return Decision.look_up(dataset_id, current)
@@ -177,7 +136,7 @@ def decide_ticket_from_history(
     if not is_finished(status):
         return Decision.pending(status)
     if is_success(status):
-        return Decision.done(outcome("Complete", dataset_id, operation.get("completed")))
+        return Decision.done(outcome(SyncStatus.COMPLETE.value, dataset_id, operation.get("completed")))
     return Decision.done(
         outcome(status, dataset_id, entry.get("lastSuccessfulSync"), _error_message(operation))
     )
@@ -197,9 +156,13 @@ def decide_since(entry: dict[str, Any] | None, synced_after: datetime) -> Decisi
     last = parse_timestamp(entry.get("lastSuccessfulSync"))
     if last is not None and last >= synced_after:
         return Decision.done(
-            outcome("Complete", entry.get("latestSuccessfulSyncId"), entry.get("lastSuccessfulSync"))
+            outcome(
+                SyncStatus.COMPLETE.value,
+                entry.get("latestSuccessfulSyncId"),
+                entry.get("lastSuccessfulSync"),
+            )
         )
-    if current in WARNING:
+    if current in WARNED:
         # The platform has no such data: waiting for another sync would not change that.
         return Decision.done(outcome(current, entry.get("latestSyncId"), entry.get("lastSuccessfulSync")))
     if is_failed(current) and entry.get("latestSyncId"):
@@ -221,7 +184,9 @@ def decide_since_from_history(
         # An old failure: someone has yet to sync the type again.
         return Decision.pending(status)
     if is_success(status):
-        return Decision.done(outcome("Complete", operation.get("id"), operation.get("completed")))
+        return Decision.done(
+            outcome(SyncStatus.COMPLETE.value, operation.get("id"), operation.get("completed"))
+        )
     return Decision.done(
         outcome(status, operation.get("id"), entry.get("lastSuccessfulSync"), _error_message(operation))
     )
@@ -260,7 +225,7 @@ class Summary:
 
 def summarize(outcomes: dict[str, dict[str, Any]]) -> Summary:
     failed = {key: value for key, value in outcomes.items() if is_failed(value.get("status"))}
-    warnings = {key: value for key, value in outcomes.items() if value.get("status") in WARNING}
+    warnings = {key: value for key, value in outcomes.items() if value.get("status") in WARNED}
     # An unknown final status never reaches here: unknown values count as in progress.
     return Summary(succeeded=not failed, failed=failed, warnings=warnings)
 

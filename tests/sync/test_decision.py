@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from airflow_provider_codat import sync_status as ss
+from airflow_provider_codat.sync import decision as ss
+from airflow_provider_codat.sync import status as st
 
 OLD, NEW, NEWER = "old-dataset", "new-dataset", "newer-dataset"
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -44,34 +45,34 @@ def operation(status, dataset_id=NEW, completed=None, requested="2026-11-21T10:0
     ],
 )
 def test_status_classes(status, finished, failed):
-    assert ss.is_finished(status) is finished
-    assert ss.is_failed(status) is failed
+    assert st.is_finished(status) is finished
+    assert st.is_failed(status) is failed
 
 
 def test_previous_complete_sync_is_not_the_awaited_one():
     # dataStatus still shows the sync before ours as Complete: only history can say where ours is.
     decision = ss.decide_ticket(entry("Complete", OLD, OLD, "2026-11-20T00:00:00Z"), NEW)
-    assert decision.state == "lookup" and decision.lookup == NEW
+    assert decision.state is ss.State.LOOKUP and decision.lookup == NEW
 
 
 def test_awaited_dataset_running_is_pending():
     decision = ss.decide_ticket(entry("Fetching", NEW, OLD, "2026-11-20T00:00:00Z"), NEW)
-    assert (decision.state, decision.status) == ("pending", "Fetching")
+    assert (decision.state, decision.status) == (ss.State.PENDING, "Fetching")
 
 
 def test_unknown_status_of_awaited_dataset_is_pending():
-    assert ss.decide_ticket(entry("Routing", NEW, OLD), NEW).state == "pending"
+    assert ss.decide_ticket(entry("Routing", NEW, OLD), NEW).state is ss.State.PENDING
 
 
 def test_awaited_dataset_is_latest_successful():
     decision = ss.decide_ticket(entry("Fetching", NEWER, NEW, "2026-11-21T10:05:00Z"), NEW)
-    assert decision.state == "done"
+    assert decision.state is ss.State.DONE
     assert decision.outcome == ss.outcome("Complete", NEW, "2026-11-21T10:05:00Z")
 
 
 def test_awaited_dataset_failed_is_looked_up_for_codat_message():
     decision = ss.decide_ticket(entry("FetchError", NEW, OLD, "2026-11-20T00:00:00Z"), NEW)
-    assert decision.state == "lookup" and decision.lookup == NEW
+    assert decision.state is ss.State.LOOKUP and decision.lookup == NEW
     final = ss.decide_ticket_from_history(
         entry("FetchError", NEW, OLD, "2026-11-20T00:00:00Z"),
         NEW,
@@ -82,7 +83,7 @@ def test_awaited_dataset_failed_is_looked_up_for_codat_message():
 
 def test_moved_past_history_decides():
     still = ss.decide_ticket_from_history(entry("Queued", NEWER), NEW, operation("Mapping"))
-    assert (still.state, still.status) == ("pending", "Mapping")
+    assert (still.state, still.status) == (ss.State.PENDING, "Mapping")
     done = ss.decide_ticket_from_history(
         entry("Queued", NEWER), NEW, operation("Complete", completed="2026-11-21T10:02:00Z")
     )
@@ -91,7 +92,7 @@ def test_moved_past_history_decides():
 
 
 def test_missing_entry_is_looked_up():
-    assert ss.decide_ticket(None, NEW).state == "lookup"
+    assert ss.decide_ticket(None, NEW).state is ss.State.LOOKUP
 
 
 # --- since mode ------------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def test_missing_entry_is_looked_up():
 
 def test_since_older_success_is_pending():
     decision = ss.decide_since(entry("Complete", OLD, OLD, "2026-11-21T09:59:59.9999999Z"), T0)
-    assert (decision.state, decision.status) == ("pending", "Complete")
+    assert (decision.state, decision.status) == (ss.State.PENDING, "Complete")
 
 
 def test_since_newer_success_is_done():
@@ -109,17 +110,17 @@ def test_since_newer_success_is_done():
 
 def test_since_running_sync_waits_even_after_a_recent_success():
     decision = ss.decide_since(entry("Fetching", NEWER, NEW, "2026-11-21T10:05:00Z"), T0)
-    assert decision.state == "pending"
+    assert decision.state is ss.State.PENDING
 
 
 def test_since_failure_counts_only_when_after_synced_after():
     failed = entry("FetchError", NEW, OLD, "2026-11-20T00:00:00Z")
     decision = ss.decide_since(failed, T0)
-    assert decision.state == "lookup" and decision.lookup == NEW
+    assert decision.state is ss.State.LOOKUP and decision.lookup == NEW
     stale = ss.decide_since_from_history(
         failed, T0, operation("FetchError", completed="2026-11-21T09:00:00Z")
     )
-    assert stale.state == "pending"
+    assert stale.state is ss.State.PENDING
     fresh = ss.decide_since_from_history(
         failed, T0, operation("FetchError", completed="2026-11-21T10:01:00Z", error="boom")
     )
@@ -127,7 +128,7 @@ def test_since_failure_counts_only_when_after_synced_after():
 
 
 def test_since_never_synced_is_pending():
-    assert ss.decide_since(None, T0).status == ss.NOT_SYNCED
+    assert ss.decide_since(None, T0).status == st.NOT_SYNCED
 
 
 def test_since_not_supported_is_final():
@@ -160,8 +161,8 @@ def test_not_supported_alone_succeeds():
 
 
 def test_parse_timestamp_keeps_codat_seven_digit_precision_order():
-    a = ss.parse_timestamp("2026-11-21T10:00:00.1234567Z")
+    a = st.parse_timestamp("2026-11-21T10:00:00.1234567Z")
     assert a == datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
-    assert ss.parse_timestamp("2026-11-21T10:00:00") == datetime(2026, 11, 21, 10, tzinfo=UTC)
-    assert ss.parse_timestamp("not a date") is None
-    assert ss.parse_timestamp(None) is None
+    assert st.parse_timestamp("2026-11-21T10:00:00") == datetime(2026, 11, 21, 10, tzinfo=UTC)
+    assert st.parse_timestamp("not a date") is None
+    assert st.parse_timestamp(None) is None

@@ -1,0 +1,47 @@
+"""The sync side in one place: what a wait is for, how a data type's sync is judged, and the wait itself.
+
+* :mod:`.status`: the status vocabulary (:class:`SyncStatus`, terminal sets) and the checked answers.
+* :mod:`.decision`: per-type decisions and the verdict over all types.
+* :mod:`.ticket`: the refresh operators' ticket and :class:`WaitSpec`, validated in full.
+* :mod:`.interval`: the pace (:func:`next_interval`) and the one :data:`CLOCK`.
+* :mod:`.watcher`: :class:`SyncWatcher`, one poll with as few calls as possible.
+* :mod:`.wait`: :class:`Wait` and the one loop shape (:func:`run`, :func:`arun`), events and their resolution.
+
+The Airflow adapters (``CodatSyncSensor``, ``CodatSyncTrigger``, the refresh operators' ``wait_for_completion``)
+sit on top; nothing here imports them or the hook.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_codat.sync.interval import (
+    CLOCK,
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    Clock,
+)
+from airflow_provider_codat.sync.status import FAILED, FINISHED, SUCCEEDED, WARNED, SyncStatus
+from airflow_provider_codat.sync.ticket import WaitSpec, normalize_data_types, parse_ticket
+from airflow_provider_codat.sync.wait import Wait, arun, finish, resolve_event, run
+from airflow_provider_codat.sync.watcher import PollResult, SyncWatcher
+
+__all__ = [
+    "CLOCK",
+    "DEFAULT_MAX_POLL_INTERVAL",
+    "DEFAULT_POLL_INTERVAL",
+    "FAILED",
+    "FINISHED",
+    "SUCCEEDED",
+    "WARNED",
+    "Clock",
+    "PollResult",
+    "SyncStatus",
+    "SyncWatcher",
+    "Wait",
+    "WaitSpec",
+    "arun",
+    "finish",
+    "normalize_data_types",
+    "parse_ticket",
+    "resolve_event",
+    "run",
+]
