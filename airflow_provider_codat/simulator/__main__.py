@@ -8,6 +8,7 @@ import base64
 import uvicorn
 
 from airflow_provider_codat.simulator.app import create_app
+from airflow_provider_codat.simulator.control import SimulatorControl
 from airflow_provider_codat.simulator.state import DEFAULT_API_KEY, SimulatorState
 
 
@@ -25,6 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sync-seconds", type=float, default=2.0, help="how long a queued sync takes")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--in-progress-status", type=int, choices=(400, 409), default=400)
+    parser.add_argument("--webhook-url", help="POST a signed read.completed here when syncs finish")
+    parser.add_argument("--webhook-secret", help="whsec_ signing secret (default: a new one, printed)")
+    parser.add_argument("--webhook-duplicates", type=int, default=0, help="extra deliveries of each message")
+    parser.add_argument("--webhook-delay", type=float, default=0.0, help="seconds before the first delivery")
+    parser.add_argument("--webhook-out-of-order", action="store_true", help="newest messages first")
     args = parser.parse_args(argv)
     state = SimulatorState(
         seed=args.seed,
@@ -48,6 +54,15 @@ def main(argv: list[str] | None = None) -> None:
         "Ctrl-C to stop.",
         flush=True,
     )
+    if args.webhook_url:
+        sent = SimulatorControl(lambda: state, None).configure_webhooks(
+            args.webhook_url,
+            args.webhook_secret,
+            args.webhook_duplicates,
+            args.webhook_delay,
+            args.webhook_out_of_order,
+        )
+        print(f"  Webhooks: {sent['url']}  (signing secret {sent['secret']})", flush=True)
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning", lifespan="off")
 
 

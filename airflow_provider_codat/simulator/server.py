@@ -14,6 +14,7 @@ import uvicorn
 from airflow_provider_codat.simulator.app import create_app
 from airflow_provider_codat.simulator.control import SimulatorControl
 from airflow_provider_codat.simulator.state import SimulatorState
+from airflow_provider_codat.simulator.webhooks import stop_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,11 @@ class RunningSimulator:
 
         :param state: the new state.
         """
+        stop_webhooks(self.app.state.simulator)
         self.app.state.simulator = state
 
     def stop(self) -> None:
+        stop_webhooks(self.state)
         self._server.should_exit = True
         self._thread.join(timeout=10)
 
@@ -73,6 +76,36 @@ class RunningSimulator:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def serve_in_thread(
+    app, host: str = "127.0.0.1", port: int = 0
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve any ASGI ``app`` with uvicorn in a daemon thread; return once it accepts connections.
+
+    :param app: the ASGI app.
+    :param host: interface to bind.
+    :param port: port to bind; 0 picks a free one.
+    :returns: the server (set ``should_exit`` to stop it), its thread and ``http://host:port``.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="critical", access_log=False, lifespan="off", timeout_keep_alive=30
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-in-thread", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("The server did not start.")
+        time.sleep(0.01)
+    return server, thread, f"http://{host}:{bound_port}"
 
 
 def run_in_thread(
@@ -85,23 +118,6 @@ def run_in_thread(
     :param port: port to bind; 0 picks a free one.
     """
     app = create_app(state or SimulatorState())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="critical", access_log=False, lifespan="off", timeout_keep_alive=30
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="codat-simulator", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("The Codat simulator did not start.")
-        time.sleep(0.01)
-    base_url = f"http://{host}:{bound_port}"
+    server, thread, base_url = serve_in_thread(app, host, port)
     log.debug("Codat simulator listening on %s", base_url)
     return RunningSimulator(server, thread, app, base_url)
