@@ -33,13 +33,16 @@ def write_asset_events(notices: Sequence[ChangeNotice]) -> None:
     """
     from airflow.assets.manager import asset_manager
     from airflow.models.asset import AssetModel
+    from airflow.sdk import Asset
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
         for notice in notices:
+            # Airflow stores the normalised URI (codat://invoices/), as the extract's outlet declares it.
+            uri = Asset(notice.asset_uri).uri
             asset = session.scalar(
-                select(AssetModel).where(AssetModel.uri == notice.asset_uri).order_by(AssetModel.id).limit(1)
+                select(AssetModel).where(AssetModel.uri == uri).order_by(AssetModel.id).limit(1)
             )
             if asset is None:
                 log.warning(
