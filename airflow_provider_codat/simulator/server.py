@@ -50,8 +50,12 @@ class RunningSimulator:
 
     @property
     def connection_json(self) -> str:
-        """An Airflow connection (JSON form) pointing at this simulator."""
-        return json.dumps({"conn_type": "codat", "host": self.base_url, "password": self.api_key})
+        """An Airflow connection (JSON form) pointing at this simulator, with the webhook signing secret in its
+        ``webhook_secret`` extra once webhooks are configured."""
+        connection = {"conn_type": "codat", "host": self.base_url, "password": self.api_key}
+        if self.state.webhook_sender is not None:
+            connection["extra"] = {"webhook_secret": self.state.webhook_sender.secret}
+        return json.dumps(connection)
 
     @property
     def conn_env(self) -> dict[str, str]:

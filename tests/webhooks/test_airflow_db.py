@@ -1,5 +1,6 @@
 """The plugin's app against a real Airflow metadata database (SQLite, migrated): the secret comes from the
-``codat_default`` connection, and a delivery becomes asset events that queue ``codat_on_change``.
+``codat_default`` connection, a delivery becomes asset events that queue ``codat_on_change``, and events a run
+left out are queued again.
 
 Runs the app in a subprocess with the test Airflow home's environment, as the API server would load it.
 """
@@ -43,7 +44,22 @@ DELIVER = textwrap.dedent(
         }
         answers.append(TestClient(app).post("/webhooks", content=body, headers=headers).json())
     assert app.state.parts.publisher.join(60), "asset events not written in time"
-    print(json.dumps(answers))
+
+    # A run that left the events out deletes the queue rows (apache/airflow#54659): the follow-up re-queues.
+    from sqlalchemy import delete, select
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
+    from airflow.utils.session import create_session
+    from airflow_provider_codat.webhooks.requeue import requeue_unconsumed
+
+    with create_session() as session:
+        ids = list(session.scalars(select(AssetEvent.id)))
+        session.execute(delete(AssetDagRunQueue))
+    pending = requeue_unconsumed(ids)
+    again = requeue_unconsumed(ids)  # the row is back: nothing more to add
+    with create_session() as session:
+        rows = session.scalars(select(AssetDagRunQueue.target_dag_id)).all()
+    print(json.dumps({"answers": answers, "pending": sorted(pending), "again": sorted(again), "ids": ids,
+                      "rows": rows}))
     """
 )
 
@@ -90,7 +106,8 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    answers = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    answers = result["answers"]
     assert [a["message"] for a in answers] == ["accepted", "duplicate delivery ignored", "accepted"]
     assert SECRET not in proc.stdout + proc.stderr
     with sqlite3.connect(airflow_cli.db_path) as db:
@@ -108,3 +125,6 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
     assert [e["webhook_id"] for e in extras] == ["msg_db_1", "msg_db_2"]
     assert extras[0]["company_id"] == COMPANY and extras[0]["data_type"] == "invoices"
     assert queued == [("codat://invoices/",)]
+    # Neither event was consumed by a run: both stay pending, and one queue row per (asset, DAG) came back.
+    assert result["pending"] == result["again"] == sorted(result["ids"])
+    assert result["rows"] == ["codat_on_change"]
