@@ -96,6 +96,16 @@ def client(parts):
     return TestClient(create_receiver_app(parts))
 
 
+def client_with(lookup=lambda conn_id: SECRET, writer=None, **publisher_options):
+    """A client of a receiver whose secret comes from ``lookup`` and whose notices go to ``writer``."""
+    parts = ReceiverParts(
+        verifier=CachedVerifier(lookup=lookup),
+        publisher=AssetEventPublisher(writer or Recorder(), **publisher_options),
+        seen=RecentIds(),
+    )
+    return TestClient(create_receiver_app(parts)), parts
+
+
 def post(client, raw, headers):
     return client.post("/webhooks", content=raw, headers=headers)
 
@@ -294,26 +304,18 @@ def test_the_secret_is_looked_up_once_per_ttl_not_per_delivery(client, lookups):
 
 
 def test_no_secret_configured_answers_503_and_says_what_to_fix_in_the_log(caplog):
-    parts = ReceiverParts(
-        verifier=CachedVerifier(lookup=lambda conn_id: None),
-        publisher=AssetEventPublisher(Recorder()),
-        seen=RecentIds(),
-    )
+    client, _ = client_with(lookup=lambda conn_id: None)
     with caplog.at_level(logging.ERROR):
-        response = post(TestClient(create_receiver_app(parts)), *signed(read_completed(summary("invoices"))))
+        response = post(client, *signed(read_completed(summary("invoices"))))
     assert response.status_code == 503
     assert "webhook_secret" in caplog.text and "codat_default" in caplog.text
 
 
 def test_an_invalid_secret_is_never_logged(caplog):
     not_a_secret = "whsec_%%%not base64%%%"
-    parts = ReceiverParts(
-        verifier=CachedVerifier(lookup=lambda conn_id: not_a_secret),
-        publisher=AssetEventPublisher(Recorder()),
-        seen=RecentIds(),
-    )
+    client, _ = client_with(lookup=lambda conn_id: not_a_secret)
     with caplog.at_level(logging.DEBUG):
-        response = post(TestClient(create_receiver_app(parts)), *signed(read_completed(summary("invoices"))))
+        response = post(client, *signed(read_completed(summary("invoices"))))
     assert response.status_code == 503
     assert "not base64" not in caplog.text and "not base64" not in response.text
 
@@ -327,13 +329,9 @@ def test_a_slow_secret_lookup_answers_503_within_seconds(monkeypatch):
         time.sleep(2)
         return SECRET
 
-    parts = ReceiverParts(
-        verifier=CachedVerifier(lookup=slow_lookup),
-        publisher=AssetEventPublisher(Recorder()),
-        seen=RecentIds(),
-    )
+    client, _ = client_with(lookup=slow_lookup)
     started = time.monotonic()
-    response = post(TestClient(create_receiver_app(parts)), *signed(read_completed(summary("invoices"))))
+    response = post(client, *signed(read_completed(summary("invoices"))))
     assert response.status_code == 503
     assert time.monotonic() - started < 1.5
 
@@ -342,12 +340,7 @@ def test_a_slow_database_does_not_slow_the_answer():
     def slow_writer(notices):
         time.sleep(1.0)
 
-    parts = ReceiverParts(
-        verifier=CachedVerifier(lookup=lambda conn_id: SECRET),
-        publisher=AssetEventPublisher(slow_writer),
-        seen=RecentIds(),
-    )
-    client = TestClient(create_receiver_app(parts))
+    client, _ = client_with(writer=slow_writer)
     started = time.monotonic()
     for number in range(3):
         assert post(client, *signed(read_completed(summary("invoices")), f"msg_{number}")).status_code == 200
@@ -364,12 +357,7 @@ def test_a_full_queue_answers_503_and_lets_the_retry_through():
         release.wait(5)
         written.append(notices)
 
-    parts = ReceiverParts(
-        verifier=CachedVerifier(lookup=lambda conn_id: SECRET),
-        publisher=AssetEventPublisher(blocked_writer, max_queued=1),
-        seen=RecentIds(),
-    )
-    client = TestClient(create_receiver_app(parts))
+    client, parts = client_with(writer=blocked_writer, max_queued=1)
     body = read_completed(summary("invoices"))
     statuses = [post(client, *signed(body, f"msg_{n}")).status_code for n in range(3)]
     assert statuses[-1] == 503
