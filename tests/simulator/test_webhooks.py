@@ -180,3 +180,46 @@ def test_resetting_the_state_stops_its_sender(codat_simulator, receiver):
     codat_simulator.control.reset(companies=1)
     assert sender._stop.is_set() and not sender._thread.is_alive()
     assert codat_simulator.control.webhook_deliveries() == []
+
+
+def test_the_command_line_configures_webhooks(receiver):
+    import subprocess
+    import sys
+    import time
+
+    from tests.e2e.standalone import free_port
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    receiver.secret = secret
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "airflow_provider_codat.simulator",
+        "--port",
+        str(port),
+        "--companies",
+        "1",
+    ]
+    command += ["--webhook-url", receiver.url, "--webhook-secret", secret, "--webhook-duplicates", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = "".join(process.stdout.readline() for _ in range(7))
+        assert f"Webhooks: {receiver.url}" in banner
+        base = f"http://127.0.0.1:{port}/_simulator"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                company_id = httpx.get(f"{base}/companies").json()["result"][0]["id"]
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the simulator did not start"
+                time.sleep(0.1)
+        httpx.post(f"{base}/mutate", json={"company_id": company_id, "data_type": "invoices", "modified": 1})
+        assert httpx.post(f"{base}/wait_for_webhooks").json()["result"] is True
+        deliveries = httpx.get(f"{base}/webhook_deliveries").json()["result"]
+        assert [(d["copy"], d["status"]) for d in deliveries] == [(0, 200), (1, 200)]
+        assert receiver.pairs() == [(company_id, "invoices")]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
