@@ -2,8 +2,8 @@
 
 1. ``latency``: `make airflow` (airflow standalone, SQLite, LocalExecutor) with the simulator's webhooks pointing
    at its receiver. Per round, a sync of one (company, data type) is queued on the simulator and finished
-   (``advance``); the clock runs from that instant until the extract's files are on disk (the ``_state.json``
-   commit written). API calls are counted from the simulator's request log over the same span.
+   (``advance``); the clock runs from that instant until the extract's files are on disk. API calls are counted
+   from the simulator's request log over the same span. A first round warms the executor (reported, not in the median).
 2. ``receiver``: the receiver app (the plugin's, with a writer that only counts) served by uvicorn on a free
    loopback port in this process; an open-loop client sends signed ``read.completed`` deliveries at a fixed
    rate (each timed from its scheduled send, so queueing shows) for ``--seconds``, after one untimed second.
@@ -180,7 +180,8 @@ def latency_rounds(rounds: int) -> list[dict]:
             wait_until_healthy(api, proc, log, "codat_on_change")
             api.patch("/dags/codat_on_change", json={"is_paused": False}).raise_for_status()
             company_id = control.linked_company_ids()[0]
-            for data_type in ["invoices", "payments", "bills", "creditNotes", "billPayments"][:rounds]:
+            types = ["invoices", "payments", "bills", "creditNotes", "billPayments", "bankAccounts"]
+            for data_type in types[: rounds + 1]:
                 httpx.post(
                     f"{simulator.base_url}/companies/{company_id}/data/queue/{data_type}",
                     headers=simulator.auth_header,
@@ -204,7 +205,12 @@ def latency_rounds(rounds: int) -> list[dict]:
                         "reads": sum(p.endswith(f"/{data_type}") for p in paths),
                     }
                 )
-                print(f"  {data_type}: landed {landed:.1f} s after the sync completed", flush=True)
+                results[-1]["warmup"] = len(results) == 1
+                label = (
+                    " (warm-up: the first task processes start cold; not in the median)"
+                    * results[-1]["warmup"]
+                )
+                print(f"  {data_type}: landed {landed:.1f} s after the sync completed{label}", flush=True)
                 _wait_idle(api)
     simulator.stop()
     return results
@@ -248,14 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "latency" in args.what:
         rows = latency_rounds(args.rounds)
-        median = statistics.median(row["seconds"] for row in rows)
+        median = statistics.median(row["seconds"] for row in rows if not row["warmup"])
         for row in rows:
             print(
                 f"latency {row['data_type']}: {row['seconds']:.1f} s; API calls on the path: "
                 f"{row['dataStatus']} dataStatus, {row['polls']} queue/history, {row['reads']} reads of the type"
             )
         print(
-            f"sync completed -> records landed: median {median:.1f} s over {len(rows)} rounds "
+            f"sync completed -> records landed: median {median:.1f} s over {len(rows) - 1} rounds "
             f"(target <= {LATENCY_TARGET:.0f} s: {'met' if median <= LATENCY_TARGET else 'MISSED'})"
         )
     return 0
