@@ -3,7 +3,8 @@
 1. ``latency``: `make airflow` (airflow standalone, SQLite, LocalExecutor) with the simulator's webhooks pointing
    at its receiver. Per round, a sync of one (company, data type) is queued on the simulator and finished
    (``advance``); the clock runs from that instant until the extract's files are on disk. API calls are counted
-   from the simulator's request log over the same span. A first round warms the executor (reported, not in the median).
+   from the simulator's request log over the same span. A first round warms the executor (reported, not in the
+   median).
 2. ``receiver``: the receiver app (the plugin's, with a writer that only counts) served by uvicorn on a free
    loopback port in this process; an open-loop client sends signed ``read.completed`` deliveries at a fixed
    rate (each timed from its scheduled send, so queueing shows) for ``--seconds``, after one untimed second.
