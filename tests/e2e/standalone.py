@@ -92,7 +92,7 @@ def wait_until_healthy(api: httpx.Client, proc: subprocess.Popen, log_file: Path
             for part in ("scheduler", "triggerer", "dag_processor")
         )
 
-    until("every Airflow component to be healthy", healthy, 240, proc, log_file)
+    until("every Airflow component to be healthy", healthy, 420, proc, log_file)
     until(
         f"{dag_id} to be parsed", lambda: api.get(f"/dags/{dag_id}").status_code == 200, 180, proc, log_file
     )
