@@ -12,6 +12,7 @@ from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
 from airflow_provider_codat.webhooks.secret import CachedVerifier
+from tests.simulator.cli import get_when_up, simulator_cli
 
 
 class Receiver:
@@ -183,43 +184,16 @@ def test_resetting_the_state_stops_its_sender(codat_simulator, receiver):
 
 
 def test_the_command_line_configures_webhooks(receiver):
-    import subprocess
-    import sys
-    import time
-
-    from tests.e2e.standalone import free_port
-
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     receiver.secret = secret
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "airflow_provider_codat.simulator",
-        "--port",
-        str(port),
-        "--companies",
-        "1",
-    ]
-    command += ["--webhook-url", receiver.url, "--webhook-secret", secret, "--webhook-duplicates", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    flags = ["--webhook-url", receiver.url, "--webhook-secret", secret, "--webhook-duplicates", "1"]
+    with simulator_cli("--companies", "1", *flags) as (process, port):
         banner = "".join(process.stdout.readline() for _ in range(7))
         assert f"Webhooks: {receiver.url}" in banner
         base = f"http://127.0.0.1:{port}/_simulator"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                company_id = httpx.get(f"{base}/companies").json()["result"][0]["id"]
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the simulator did not start"
-                time.sleep(0.1)
+        company_id = get_when_up(f"{base}/companies").json()["result"][0]["id"]
         httpx.post(f"{base}/mutate", json={"company_id": company_id, "data_type": "invoices", "modified": 1})
         assert httpx.post(f"{base}/wait_for_webhooks").json()["result"] is True
         deliveries = httpx.get(f"{base}/webhook_deliveries").json()["result"]
         assert [(d["copy"], d["status"]) for d in deliveries] == [(0, 200), (1, 200)]
         assert receiver.pairs() == [(company_id, "invoices")]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
