@@ -5,6 +5,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 PACKAGE_NAME = "airflow-provider-codat"
+# Also the Documentation URL of the package metadata (pyproject.toml), which is where Airflow reads it from.
+DOCUMENTATION_URL = "https://pypi.org/project/airflow-provider-codat/"
 
 
 def get_provider_info() -> dict:
@@ -15,6 +17,7 @@ def get_provider_info() -> dict:
         "description": "Codat (https://www.codat.io/): keep small-business accounting, banking and commerce "
         "data fresh and land it in your own storage.",
         "versions": [__version__],
+        "documentation-url": DOCUMENTATION_URL,
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_codat.hooks.codat.CodatHook",
@@ -59,13 +62,18 @@ def get_provider_info() -> dict:
             }
         ],
         "extra-links": ["airflow_provider_codat.links.CodatCompanyLink"],
-        "integrations": [{"integration-name": "Codat", "external-doc-url": "https://docs.codat.io/"}],
+        "integrations": [
+            {"integration-name": "Codat", "external-doc-url": "https://docs.codat.io/", "tags": ["service"]}
+        ],
+        "hooks": [{"integration-name": "Codat", "python-modules": ["airflow_provider_codat.hooks.codat"]}],
         "operators": [
             {
                 "integration-name": "Codat",
                 "python-modules": [
                     "airflow_provider_codat.operators.refresh",
                     "airflow_provider_codat.operators.companies",
+                    "airflow_provider_codat.operators.extract",
+                    "airflow_provider_codat.operators.company",
                 ],
             }
         ],

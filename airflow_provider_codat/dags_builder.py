@@ -36,6 +36,7 @@ from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.operators.companies import CodatListCompaniesOperator
 from airflow_provider_codat.operators.extract import CodatExtractOperator
 from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator, CodatRefreshAllDataOperator
+from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sensors.sync import CodatSyncSensor
 
 __all__ = [
@@ -105,7 +106,7 @@ def codat_sync_task_group(
     :param page_size: records per request for the extract (the operator's default when ``None``).
     """
     if refresh not in ("queue", "all"):
-        raise ValueError(f"refresh must be 'queue' or 'all', got {refresh!r}.")
+        raise ValueError(f"refresh must be 'queue' or 'all', got {shorten(refresh)}.")
     types = list(dict.fromkeys(data_types))
     for key in types:
         get_data_type(key)  # a typo fails at parse time, naming the valid keys
@@ -211,7 +212,7 @@ class SyncSpec:
         for key in self.data_types:
             get_data_type(key)  # a typo in the table fails the import, naming the valid keys
         if self.refresh not in ("queue", "all"):
-            raise ValueError(f"{self.dag_id}: refresh must be 'queue' or 'all', got {self.refresh!r}.")
+            raise ValueError(f"{self.dag_id}: refresh must be 'queue' or 'all', got {shorten(self.refresh)}.")
 
 
 def company_ids_param(description: str) -> Param:

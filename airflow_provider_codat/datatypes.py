@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from airflow_provider_codat.safe_repr import shorten
+
 
 class Scope(enum.StrEnum):
     """Where a data type's records live."""
@@ -164,7 +166,7 @@ def get_data_type(key: str) -> DataType:
         return CATALOGUE[key]
     except (KeyError, TypeError):
         raise UnknownDataTypeError(
-            f"Unknown Codat data type {key!r}. Use one of: {', '.join(sorted(CATALOGUE))}."
+            f"Unknown Codat data type {shorten(key)}. Use one of: {', '.join(sorted(CATALOGUE))}."
         ) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperatorLink
@@ -15,7 +16,13 @@ COMPANY_URL_XCOM_KEY = "codat_company_url"
 
 
 class CodatCompanyLink(BaseOperatorLink):
-    """ "Codat company": the company's page in the Codat portal, from the URL the task pushed to XCom."""
+    """ "Codat company": the company's page in the Codat portal (the connection's ``portal_url`` extra).
+
+    The URL the task pushed to XCom when there is one (the refresh and wait tasks push it before they wait);
+    otherwise it is built from the operator's ``company_id`` and its hook's connection. Airflow asks for the
+    link when the task finishes, on the worker, where ``company_id`` is rendered (mapped tasks included), and
+    keeps the answer for the UI.
+    """
 
     name = "Codat company"
 
@@ -23,7 +30,27 @@ class CodatCompanyLink(BaseOperatorLink):
         from airflow.sdk.execution_time.xcom import XCom
 
         url = XCom.get_value(ti_key=ti_key, key=COMPANY_URL_XCOM_KEY)
-        return url if isinstance(url, str) else ""
+        if isinstance(url, str):
+            return url
+        return _url_from_operator(operator)
+
+
+def _url_from_operator(operator: BaseOperator) -> str:
+    """The company page for an operator with a rendered ``company_id`` and a Codat ``hook``; else ``""``."""
+    from airflow_provider_codat.validation import require_uuid
+
+    company_id, hook = getattr(operator, "company_id", None), getattr(operator, "hook", None)
+    if not isinstance(company_id, str) or not hasattr(hook, "portal_url"):
+        return ""
+    try:
+        company_id = require_uuid(company_id, "company_id")
+    except ValueError:  # not rendered (a template) or not a company id: no link rather than a wrong one
+        return ""
+    try:
+        return hook.portal_url(company_id)
+    except Exception as exc:  # a link is a convenience: a connection problem shows in the task, not here
+        logging.getLogger(__name__).warning("Could not build the Codat company link: %s", exc)
+        return ""
 
 
 def push_company_link(context, hook, company_id: str) -> str | None:
@@ -42,8 +69,6 @@ def push_company_link(context, hook, company_id: str) -> str | None:
         ti.xcom_push(key=COMPANY_URL_XCOM_KEY, value=url)
         ti.xcom_push(key=CodatCompanyLink().xcom_key, value=url)
     except Exception as exc:
-        import logging
-
         logging.getLogger(__name__).warning("Could not push the Codat company link: %s", exc)
         return None
     return url

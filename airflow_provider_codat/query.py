@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from airflow_provider_codat.hooks.errors import CodatValidationError
+from airflow_provider_codat.safe_repr import shorten
 
 OPERATORS = ("=", "!=", "~", ">", ">=", "<", "<=")
 _ORDERED = {">", ">=", "<", "<="}
@@ -57,7 +58,7 @@ def format_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise CodatValidationError(f"Query numbers must be finite, got {value!r}.")
+            raise CodatValidationError(f"Query numbers must be finite, got {shorten(value)}.")
         return repr(value)
     if isinstance(value, str):
         if value == "":
@@ -65,11 +66,11 @@ def format_value(value: Any) -> str:
         for token in _FORBIDDEN:
             if token in value:
                 raise CodatValidationError(
-                    f"Query string {value!r} contains {token!r}, which Codat's query language reads as an "
+                    f"Query string {shorten(value)} contains {token!r}, which Codat's query language reads as an "
                     "operator and offers no way to escape: filter on another field, or filter after reading."
                 )
         if _CONTROL.search(value):
-            raise CodatValidationError(f"Query string {value!r} contains control characters.")
+            raise CodatValidationError(f"Query string {shorten(value)} contains control characters.")
         return value
     raise CodatValidationError(
         f"Cannot use a {type(value).__name__} in a Codat query: pass a str, number, bool, date or datetime."
@@ -84,16 +85,20 @@ def condition(field: str, op: str, value: Any) -> str:
     :param value: see :func:`format_value`.
     """
     if not isinstance(field, str) or not _FIELD.fullmatch(field):
-        raise CodatValidationError(f"Query field must be a name like 'modifiedDate' or 'a.b', got {field!r}.")
+        raise CodatValidationError(
+            f"Query field must be a name like 'modifiedDate' or 'a.b', got {shorten(field)}."
+        )
     if op not in OPERATORS:
-        raise CodatValidationError(f"Query operator must be one of {', '.join(OPERATORS)}; got {op!r}.")
+        raise CodatValidationError(
+            f"Query operator must be one of {', '.join(OPERATORS)}; got {shorten(op)}."
+        )
     if op == "~" and not isinstance(value, str):
-        raise CodatValidationError(f"The contains operator '~' works on strings only, got {value!r}.")
+        raise CodatValidationError(f"The contains operator '~' works on strings only, got {shorten(value)}.")
     if op in _ORDERED and (
         isinstance(value, bool) or (isinstance(value, str) and not _is_ordered_text(value))
     ):
         raise CodatValidationError(
-            f"The operator {op!r} compares numbers and dates only, got {value!r} for {field}."
+            f"The operator {op!r} compares numbers and dates only, got {shorten(value)} for {field}."
         )
     return f"{field}{op}{format_value(value)}"
 
@@ -112,7 +117,7 @@ def _join(operator: str, conditions: tuple[str | None, ...]) -> str:
     parts = [c for c in conditions if c]
     for part in parts:
         if not isinstance(part, str):
-            raise CodatValidationError(f"Conditions must be strings, got {part!r}.")
+            raise CodatValidationError(f"Conditions must be strings, got {shorten(part)}.")
     if len(parts) == 1:
         return parts[0]
     return operator.join(f"{{{p}}}" if ("&&" in p or "||" in p) else p for p in parts)

@@ -13,9 +13,11 @@ from typing import Any
 
 from airflow_provider_codat.datatypes import DataType, UnknownDataTypeError, get_data_type
 from airflow_provider_codat.hooks.errors import CodatValidationError
+from airflow_provider_codat.safe_repr import shorten
 
 MAX_QUERY_LENGTH = 2047  # Codat rejects a query of 2,048 characters or more.
 MAX_PAGE_SIZE = 5000
+MAX_FIELD_LENGTH = 200  # Codat's field paths are a few dozen characters; a longer name is a mistake.
 _FIELD = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _ORDER_BY = re.compile(rf"-?{_FIELD}")
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
@@ -41,7 +43,7 @@ def require_uuid(value: Any, what: str) -> str:
         parsed = None
     if parsed is None or str(parsed) != value.lower():
         raise CodatValidationError(
-            f"{what} must be a UUID like 'c0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b', got {_show(value)}."
+            f"{what} must be a UUID like 'c0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b', got {shorten(value)}."
         )
     return str(parsed)
 
@@ -57,7 +59,7 @@ def require_segment(value: Any, what: str) -> str:
     """
     if not isinstance(value, str) or not _SEGMENT.fullmatch(value) or ".." in value:
         raise CodatValidationError(
-            f"{what} must be a plain id (letters, digits, '-', '_', '.'), got {_show(value)}."
+            f"{what} must be a plain id (letters, digits, '-', '_', '.'), got {shorten(value)}."
         )
     return value
 
@@ -88,7 +90,7 @@ def require_query(value: Any, what: str = "query") -> str | None:
             f"{what} is {len(value)} characters long; Codat rejects queries of 2048 characters or more."
         )
     if _CONTROL.search(value):
-        raise CodatValidationError(f"{what} contains control characters: {_show(value)}.")
+        raise CodatValidationError(f"{what} contains control characters: {shorten(value)}.")
     return value
 
 
@@ -99,9 +101,9 @@ def require_order_by(value: Any) -> str | None:
     """
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _ORDER_BY.fullmatch(value):
+    if not isinstance(value, str) or len(value) > MAX_FIELD_LENGTH or not _ORDER_BY.fullmatch(value):
         raise CodatValidationError(
-            f"order_by must be a field name such as 'modifiedDate' or '-modifiedDate', got {_show(value)}."
+            f"order_by must be a field name such as 'modifiedDate' or '-modifiedDate', got {shorten(value)}."
         )
     return value
 
@@ -112,19 +114,18 @@ def require_page_size(value: Any) -> int:
     :param value: the requested page size.
     """
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_SIZE:
-        raise CodatValidationError(f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {value!r}.")
+        raise CodatValidationError(
+            f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {shorten(value)}."
+        )
     return value
 
 
 def require_int(value: Any, what: str, minimum: int = 1) -> int:
     """Check an integer parameter (``periodLength``, ``periodsToCompare``)."""
-    if isinstance(value, str) and value.isdigit():
+    if (
+        isinstance(value, str) and value.isdigit() and len(value) <= 18
+    ):  # int() refuses (loudly) past 4300 digits
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise CodatValidationError(f"{what} must be an integer >= {minimum}, got {_show(value)}.")
+        raise CodatValidationError(f"{what} must be an integer >= {minimum}, got {shorten(value)}.")
     return value
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

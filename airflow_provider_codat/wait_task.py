@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTime
 
 from airflow_provider_codat import waiting
 from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.waiting import SyncTimeout, SyncWatcher, WaitSpec
 
 # The task-side backstop on a deferral outlives the trigger's own deadline by this much: the trigger is the one
@@ -24,9 +25,15 @@ DEFERRAL_GRACE = timedelta(minutes=5)
 def to_seconds(value: timedelta | float | int | None, what: str) -> float | None:
     if value is None:
         return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    try:
+        seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        # float()'s own message repeats the whole input.
+        raise ValueError(
+            f"{what} must be a number of seconds or a timedelta, got {shorten(value)}."
+        ) from None
     if seconds < 0:
-        raise ValueError(f"{what} must not be negative, got {value!r}.")
+        raise ValueError(f"{what} must not be negative, got {shorten(value)}.")
     return seconds
 
 
@@ -54,7 +61,7 @@ def normalize_data_types(value: Any, *, required: bool = True) -> list[str] | No
             raise ValueError("data_types is required: name at least one data type.")
         return None
     if not isinstance(value, list | tuple | set | frozenset):
-        raise ValueError(f"data_types must be a list of data type keys, got {value!r}.")
+        raise ValueError(f"data_types must be a list of data type keys, got {shorten(value)}.")
     keys: list[str] = []
     for item in value:
         key = get_data_type(str(item)).key
@@ -76,7 +83,7 @@ def parse_ticket(value: Any) -> dict[str, Any]:
     ):
         raise ValueError(
             "ticket must be what a Codat refresh operator returns: {company_id, requested_at, datasets, "
-            f"joined}}; got {value!r}."
+            f"joined}}; got {shorten(value)}."
         )
     return value
 
@@ -89,7 +96,7 @@ def iso_utc(value: Any) -> str | None:
         return None
     moment = parse_timestamp(value)
     if moment is None:
-        raise ValueError(f"Not an ISO 8601 date-time: {value!r}.")
+        raise ValueError(f"Not an ISO 8601 date-time: {shorten(value)}.")
     return format_timestamp(moment)
 
 

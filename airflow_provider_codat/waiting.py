@@ -23,6 +23,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import sync_status as ss
 from airflow_provider_codat.hooks.errors import CodatAPIError
+from airflow_provider_codat.safe_repr import shorten
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class WaitSpec:
             raise ValueError("Wait for a ticket's datasets, or for data_types synced after synced_after.")
         if self.datasets is None and ss.parse_timestamp(self.synced_after) is None:
             raise ValueError(
-                f"synced_after must be an ISO 8601 date-time when no ticket is given, got {self.synced_after!r}."
+                f"synced_after must be an ISO 8601 date-time when no ticket is given, got {shorten(self.synced_after)}."
             )
 
     @property
@@ -271,7 +272,7 @@ def resolve_event(event: Any, *, fail_on_error: bool = True, logger=None) -> dic
     :raises CodatAPIError: for an ``error`` event or a malformed one.
     """
     if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-        raise CodatAPIError(f"Unexpected event from CodatSyncTrigger: {event!r}")
+        raise CodatAPIError(f"Unexpected event from CodatSyncTrigger: {shorten(event, 300)}")
     status = event["status"]
     outcomes = event.get("outcomes")
     if status == "timeout":
@@ -279,7 +280,7 @@ def resolve_event(event: Any, *, fail_on_error: bool = True, logger=None) -> dic
     if status == "error":
         raise CodatAPIError(f"CodatSyncTrigger stopped on an error: {event.get('message') or 'unknown'}")
     if not isinstance(outcomes, dict) or not outcomes:
-        raise CodatAPIError(f"CodatSyncTrigger sent a {status} event without outcomes: {event!r}")
+        raise CodatAPIError(f"CodatSyncTrigger sent a {status} event without outcomes: {shorten(event, 300)}")
     company_id = event.get("company_id", "?")
     summary = ss.summarize(outcomes)
     # Trust the outcomes over the label: a "success" carrying a failed type still fails.

@@ -66,6 +66,25 @@ def _modified(index: int) -> bytes:
     return (moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z").encode()
 
 
+def _query_range(query: str | None, records: int) -> tuple[int, int]:
+    """The indices ``[start, stop)`` of the records a ``modifiedDate`` query keeps (``>=``, ``>`` or ``=``):
+    the extract reads by keyset, page 1 of ``modifiedDate>={the last instant read}`` each time."""
+    if not query:
+        return 0, records
+    for op in (">=", ">", "="):
+        if query.startswith("modifiedDate" + op):
+            moment = datetime.fromisoformat(query[len("modifiedDate" + op) :][:26] + "+00:00")
+            micros = (moment - ANCHOR) // timedelta(microseconds=1)
+            first_ms = -(-micros // 1000)  # the first millisecond at or after the instant
+            exact = micros % 1000 == 0
+            if op == ">=":
+                return min(first_ms * 10, records), records
+            if op == ">":
+                return min((first_ms + (1 if exact else 0)) * 10, records), records
+            return (first_ms * 10, min(first_ms * 10 + 10, records)) if exact else (0, 0)
+    raise ValueError(f"unsupported query {query!r}")
+
+
 def serve(records: int, port_file: str) -> None:
     templates = _templates()
     status = json.dumps(
@@ -97,16 +116,17 @@ def serve(records: int, port_file: str) -> None:
             params = parse_qs(url.query)
             page = int(params.get("page", ["1"])[0])
             size = int(params.get("pageSize", [str(PAGE_SIZE)])[0])
-            start, stop = (page - 1) * size, min(page * size, records)
+            low, high = _query_range(params.get("query", [None])[0], records)
+            start, stop = low + (page - 1) * size, min(low + page * size, high)
             parts = []
             for index in range(start, stop):
                 head, middle, tail = templates[index % TEMPLATES]
                 parts.append(head + _record_id(index) + middle + _modified(index) + tail)
             links = {"self": {"href": path}, "current": {"href": f"{path}?page={page}&pageSize={size}"}}
-            if stop < records:
+            if stop < high:
                 links["next"] = {"href": f"{path}?page={page + 1}&pageSize={size}"}
             envelope = json.dumps(
-                {"pageNumber": page, "pageSize": size, "totalResults": records, "_links": links}
+                {"pageNumber": page, "pageSize": size, "totalResults": high - low, "_links": links}
             ).encode()
             body = b'{"results":[' + b",".join(parts) + b"]," + envelope[1:]
             self._send(body)

@@ -11,6 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from airflow_provider_codat.extract.layout import run_folder_name
+
 ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = ROOT / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -81,7 +83,8 @@ def run_airflow(
 def read_run_files(destination: Path, run_id: str | None = None) -> dict[tuple[str, str], list[dict]]:
     """``{(company_id, data_type): [records]}`` from the part files of one run (every run when ``None``)."""
     found: dict[tuple[str, str], list[dict]] = {}
-    pattern = f"*/*/run={run_id}/part-*.jsonl.gz" if run_id else "*/*/run=*/part-*.jsonl.gz"
+    folder = run_folder_name(run_id) if run_id else "run=*"
+    pattern = f"*/*/{folder}/part-*.jsonl.gz"
     for part in sorted(destination.glob(pattern)):
         data_type_dir = part.parent.parent
         key = (data_type_dir.parent.name, data_type_dir.name)

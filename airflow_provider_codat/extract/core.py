@@ -1,16 +1,17 @@
-"""One extract run of one data type for one company: read, write the run folder, commit the state.
+"""One extract run of one data type for one company: read, stage, commit, publish.
 
 The steps, and why each is where it is (``docs/extract.md`` tells the whole story):
 
-1. Read ``_state.json`` and choose the starting cursors: the state's cursors for a new run, the cursors the run
-   started from when this run is the last one that committed (a retry rewrites the same output), nothing when
-   ``full_refresh``.
+1. Load ``_state.json``, finishing any publication a killed task left half done (``extract/commit.py``). If this
+   run already committed (its run folder has a manifest), return the manifest's summary: committed files are
+   never removed or rewritten, however the run is retried or cleared.
 2. ``dataStatus`` before: a type with no successful sync is an error telling the user to queue a refresh.
-3. One *pass*: empty the run folder, read every scope page by page, write what the exactly-once filter keeps.
-4. ``dataStatus`` after: if a sync of the type completed during the pass, the offset pages may have shifted;
-   the pass is thrown away and read again (bounded).
-5. Write ``_state.json`` (the commit). Anything that stops the task before this leaves the old state, and the
-   next attempt starts again from it.
+3. One *pass*: read every scope (incremental types by keyset on ``modifiedDate``, ``extract/keyset.py``) and
+   stream what the exactly-once filter keeps into staged part files, which no reader takes for data.
+4. For full types (offset paging, no ``modifiedDate``), ``dataStatus`` after: if a sync completed during the
+   pass, the pages may have shifted, so the pass is thrown away and read again (bounded).
+5. Commit (write ``_state.json``), then publish (rename the staged files, write the manifest). Anything that
+   stops the task before the commit leaves the old state and only staged files.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ import contextlib
 import gc
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import DataType, Kind
+from airflow_provider_codat.extract.commit import publish, read_manifest, remove_staged
+from airflow_provider_codat.extract.keyset import iter_keyset_pages, read_whole
 from airflow_provider_codat.extract.plan import ReadScope, build_query, list_scopes
 from airflow_provider_codat.extract.prefetch import Prefetcher
 from airflow_provider_codat.extract.state import load_state, save_state
@@ -35,12 +40,13 @@ from airflow_provider_codat.extract.status import (
     not_synced_message,
     sync_fingerprint,
 )
-from airflow_provider_codat.extract.watermark import Cursor, VersionFilter, instant_key
+from airflow_provider_codat.extract.watermark import Cursor, VersionFilter, WatermarkError, instant_key
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_RECORDS,
     PartWriter,
+    part_name,
 )
 
 if TYPE_CHECKING:
@@ -63,7 +69,7 @@ class ExtractRequest:
     :param company_id: the company (a UUID).
     :param data_type: the catalogue entry.
     :param type_folder: ``{destination}/{company_id}/{data_type}``.
-    :param run_id: the Airflow run id (names the run folder and keys the retry logic).
+    :param run_id: the Airflow run id (names the run folder; a run that committed is never read again).
     :param run_folder_name: the run folder's name under ``type_folder`` (``run={run_id}``).
     """
 
@@ -93,6 +99,7 @@ class _Pass:
     """The outcome of one read of every scope."""
 
     files: list[str] = field(default_factory=list)
+    staged: list[ObjectStoragePath] = field(default_factory=list)
     records: int = 0
     deleted: int = 0
     pages: int = 0
@@ -138,27 +145,21 @@ def run_extract(
     now = now or (lambda: datetime.now(UTC))
     company_id, data_type = request.company_id, request.data_type
     label = f"{data_type.key} of company {company_id}"
-    state = load_state(request.type_folder, company_id, data_type.key)
+    state = publish(request.type_folder, load_state(request.type_folder, company_id, data_type.key))
+    manifest = read_manifest(request.run_folder)
+    if manifest is not None:
+        log.warning(
+            "%s: run %s committed earlier; its files stay as they are and its summary is returned. Use a new "
+            "run (or full_refresh=True in a new run) to read again.",
+            label,
+            request.run_id,
+        )
+        return dict(manifest.get("summary") or {})
     if request.full_refresh:
         start: dict[str, Cursor] = {}
         log.info("%s: full refresh, the saved watermarks are ignored and will be replaced", label)
     else:
-        found = state.starting_cursors_for(request.run_id)
-        if found is None:
-            log.warning(
-                "%s: run %s committed earlier and later runs committed after it; its files are in place and "
-                "rewriting them would double records, so nothing is read.",
-                label,
-                request.run_id,
-            )
-            return dict(state.summary_of(request.run_id) or {})
-        start = found
-        if state.last_run is not None and state.last_run["run_id"] == request.run_id:
-            log.info(
-                "%s: run %s already committed; rewriting it from the watermarks it started from",
-                label,
-                request.run_id,
-            )
+        start = dict(state.cursors)
 
     before = _type_status(hook, company_id, data_type.key)
     if not check_synced(before, company_id, data_type.key):
@@ -168,12 +169,15 @@ def run_extract(
         )
         return _summary(request, start, start, _Pass())
 
+    remove_staged(request.run_folder)  # what earlier attempts of this run staged and never committed
     passes = 0
     while True:
         passes += 1
-        _remove(request.run_folder)
+        token = uuid.uuid4().hex[:12]
         with _fewer_gc_passes():
-            result = _read_pass(hook, request, start, now(), label)
+            result = _read_pass(hook, request, start, now(), label, token)
+        if data_type.kind is not Kind.FULL:
+            break  # keyset reads cannot lose records that move; snapshots are one object
         after = _type_status(hook, company_id, data_type.key)
         if sync_fingerprint(after) == sync_fingerprint(before):
             break
@@ -185,9 +189,9 @@ def run_extract(
             sync_fingerprint(after)[0],
             passes,
         )
+        remove_staged(request.run_folder, token)
         before = after
         if passes >= request.max_passes:
-            _remove(request.run_folder)
             raise CodatExtractError(
                 f"Syncs of {data_type.key!r} for company {company_id} completed during each of {passes} "
                 "reads, so no consistent read was possible and nothing was committed. Run the extract again "
@@ -196,17 +200,27 @@ def run_extract(
 
     cursors_after = dict(start)
     cursors_after.update(result.cursors)
+    moves = [[staged.name, part_name(index)] for index, staged in enumerate(result.staged)]
+    result.files = [str(request.run_folder / final) for _, final in moves]
     summary = _summary(request, start, cursors_after, result)
-    if load_state(request.type_folder, company_id, data_type.key).to_json() != state.to_json():
+    if load_state(request.type_folder, company_id, data_type.key) != state:
         # Another extract of the same company and type committed while this one read: committing on top of
         # it would write its versions twice. The retry starts from the state that extract left.
-        _remove(request.run_folder)
+        remove_staged(request.run_folder, token)
         raise CodatExtractError(
             f"Another extract of {data_type.key!r} for company {company_id} committed while this run "
             f"({request.run_id}) was reading, so this run committed nothing. Retry it; and run one extract per "
             "company and data type at a time."
         )
-    save_state(request.type_folder, state.committed(request.run_id, start, cursors_after, summary))
+    pending = {
+        "run_id": request.run_id,
+        "run_folder": request.run_folder_name,
+        "moves": moves,
+        "summary": summary,
+    }
+    committed = state.committed(request.run_id, cursors_after, summary, pending)
+    save_state(request.type_folder, committed)  # the commit
+    publish(request.type_folder, committed)
     log.info(
         "%s: committed %d records (%d deleted) from %d pages in %d files; %d versions already written were "
         "skipped; watermark %s -> %s (pass %d)",
@@ -246,7 +260,12 @@ def _type_status(hook: CodatHook, company_id: str, data_type: str) -> dict[str, 
 
 
 def _read_pass(
-    hook: CodatHook, request: ExtractRequest, start: dict[str, Cursor], extracted_at: datetime, label: str
+    hook: CodatHook,
+    request: ExtractRequest,
+    start: dict[str, Cursor],
+    extracted_at: datetime,
+    label: str,
+    token: str,
 ) -> _Pass:
     from airflow_provider_codat.hooks.codat import CodatAPIError
 
@@ -259,6 +278,7 @@ def _read_pass(
         max_bytes=request.max_file_bytes,
         max_records=request.max_file_records,
         compresslevel=request.compresslevel,
+        token=token,
     )
     try:
         with writer:
@@ -285,17 +305,8 @@ def _read_pass(
                     continue
                 cursor = start.get(scope.key, Cursor())
                 version_filter = VersionFilter(cursor)
-                pages = hook.iter_pages(
-                    request.company_id,
-                    data_type.key,
-                    query=build_query(data_type, cursor.watermark, request.include_deleted),
-                    order_by="modifiedDate" if data_type.incremental else None,
-                    page_size=request.page_size,
-                    connection_id=scope.connection_id,
-                    account_id=scope.account_id,
-                )
                 accept = version_filter.accept
-                with Prefetcher(pages) as prefetched:
+                with Prefetcher(_scope_pages(hook, request, scope, cursor)) as prefetched:
                     for page in prefetched:
                         kept = [record for record in page if accept(record)]
                         for record in kept:
@@ -311,11 +322,45 @@ def _read_pass(
                     result.cursors[scope.key] = version_filter.result()
                 result.skipped += version_filter.skipped
     except CodatAPIError as exc:
+        remove_staged(request.run_folder, token)
         if exc.status_code == 409:
             raise CodatDataNotSyncedError(not_synced_message(request.company_id, data_type.key)) from exc
         raise
-    result.files = [str(path) for path in writer.files]
+    except WatermarkError as exc:
+        remove_staged(request.run_folder, token)
+        raise CodatExtractError(f"{label}: {exc}") from None
+    except BaseException:
+        remove_staged(request.run_folder, token)
+        raise
+    result.staged = list(writer.files)
     return result
+
+
+def _scope_pages(hook: CodatHook, request: ExtractRequest, scope: ReadScope, cursor: Cursor):
+    """The pages of one scope: by keyset for incremental types, every page in order for full types."""
+    data_type = request.data_type
+    if data_type.incremental:
+        return iter_keyset_pages(
+            hook,
+            request.company_id,
+            data_type,
+            scope,
+            cursor,
+            include_deleted=request.include_deleted,
+            page_size=request.page_size,
+        )
+    pages = partial(
+        hook.iter_pages,
+        request.company_id,
+        data_type.key,
+        query=build_query(data_type, None, request.include_deleted),
+        page_size=request.page_size,
+        connection_id=scope.connection_id,
+        account_id=scope.account_id,
+    )
+    return read_whole(
+        pages, f"{data_type.key} records of company {request.company_id} ({scope.key or 'company'})"
+    )
 
 
 def _codat_meta(request: ExtractRequest, scope: ReadScope, stamp: str) -> dict[str, Any]:
@@ -326,12 +371,6 @@ def _codat_meta(request: ExtractRequest, scope: ReadScope, stamp: str) -> dict[s
         meta["bankAccountId"] = scope.account_id
     meta["extractedAt"] = stamp
     return meta
-
-
-def _remove(folder: ObjectStoragePath) -> None:
-    """Remove a run folder left by an earlier attempt or pass, so that nothing of it survives."""
-    if folder.exists():
-        folder.fs.rm(folder.path, recursive=True)
 
 
 def _summary(

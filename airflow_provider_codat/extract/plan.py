@@ -76,19 +76,22 @@ def _source_type(connection: dict[str, Any]) -> str:
     return str(connection.get("sourceType") or "").lower()
 
 
-def build_query(data_type: DataType, watermark: str | None, include_deleted: bool) -> str | None:
-    """The ``query`` of one read: ``modifiedDate>={watermark}`` and, on request, no deleted records.
+def build_query(
+    data_type: DataType, watermark: str | None, include_deleted: bool, *, op: str = ">="
+) -> str | None:
+    """The ``query`` of one read: ``modifiedDate{op}{watermark}`` and, on request, no deleted records.
 
     The watermark is sent back exactly as Codat wrote it (seven fractional digits), so the comparison is
     made at Codat's own precision.
 
     :param data_type: the catalogue entry.
-    :param watermark: where the scope stands; ``None`` reads everything.
+    :param watermark: where the read starts; ``None`` reads everything.
     :param include_deleted: keep records carrying ``metadata.isDeleted: true``.
+    :param op: ``>=`` (from the watermark), ``>`` (past it) or ``=`` (exactly at it).
     """
     conditions = []
     if data_type.incremental and watermark:
-        conditions.append(f"modifiedDate>={query_value(watermark)}")
+        conditions.append(f"modifiedDate{op}{query_value(watermark)}")
     if not include_deleted and data_type.has_deleted_flag:
         conditions.append("metadata.isDeleted!=true")
     return "&&".join(conditions) or None

@@ -1,17 +1,23 @@
 """``_state.json``: the commit record of an extract, one per company and data type.
 
-The file is written last, after every data file of the run is complete; writing it is the commit. It holds:
+Writing this file is the commit. It holds:
 
 - ``cursors``: per scope (``""`` for the company, a connection id, or ``connection/account`` for bank
-  transactions), the watermark and the ids written at it — where the next run starts;
-- ``last_run``: the run that committed last, with the cursors it *started* from, so that a retry of that same
-  run recomputes the same output from the same starting point instead of reading on from its own end;
-- ``runs``: a short history of committed runs (id and summary), so that a retry of an older run, after later
-  runs committed, changes nothing.
+  transactions), the watermark and the ids written at it: where the next run starts;
+- ``last_run``: the run that committed last and its summary (for people reading the file);
+- ``pending``: while a commit is being *published*, the staged part files still to be given their final names
+  and the run's manifest still to be written (``extract/commit.py``). Anyone who loads the state finishes that
+  work first, so a task killed between the commit and the renames loses nothing.
+
+The file stays small whatever the data: a run's history lives in each run folder's manifest, not here, and
+when more than :data:`INLINE_IDS` versions share the watermark instant (a data-model change re-stamps a whole
+type at once) their ids go to a compressed side file named by its content, written before the state.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import logging
 import uuid
@@ -26,22 +32,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_FILE = "_state.json"
-STATE_VERSION = 1
-HISTORY_LENGTH = 200
+STATE_VERSION = 2
+INLINE_IDS = 1000
+IDS_FOLDER = "_watermark_ids"  # a folder of its own, so that finding stale files lists only them
 
 
 class StateError(ValueError):
     """A state file that cannot be read back."""
-
-
-def cursors_to_json(cursors: dict[str, Cursor]) -> dict[str, Any]:
-    return {scope: cursor.to_json() for scope, cursor in sorted(cursors.items())}
-
-
-def cursors_from_json(data: Any) -> dict[str, Cursor]:
-    if not isinstance(data, dict):
-        raise StateError("`cursors` must be an object.")
-    return {str(scope): Cursor.from_json(value) for scope, value in data.items()}
 
 
 @dataclass
@@ -51,91 +48,37 @@ class ExtractState:
     :param company_id: the company.
     :param data_type: the Codat data type key.
     :param cursors: where the next run starts, per scope.
-    :param last_run: the last committed run: ``run_id``, ``cursors_before`` and its ``summary``.
-    :param runs: recent committed runs, oldest first: ``{"run_id", "summary"}``.
+    :param last_run: the last committed run: ``run_id`` and its ``summary``.
+    :param pending: the publication of the last commit, while unfinished: ``run_id``, ``run_folder``,
+        ``moves`` (``[staged name, final name]`` pairs inside the run folder) and ``summary``.
     """
 
     company_id: str
     data_type: str
     cursors: dict[str, Cursor] = field(default_factory=dict)
     last_run: dict[str, Any] | None = None
-    runs: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "company_id": self.company_id,
-            "data_type": self.data_type,
-            "cursors": cursors_to_json(self.cursors),
-            "last_run": self.last_run,
-            "runs": self.runs,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> ExtractState:
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            raise StateError(f"Unsupported state (expected an object with version {STATE_VERSION}).")
-        last_run = data.get("last_run")
-        if last_run is not None:
-            if not isinstance(last_run, dict) or "run_id" not in last_run:
-                raise StateError("`last_run` must be an object with a run_id.")
-            cursors_from_json(last_run.get("cursors_before") or {})
-        runs = data.get("runs") or []
-        if not isinstance(runs, list):
-            raise StateError("`runs` must be a list.")
-        return cls(
-            company_id=str(data.get("company_id")),
-            data_type=str(data.get("data_type")),
-            cursors=cursors_from_json(data.get("cursors") or {}),
-            last_run=last_run,
-            runs=runs,
-        )
-
-    def starting_cursors_for(self, run_id: str) -> dict[str, Cursor] | None:
-        """Where ``run_id`` must start: the state before it when it is the last committed run, else now.
-
-        Returns ``None`` when ``run_id`` committed earlier and other runs committed after it: rewriting it
-        would write again what those runs wrote.
-        """
-        if self.last_run is not None and self.last_run["run_id"] == run_id:
-            return cursors_from_json(self.last_run.get("cursors_before") or {})
-        if any(entry.get("run_id") == run_id for entry in self.runs):
-            return None
-        return dict(self.cursors)
-
-    def summary_of(self, run_id: str) -> dict[str, Any] | None:
-        for entry in reversed(self.runs):
-            if entry.get("run_id") == run_id:
-                return entry.get("summary")
-        return None
+    pending: dict[str, Any] | None = None
 
     def committed(
-        self,
-        run_id: str,
-        cursors_before: dict[str, Cursor],
-        cursors_after: dict[str, Cursor],
-        summary: dict[str, Any],
+        self, run_id: str, cursors_after: dict[str, Cursor], summary: dict[str, Any], pending: dict[str, Any]
     ) -> ExtractState:
-        """The state once ``run_id`` commits.
+        """The state once ``run_id`` commits, with its publication still to do.
 
         :param run_id: the Airflow run id.
-        :param cursors_before: the cursors the run started from.
         :param cursors_after: the cursors after the run.
         :param summary: what the run returns (records, files, watermarks...).
+        :param pending: the publication to do (see the class).
         """
-        runs = [entry for entry in self.runs if entry.get("run_id") != run_id]
-        runs.append({"run_id": run_id, "summary": summary})
         return ExtractState(
-            company_id=self.company_id,
-            data_type=self.data_type,
-            cursors=dict(cursors_after),
-            last_run={
-                "run_id": run_id,
-                "cursors_before": cursors_to_json(cursors_before),
-                "summary": summary,
-            },
-            runs=runs[-HISTORY_LENGTH:],
+            self.company_id,
+            self.data_type,
+            dict(cursors_after),
+            {"run_id": run_id, "summary": summary},
+            pending,
         )
+
+    def published(self) -> ExtractState:
+        return ExtractState(self.company_id, self.data_type, self.cursors, self.last_run, None)
 
 
 def load_state(folder: ObjectStoragePath, company_id: str, data_type: str) -> ExtractState:
@@ -151,8 +94,23 @@ def load_state(folder: ObjectStoragePath, company_id: str, data_type: str) -> Ex
         return ExtractState(company_id, data_type)
     try:
         data = json.loads(path.read_text())
-        return ExtractState.from_json(data)
-    except (ValueError, KeyError, TypeError) as exc:
+        if not isinstance(data, dict) or data.get("version") not in (1, STATE_VERSION):
+            raise StateError(f"unsupported state (expected an object with version {STATE_VERSION})")
+        cursors = data.get("cursors") or {}
+        if not isinstance(cursors, dict):
+            raise StateError("`cursors` must be an object")
+        pending = data.get("pending")
+        if pending is not None and not (isinstance(pending, dict) and "run_folder" in pending):
+            raise StateError("`pending` must be an object with a run_folder")
+        last_run = data.get("last_run")
+        return ExtractState(
+            company_id=str(data.get("company_id")),
+            data_type=str(data.get("data_type")),
+            cursors={str(scope): _cursor_from_json(folder, value) for scope, value in cursors.items()},
+            last_run={"run_id": last_run["run_id"], "summary": last_run.get("summary")} if last_run else None,
+            pending=pending,
+        )
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         raise StateError(
             f"Cannot read the extract state {path}: {exc}. Fix or remove the file (removing it, or passing "
             "full_refresh=True, makes the next run read everything again)."
@@ -162,23 +120,78 @@ def load_state(folder: ObjectStoragePath, company_id: str, data_type: str) -> Ex
 def save_state(folder: ObjectStoragePath, state: ExtractState) -> None:
     """Write ``folder/_state.json`` so that a reader sees either the old or the new content, never half.
 
-    The content goes to a temporary name first and is then moved over the old file: a rename on local and
-    POSIX-like file systems; on object stores, where a move is a copy, the single-object write of the copy is
-    itself all or nothing.
+    Side files of large id sets are written first (a file of the same content already there is reused); the
+    state then goes to a temporary name and is moved over the old file: a rename on local and POSIX-like file
+    systems; on object stores, where a move is a copy, the single-object write of the copy is itself all or
+    nothing. Side files no longer referenced are removed afterwards.
 
     :param folder: ``{destination}/{company_id}/{data_type}``.
     :param state: the state to write.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / STATE_FILE
-    body = json.dumps(state.to_json(), indent=1, sort_keys=True)
-    temp = folder / f".{STATE_FILE}.{uuid.uuid4().hex}.tmp"
-    temp.write_text(body)
+    keep: set[str] = set()
+    cursors = {}
+    for scope, cursor in sorted(state.cursors.items()):
+        cursors[scope] = _cursor_to_json(folder, cursor, keep)
+    body = json.dumps(
+        {
+            "version": STATE_VERSION,
+            "company_id": state.company_id,
+            "data_type": state.data_type,
+            "cursors": cursors,
+            "last_run": state.last_run,
+            "pending": state.pending,
+        },
+        indent=1,
+        sort_keys=True,
+    )
+    _replace(folder / STATE_FILE, body.encode())
+    side = folder / IDS_FOLDER
+    if keep or side.exists():
+        for stale in side.iterdir():
+            if f"{IDS_FOLDER}/{stale.name}" not in keep:
+                stale.unlink()
+
+
+def _replace(target: ObjectStoragePath, body: bytes) -> None:
+    """Write ``body`` to ``target`` through a temporary name, so that no reader sees half of it."""
+    temp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    temp.write_bytes(body)
     try:
         temp.fs.mv(temp.path, target.path)
     except Exception:
         try:
             temp.unlink()
         except Exception:
-            log.warning("Could not remove the temporary state file %s", temp)
+            log.warning("Could not remove the temporary file %s", temp)
         raise
+
+
+def _cursor_to_json(folder: ObjectStoragePath, cursor: Cursor, keep: set[str]) -> dict[str, Any]:
+    if len(cursor.ids_at_watermark) <= INLINE_IDS:
+        return cursor.to_json()
+    ids = sorted(cursor.ids_at_watermark)
+    content = json.dumps(ids, separators=(",", ":")).encode()
+    name = f"{IDS_FOLDER}/{hashlib.sha256(content).hexdigest()[:24]}.json.gz"
+    keep.add(name)
+    path = folder / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _replace(path, gzip.compress(content, compresslevel=6, mtime=0))
+    return {"watermark": cursor.watermark, "ids_file": name, "ids_count": len(ids)}
+
+
+def _cursor_from_json(folder: ObjectStoragePath, data: Any) -> Cursor:
+    if not isinstance(data, dict):
+        raise StateError("each cursor must be an object")
+    name = data.get("ids_file")
+    if name is None:
+        return Cursor.from_json(data)
+    if not isinstance(name, str) or not name.startswith(IDS_FOLDER + "/") or ".." in name:
+        raise StateError("`ids_file` must name a side file of the state")
+    ids = json.loads(gzip.decompress((folder / name).read_bytes()))
+    if not isinstance(ids, list) or len(ids) != data.get("ids_count"):
+        raise StateError(
+            f"the side file {name} does not hold the {data.get('ids_count')} ids the state names"
+        )
+    return Cursor.from_json({"watermark": data.get("watermark"), "ids_at_watermark": ids})

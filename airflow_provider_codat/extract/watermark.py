@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_provider_codat.safe_repr import shorten
+
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
 )
@@ -39,19 +41,23 @@ def instant_key(value: str) -> str:
     :param value: an ISO 8601 date-time as found in ``modifiedDate``.
     :raises WatermarkError: when ``value`` is not a date-time.
     """
-    fast = _FAST.match(value)
+    fast = _FAST.match(value) if isinstance(value, str) else None
     if fast is not None:
+        try:
+            datetime.fromisoformat(value[:19])  # the shape is right; is the date real (no 2026-02-30)?
+        except ValueError as exc:
+            raise WatermarkError(f"Not a valid date-time: {shorten(value)} ({exc}).") from None
         return value[:19] + "." + (fast.group(1) or "").ljust(9, "0") + "Z"
     match = _ISO.match(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise WatermarkError(f"Not an ISO 8601 date-time: {value!r}.")
+        raise WatermarkError(f"Not an ISO 8601 date-time: {shorten(value)}.")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=UTC
         )
     except ValueError as exc:
-        raise WatermarkError(f"Not a valid date-time: {value!r} ({exc}).") from None
+        raise WatermarkError(f"Not a valid date-time: {shorten(value)} ({exc}).") from None
     if zone and zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "").ljust(4, "0")
@@ -70,6 +76,20 @@ def query_value(watermark: str) -> str:
     if fast is not None and len(fast.group(1) or "") <= 7:
         return watermark
     return instant_key(watermark)[:27] + "Z"
+
+
+def record_instant(record: dict[str, Any]) -> str:
+    """The :func:`instant_key` of a record's ``modifiedDate``.
+
+    :raises WatermarkError: naming the record, when ``modifiedDate`` is not a date-time.
+    """
+    try:
+        return instant_key(record["modifiedDate"])
+    except WatermarkError as exc:
+        raise WatermarkError(
+            f"Record {shorten(record.get('id'))} has a modifiedDate that is not a date-time ({exc}); nothing was "
+            "committed. Report the record to Codat support (quote its id)."
+        ) from None
 
 
 def record_identity(record: dict[str, Any]) -> str:
@@ -127,21 +147,31 @@ class VersionFilter:
         self._last_key: str | None = None
         self.skipped = 0
         self.undated = 0
+        self._undated_ids: set[str] = set()
 
     def accept(self, record: dict[str, Any]) -> bool:
         """Return whether ``record`` is a version not written yet, and track the watermark if so.
 
+        A version met twice in one read (Codat documents no order among equal ``modifiedDate`` values, so
+        pages can repeat a record) is accepted once.
+
         :param record: one record as Codat returned it.
+        :raises WatermarkError: when ``modifiedDate`` is not a date-time (the message names the record).
         """
         raw = record.get("modifiedDate")
-        if not raw:
-            # Without modifiedDate a record cannot be placed: write it, it moves no watermark.
+        if raw is None:
+            # Without modifiedDate a record cannot be placed: write it once per read; it moves no watermark.
+            ident = record_identity(record)
+            if ident in self._undated_ids:
+                self.skipped += 1
+                return False
+            self._undated_ids.add(ident)
             self.undated += 1
             return True
         if raw == self._last_raw:
             key = self._last_key
         else:
-            key = instant_key(raw)
+            key = record_instant(record)
             self._last_raw, self._last_key = raw, key
         start = self._start_key
         if start is not None and (
@@ -155,8 +185,20 @@ class VersionFilter:
             self._max_key, self._max_raw = key, raw
             self._max_ids = {record_identity(record)}
         elif key == top:
-            self._max_ids.add(record_identity(record))
+            ident = record_identity(record)
+            if ident in self._max_ids:
+                self.skipped += 1
+                return False
+            self._max_ids.add(ident)
         return True
+
+    def top(self) -> tuple[str | None, str | None]:
+        """The highest instant accepted or started from: ``(key, raw)``."""
+        return self._max_key, self._max_raw
+
+    def ids_at_top(self) -> set[str]:
+        """The ids written, by this read or before it, at the highest instant."""
+        return self._max_ids
 
     def result(self) -> Cursor:
         """The cursor after the read: the highest instant written and every id written at it."""

@@ -5,15 +5,24 @@ to one background thread that compresses and writes it, so that compression over
 The hand-over queue is short, so memory stays at a few pages whatever the size of the extract. A file is closed
 and the next one opened at a page boundary once it holds ``max_bytes`` of uncompressed JSON or
 ``max_records`` records.
+
+Files are written under *staging* names (``.{token}.part-00000.jsonl.gz.tmp``): hidden, and matching neither
+``part-*`` nor ``*.jsonl.gz``, so no reader can take an unfinished or uncommitted file for data. The commit
+(``extract/commit.py``) gives them their final names.
+
+Records are written as Codat sent them: decimals (decoded as :class:`~decimal.Decimal`) keep every digit, and a
+string holding a lone UTF-16 surrogate, which UTF-8 cannot carry, is written back as the same ``\\uXXXX`` escape.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import queue
 import threading
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -34,8 +43,43 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.jsonl.gz"
 
 
+def staging_name(token: str, index: int) -> str:
+    """The name a part file has until its run commits: hidden, and matching no reader's glob for data."""
+    return f".{token}.{part_name(index)}.tmp"
+
+
+def encode_lines(encoder: msgspec.json.Encoder, records: list[dict[str, Any]]) -> bytes:
+    """JSON lines for ``records``, exactly as Codat sent them.
+
+    :param encoder: a msgspec encoder writing decimals as numbers.
+    :param records: the records of one page.
+    """
+    try:
+        return encoder.encode_lines(records)
+    except UnicodeEncodeError:
+        # A lone surrogate somewhere in the page: only those records take the slow path.
+        lines = []
+        for record in records:
+            try:
+                lines.append(encoder.encode(record))
+            except UnicodeEncodeError:
+                lines.append(_encode_escaped(record).encode("ascii"))
+        return b"\n".join(lines) + b"\n"
+
+
+def _encode_escaped(value: Any) -> str:
+    """JSON text with non-ASCII characters escaped (so lone surrogates survive) and decimals as numbers."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode_escaped(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode_escaped(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value)
+
+
 class PartWriter:
-    """Write records into ``folder/part-00000.jsonl.gz``, ``part-00001...``, rolling by size.
+    """Write records into staged part files (``part-00000``, ``part-00001``, ...), rolling by size.
 
     Use as a context manager, or call :meth:`close` (success) or :meth:`abort` (failure) once.
 
@@ -43,6 +87,7 @@ class PartWriter:
     :param max_bytes: roll to a new file once this many uncompressed bytes are in the current one.
     :param max_records: roll to a new file once this many records are in the current one.
     :param compresslevel: gzip level; 3 costs half the CPU of 6 for files about 15% bigger.
+    :param token: the staging token: files are written as :func:`staging_name` ``(token, index)``.
     """
 
     def __init__(
@@ -52,6 +97,7 @@ class PartWriter:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_records: int = DEFAULT_MAX_RECORDS,
         compresslevel: int = DEFAULT_COMPRESSLEVEL,
+        token: str = "staging",
     ) -> None:
         if max_bytes < 1 or max_records < 1:
             raise ValueError("max_bytes and max_records must be positive.")
@@ -59,10 +105,11 @@ class PartWriter:
         self.max_bytes = max_bytes
         self.max_records = max_records
         self.compresslevel = compresslevel
+        self.token = token
         self.files: list[ObjectStoragePath] = []
         self.records = 0
         self.bytes = 0
-        self._encoder = msgspec.json.Encoder()
+        self._encoder = msgspec.json.Encoder(decimal_format="number")
         self._file_bytes = 0
         self._file_records = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_PAGES)
@@ -88,9 +135,9 @@ class PartWriter:
             self._file_bytes >= self.max_bytes or self._file_records >= self.max_records
         )
         if roll or not self.files:
-            self.files.append(self.folder / part_name(len(self.files)))
+            self.files.append(self.folder / staging_name(self.token, len(self.files)))
             self._file_bytes = self._file_records = 0
-        data = self._encoder.encode_lines(records)
+        data = encode_lines(self._encoder, records)
         self._file_bytes += len(data)
         self._file_records += len(records)
         self.bytes += len(data)

@@ -20,7 +20,9 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat import __version__
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
+from airflow_provider_codat.hooks.redact import Redactor, literal_forms, redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, release, retrying
+from airflow_provider_codat.safe_repr import shorten
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,11 @@ def _number(extra: dict[str, Any], key: str, default: float, cast, minimum: floa
         number = cast(value)
     except (TypeError, ValueError):
         raise AirflowException(
-            f"Extra `{key}` of connection `{conn_id}` must be a number, got {value!r}."
+            f"Extra `{key}` of connection `{conn_id}` must be a number, got {shorten(value)}."
         ) from None
     if number < minimum:
         raise AirflowException(
-            f"Extra `{key}` of connection `{conn_id}` must be >= {minimum}, got {value!r}."
+            f"Extra `{key}` of connection `{conn_id}` must be >= {minimum}, got {shorten(value)}."
         )
     return number
 
@@ -104,9 +106,8 @@ def settings_from(conn: Any, extra: dict[str, Any], conn_id: str, overrides: dic
 
 
 def secrets_of(conn: Any, settings: Settings) -> list[str]:
-    """The values to mask: the key and its encoded forms."""
-    encoded = settings.authorization.split(" ", 1)[1]
-    return [s for s in ((conn.password or "").strip(), encoded, settings.authorization) if s]
+    """The values to mask: the key and its encoded forms (padded or not, percent-encoded, with ``Basic``)."""
+    return literal_forms((conn.password or "").strip())
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
@@ -246,6 +247,12 @@ class Transport:
         release(loop, outcomes)
         return response, outcomes
 
+    @property
+    def redactor(self) -> Redactor:
+        """Scrubs this connection's key (every spelling) and credential shapes from server text."""
+        settings = getattr(self, "_settings", None)
+        return redactor_for(settings.authorization if settings is not None else None)
+
     def _raise_for(self, response: httpx.Response, outcomes: list) -> httpx.Response:
         if response.is_success:
             return response
@@ -254,6 +261,7 @@ class Transport:
             conn_id=self.codat_conn_id,
             retries=max(0, len(outcomes) - 1),
             retry_after=response.headers.get("retry-after"),
+            redact=self.redactor.text,
         )
 
     def _request(self, method: str, path: str, params=None, **kw) -> httpx.Response:
@@ -263,10 +271,11 @@ class Transport:
         return self._raise_for(*(await self._asend(method, path, params, **kw)))
 
     def _get_json(self, path: str, params=None) -> Any:
-        return _json(self._request("GET", path, params))
+        """The decoded answer, scrubbed (pages of records are read by ``_get_exact``, as Codat sent them)."""
+        return self.redactor.json(_json(self._request("GET", path, params)))
 
     async def _aget_json(self, path: str, params=None) -> Any:
-        return _json(await self._arequest("GET", path, params))
+        return self.redactor.json(_json(await self._arequest("GET", path, params)))
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         remaining = _int_header(response, "x-rate-limit-remaining")
@@ -281,7 +290,7 @@ class Transport:
                 "Codat rate limit nearly used up: %s of %s requests left until %s; further requests may get 429.",
                 remaining,
                 limit if limit else "?",
-                response.headers.get("x-rate-limit-reset", "the reset"),
+                self.redactor.text(response.headers.get("x-rate-limit-reset", "the reset"))[:100],
             )
 
 

@@ -25,8 +25,10 @@ from airflow_provider_codat.hooks.errors import (
     CodatPagingError,
     CodatValidationError,
 )
-from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE, iter_envelopes
+from airflow_provider_codat.hooks.exact_json import loads_exact
+from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE, Page, check_envelope, iter_envelopes
 from airflow_provider_codat.hooks.paths import history_path, read_path, report_params
+from airflow_provider_codat.hooks.redact import redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, outcome_is_ambiguous
 from airflow_provider_codat.validation import (
     require_data_type,
@@ -110,6 +112,8 @@ class CodatHook(BaseHook, Transport):
             settings = settings_from(conn, extra, self.codat_conn_id, self._overrides)
             for secret in secrets_of(conn, settings):
                 await amask_secret(secret)
+            # Compiling the key's scrubbing pattern takes tens of ms: do it off the event loop, once per key.
+            await asyncio.to_thread(redactor_for, settings.authorization)
             self._settings = settings
         return self._settings
 
@@ -158,15 +162,8 @@ class CodatHook(BaseHook, Transport):
         try:
             self._request("GET", "/companies", {"page": 1, "pageSize": 1}, retries=0)
         except Exception as exc:
-            return False, self._scrub(f"{type(exc).__name__}: {exc}")
+            return False, self.redactor.text(f"{type(exc).__name__}: {exc}")
         return True, f"Connected to Codat at {self._get_settings().base_url}."
-
-    def _scrub(self, text: str) -> str:
-        settings = self._settings
-        if settings is not None:
-            encoded = settings.authorization.split(" ", 1)[1]
-            text = text.replace(settings.authorization, "***").replace(encoded, "***")
-        return text
 
     # -- companies and connections -------------------------------------------------------------------------
     def list_companies(
@@ -272,7 +269,7 @@ class CodatHook(BaseHook, Transport):
                 exc.dataset_id,
             )
             return self.get_pull_operation(company_id, exc.dataset_id)
-        return _json_object(response)
+        return self.redactor.json(_json_object(response))
 
     def get_pull_operation(self, company_id: str, dataset_id: str) -> dict:
         """One PullOperation (``data/history/{datasetId}``)."""
@@ -306,11 +303,13 @@ class CodatHook(BaseHook, Transport):
         page_size: int = DEFAULT_PAGE_SIZE,
         connection_id: str | None = None,
         account_id: str | None = None,
-    ) -> Iterator[list[dict]]:
+    ) -> Iterator[Page]:
         """Yield the records of a paged data type one page (a list) at a time.
 
         The default page size, 1000, makes ten times fewer calls than Codat's default of 100 while avoiding
-        the slow 5000-record pages. Arguments are checked now, before the first request.
+        the slow 5000-record pages. Arguments are checked now, before the first request. Numbers keep every
+        digit (decimals come back as :class:`~decimal.Decimal`). Each page is a :class:`Page`: a list that
+        also carries ``number``, ``total`` (``totalResults``) and ``has_next``.
 
         :param company_id: the company.
         :param data_type: a catalogue key (``invoices``, ``chartOfAccounts``, ``bankTransactions`` ...).
@@ -319,16 +318,52 @@ class CodatHook(BaseHook, Transport):
         :param page_size: records per request, 1 to 5000.
         :param connection_id: required for connection- and bank-account-scoped types.
         :param account_id: the bank account, required for ``bankTransactions``.
-        :raises CodatPagingError: when the server keeps answering a page already read.
+        :raises CodatPagingError: when an envelope contradicts itself or the list cycles.
         """
+        path, params = self._list_request(company_id, data_type, query, order_by, connection_id, account_id)
+        size = require_page_size(page_size)
+        return iter_envelopes(lambda p: self._get_exact(path, p), path, params, size)
+
+    def get_page(
+        self,
+        company_id: str,
+        data_type: str,
+        *,
+        query: str | None = None,
+        order_by: str | None = None,
+        page: int = 1,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+    ) -> Page:
+        """Read one page of a paged data type (see :meth:`iter_pages` for the arguments).
+
+        :param page: the page number, from 1.
+        :raises CodatPagingError: when the envelope contradicts itself.
+        """
+        path, params = self._list_request(company_id, data_type, query, order_by, connection_id, account_id)
+        size = require_page_size(page_size)
+        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+            raise CodatValidationError("page must be a whole number from 1.")
+        body = self._get_exact(path, {**params, "page": page, "pageSize": size})
+        return check_envelope(body, page, size, path)
+
+    def _list_request(
+        self,
+        company_id: str,
+        data_type: str,
+        query: str | None,
+        order_by: str | None,
+        connection_id: str | None,
+        account_id: str | None,
+    ) -> tuple[str, dict[str, Any]]:
         entry = require_data_type(data_type)
         if not entry.paged:
             raise CodatValidationError(
                 f"Data type {entry.key!r} is one object, not a list: use get_report()."
             )
         path = read_path(entry, company_id, connection_id, account_id)
-        params = {"query": require_query(query), "orderBy": require_order_by(order_by)}
-        return iter_envelopes(lambda p: self._get_json(path, p), path, params, require_page_size(page_size))
+        return path, {"query": require_query(query), "orderBy": require_order_by(order_by)}
 
     def get_report(
         self, company_id: str, data_type: str, *, connection_id: str | None = None, **params: Any
@@ -336,17 +371,37 @@ class CodatHook(BaseHook, Transport):
         """Read a one-object data type: ``company`` (info), a financial statement, ``commerce-companyInfo``.
 
         Financial statements take ``periodLength`` and ``periodsToCompare`` (default 1 and 24: two years by
-        month) and optionally ``startMonth`` (a date); snake_case names are accepted too.
+        month) and optionally ``startMonth`` (a date); snake_case names are accepted too. Numbers keep every
+        digit (decimals come back as :class:`~decimal.Decimal`).
         """
         entry = require_data_type(data_type)
         if entry.kind is not Kind.SNAPSHOT:
             raise CodatValidationError(f"Data type {entry.key!r} is a paged list: use iter_pages().")
         path = read_path(entry, company_id, connection_id, None)
-        return self._get_json(path, report_params(entry, params))
+        body = self._get_exact(path, report_params(entry, params))
+        if not isinstance(body, dict):
+            raise CodatAPIError(
+                f"Codat answered GET {path} with something other than a JSON object.", path=path
+            )
+        return body
 
     def _records(self, path: str, params: dict[str, Any], page_size: int) -> Iterator[dict]:
         for page in iter_envelopes(lambda p: self._get_json(path, p), path, params, page_size):
             yield from page
+
+    def _get_exact(self, path: str, params: dict[str, Any]) -> Any:
+        """GET a body of records, decoded with every digit kept (:mod:`.exact_json`)."""
+        response = self._request("GET", path, params)
+        try:
+            return loads_exact(response.content)
+        except ValueError:
+            raise CodatAPIError(
+                f"Codat answered GET {path} with {response.status_code} and a body that is not JSON; check that "
+                "the connection's base URL points at the Codat API.",
+                status_code=response.status_code,
+                method="GET",
+                path=path,
+            ) from None
 
 
 def _status(body: Any) -> dict[str, dict]:

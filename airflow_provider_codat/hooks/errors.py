@@ -2,7 +2,8 @@
 
 Every message names what went wrong and what to do about it. None of them ever contains the API key or the
 ``Authorization`` value: messages are built from the status, Codat's ``error`` text, the method and the URL path
-only (never headers, never the query string).
+only (never the request's headers, never the query string), and everything taken from the answer (body, reason,
+headers) is scrubbed first (:mod:`~airflow_provider_codat.hooks.redact`), since a proxy may echo the header.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from typing import Any
 import httpx
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_codat.hooks.redact import Scrubber, scrub
+
 IN_PROGRESS_PATTERN = re.compile(
     r"DatasetAlreadyInProgressException: Cannot queue (?P<data_type>\S+) sync for (?P<company_id>\S+) "
     r"as previous sync (?P<dataset_id>[^\s.,;]+)(?:[.,;])? is still in progress"
 )
 
 _SNIPPET = 160
+# Codat's error texts are a sentence or two; anything longer is cut so that no message grows without bound.
+_MAX_ERROR = 500
 
 
 class CodatValidationError(ValueError):
@@ -103,8 +108,8 @@ class CodatDatasetInProgressError(CodatAPIError):
         return {"data_type": self.data_type, "dataset_id": self.dataset_id}
 
 
-def _parse_body(response: httpx.Response) -> tuple[dict[str, Any] | None, str]:
-    """Return (JSON object or None, a short one-line snippet of the body for messages)."""
+def _parse_body(response: httpx.Response, redact: Scrubber) -> tuple[dict[str, Any] | None, str]:
+    """Return (JSON object or None, a short scrubbed one-line snippet of the body for messages)."""
     text = response.text or ""
     try:
         body = json.loads(text) if text else None
@@ -112,11 +117,14 @@ def _parse_body(response: httpx.Response) -> tuple[dict[str, Any] | None, str]:
         body = None
     if not isinstance(body, dict):
         body = None
-    collapsed = re.sub(r"<[^>]*>", " ", text)
-    collapsed = " ".join(collapsed.split())
-    if len(collapsed) > _SNIPPET:
-        collapsed = collapsed[: _SNIPPET - 1] + "…"
-    return body, collapsed
+    # Scrubbed before it is cut: a cut could split an echoed key and leave half of it behind.
+    collapsed = re.sub(r"<[^>]*>", " ", redact(text))
+    return body, _short(" ".join(collapsed.split()), _SNIPPET)
+
+
+def _short(text: str, limit: int = 100) -> str:
+    """``text`` cut to ``limit`` characters: server text never makes a message grow without bound."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _advice(status: int, conn_id: str, retries: int) -> str:
@@ -155,7 +163,12 @@ def _advice(status: int, conn_id: str, retries: int) -> str:
 
 
 def error_from_response(
-    response: httpx.Response, *, conn_id: str, retries: int = 0, retry_after: str | None = None
+    response: httpx.Response,
+    *,
+    conn_id: str,
+    retries: int = 0,
+    retry_after: str | None = None,
+    redact: Scrubber = scrub,
 ) -> CodatAPIError:
     """Build the exception for an error response (the HTTP status is trusted over the body's).
 
@@ -163,41 +176,48 @@ def error_from_response(
     :param conn_id: the Airflow connection id, named in the advice for key problems.
     :param retries: how many retries were made before giving up.
     :param retry_after: the last ``Retry-After`` header, quoted for a 429.
+    :param redact: scrubs server text; the hook passes its key's ``Redactor.text`` (the default knows no key
+        and scrubs credential-shaped values only).
     """
     request = response.request
     method, path = request.method, request.url.path
     status = response.status_code
-    body, snippet = _parse_body(response)
+    body, snippet = _parse_body(response, redact)
     if body is not None:
         error = body.get("error")
-        error = str(error) if error is not None else None
+        error = redact(str(error)) if error is not None else None
         correlation_id = body.get("correlationId")
         correlation_id = str(correlation_id) if correlation_id else None
     else:
         error, correlation_id = (snippet or None), None
     if correlation_id is None:
         correlation_id = response.headers.get("x-correlation-id") or response.headers.get("correlation-id")
+    correlation_id = _short(redact(correlation_id)) if correlation_id else None
+    retry_after = _short(redact(retry_after)) if retry_after else None
+
+    match = IN_PROGRESS_PATTERN.search(error or "") if 400 <= status < 500 else None
+    error = _short(error, _MAX_ERROR) if error else error
+    content_type = _short(redact(_content_type(response)))
 
     details = []
     if error:
-        kind = "Codat says" if body is not None else f"non-JSON body ({_content_type(response)})"
+        kind = "Codat says" if body is not None else f"non-JSON body ({content_type})"
         details.append(f"{kind}: {error}")
     elif body is None:
-        details.append(f"empty or non-JSON body ({_content_type(response)})")
+        details.append(f"empty or non-JSON body ({content_type})")
     if status == 429 and retry_after:
         details.append(f"Retry-After: {retry_after}")
     if correlation_id:
         details.append(f"correlation id {correlation_id}")
-    reason = response.reason_phrase or ""
+    reason = _short(redact(response.reason_phrase or ""))
     message = f"Codat API error {status} {reason} for {method} {path}. {_advice(status, conn_id, retries)}"
     if details:
         message += " (" + "; ".join(details) + ")"
 
-    match = IN_PROGRESS_PATTERN.search(error or "") if 400 <= status < 500 else None
     if match:
-        data_type, dataset_id = match.group("data_type"), match.group("dataset_id")
+        data_type, dataset_id = _short(match.group("data_type")), _short(match.group("dataset_id"))
         message = (
-            f"Codat did not queue a sync of {data_type} for company {match.group('company_id')}: sync "
+            f"Codat did not queue a sync of {data_type} for company {_short(match.group('company_id'))}: sync "
             f"{dataset_id} of that data type is still in progress. Wait for dataset {dataset_id} (or join "
             f"it) instead of queueing another. ({status} for {method} {path}"
             + (f"; correlation id {correlation_id}" if correlation_id else "")

@@ -1,11 +1,17 @@
-"""Walk Codat's paged lists page by page, following the envelope, and refuse a loop that does not advance.
+"""Walk Codat's paged lists page by page, trusting nothing the envelope says without checking it.
 
 Envelope: ``{results, pageNumber, pageSize, totalResults, _links: {self, current, next?, previous?}}``.
 ``_links.next`` is absent on the last page. Only one page is held at a time.
+
+A list that ends early is data lost without a sound, so every way an envelope can lie is an error, never a
+silent end: a body without a ``results`` list, a page other than the one asked for, a ``next`` link that skips
+or goes back, the same records served again (a cycle of any length), a short page that links to another, and
+a last page that leaves fewer records than ``totalResults`` announced.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,56 +29,107 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 1000
 
 
+class Page(list):
+    """The records of one page (a plain list to callers), with what the envelope said about the whole list.
+
+    :param results: the page's records.
+    :param number: the page number (from 1).
+    :param total: ``totalResults`` (records matching the query over all pages), ``None`` when absent.
+    :param has_next: whether another page follows.
+    """
+
+    __slots__ = ("__weakref__", "has_next", "number", "total")
+
+    def __init__(self, results: list[Any], number: int, total: int | None, has_next: bool) -> None:
+        super().__init__(results)
+        self.number = number
+        self.total = total
+        self.has_next = has_next
+
+
+def check_envelope(body: Any, page: int, page_size: int, path: str) -> Page:
+    """Turn one decoded page body into a :class:`Page`, or raise if the envelope contradicts itself.
+
+    :param body: the decoded JSON body.
+    :param page: the page number asked for.
+    :param page_size: the page size asked for.
+    :param path: the list's path (for messages).
+    :raises CodatPagingError: on a body without a ``results`` list, a page other than the one asked for, a
+        ``next`` link to any page but the following one, or a short page that still links to another.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        raise CodatPagingError(
+            f"Codat answered page {page} of {path} without a results list, so the list cannot be read to its "
+            "end; nothing was committed. Retry later; if it persists, check the connection's base URL."
+        )
+    results = body["results"]
+    number = body.get("pageNumber")
+    if _is_int(number) and number != page:
+        raise CodatPagingError(
+            f"Asked Codat for page {page} of {path} and got page {number}: stopping rather than skip or repeat "
+            "records."
+        )
+    total = body.get("totalResults") if _is_int(body.get("totalResults")) else None
+    size = body.get("pageSize") if _is_int(body.get("pageSize")) and body["pageSize"] > 0 else page_size
+    following = _next_page(body, page, len(results), size, total)
+    if following is not None and following != page + 1:
+        raise CodatPagingError(
+            f"Page {page} of {path} links to page {following} as the next one instead of page {page + 1}: "
+            "stopping rather than skip or repeat records."
+        )
+    has_next = following is not None and bool(results)
+    if has_next and len(results) < size:
+        raise CodatPagingError(
+            f"Page {page} of {path} holds {len(results)} records, fewer than the page size {size}, yet links to "
+            "another page: the list is inconsistent, stopping rather than miss records."
+        )
+    if not has_next and total is not None and total > (page - 1) * size + len(results):
+        raise CodatPagingError(
+            f"Codat reported {total} records for {path} but its last page (page {page}) ends at record "
+            f"{(page - 1) * size + len(results)}: stopping rather than end the list early."
+        )
+    return Page(results, page, total, has_next)
+
+
 def iter_envelopes(
     fetch: Callable[[dict[str, Any]], Any],
     path: str,
     params: dict[str, Any],
     page_size: int,
-) -> Iterator[list[dict[str, Any]]]:
-    """Yield the ``results`` of each page, from page 1 until the last page or an empty one.
+) -> Iterator[Page]:
+    """Yield each page, from page 1 until the last page, checking each envelope (:func:`check_envelope`).
 
     :param fetch: sends one GET for ``path`` with the given query parameters, returns the decoded body.
     :param path: the list's path (for messages).
     :param params: query parameters other than ``page``/``pageSize``.
     :param page_size: records per page.
-    :raises CodatPagingError: when the server answers a page other than the one asked for, links to a page
-        that is not after the current one, or serves the same records twice in a row.
+    :raises CodatPagingError: when an envelope lies (see :func:`check_envelope`) or a page repeats the records
+        of an earlier page (a cycle of any length).
     """
     page = 1
-    previous_ids: tuple | None = None
+    seen: dict[bytes, int] = {}
     while True:
-        body = fetch({**params, "page": page, "pageSize": page_size})
-        if not isinstance(body, dict) or not isinstance(body.get("results", []), list):
-            raise CodatPagingError(f"Codat answered page {page} of {path} without a results list.")
-        results = body.get("results") or []
-        number = body.get("pageNumber")
-        if isinstance(number, int) and not isinstance(number, bool) and number != page:
-            raise CodatPagingError(
-                f"Asked Codat for page {page} of {path} and got page {number}: the list does not advance, "
-                "stopping instead of reading the same records again."
-            )
-        if not results:
+        current = check_envelope(
+            fetch({**params, "page": page, "pageSize": page_size}), page, page_size, path
+        )
+        if not current:
             return
-        ids = _ids(results)
-        if ids is not None and ids == previous_ids:
-            raise CodatPagingError(
-                f"Codat served the same {len(results)} records for pages {page - 1} and {page} of {path}: the "
-                "list does not advance, stopping instead of looping."
-            )
-        yield results
-        following = _next_page(body, page, len(results), page_size)
-        if following is None:
+        digest = _digest(current)
+        if digest is not None:
+            if digest in seen:
+                raise CodatPagingError(
+                    f"Codat served the same {len(current)} records for pages {seen[digest]} and {page} of {path}: "
+                    "the list cycles, stopping instead of reading the same records again."
+                )
+            seen[digest] = page
+        yield current
+        if not current.has_next:
             return
-        if following <= page:
-            raise CodatPagingError(
-                f"Page {page} of {path} links to page {following} as the next one: the list does not advance, "
-                "stopping instead of looping."
-            )
-        log.debug("Codat %s: page %s read (%s records), next page %s", path, page, len(results), following)
-        page, previous_ids = following, ids
+        log.debug("Codat %s: page %s read (%s records)", path, page, len(current))
+        page += 1
 
 
-def _next_page(body: dict[str, Any], page: int, count: int, page_size: int) -> int | None:
+def _next_page(body: dict[str, Any], page: int, count: int, size: int, total: int | None) -> int | None:
     links = body.get("_links")
     if isinstance(links, dict):
         nxt = links.get("next")
@@ -85,17 +142,22 @@ def _next_page(body: dict[str, Any], page: int, count: int, page_size: int) -> i
                 try:
                     return int(value)
                 except ValueError:
-                    pass
+                    raise CodatPagingError(
+                        f"Page {page} links to a next page that is not a number; stopping."
+                    ) from None
         return page + 1
-    total = body.get("totalResults")
-    size = body.get("pageSize") if isinstance(body.get("pageSize"), int) else page_size
-    if isinstance(total, int) and not isinstance(total, bool):
+    if total is not None:
         return page + 1 if page * size < total else None
     return page + 1 if count >= size else None
 
 
-def _ids(results: list[Any]) -> tuple | None:
-    ids = tuple(r.get("id") for r in results if isinstance(r, dict))
-    if len(ids) != len(results) or any(i is None for i in ids):
+def _digest(results: list[Any]) -> bytes | None:
+    """A fingerprint of a page's record ids (``None`` when some record has no id)."""
+    ids = [r.get("id") if isinstance(r, dict) else None for r in results]
+    if any(i is None for i in ids):
         return None
-    return ids
+    return hashlib.blake2b("\x1f".join(map(str, ids)).encode(), digest_size=16).digest()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

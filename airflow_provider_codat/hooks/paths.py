@@ -7,6 +7,7 @@ from typing import Any
 from airflow_provider_codat.datatypes import DataType, Scope
 from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.query import format_value
+from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.validation import require_int, require_segment, require_uuid
 
 # Financial statements: 24 one-month periods (Codat keeps 24 months of history by default).
@@ -57,7 +58,9 @@ def report_params(entry: DataType, params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(k for k in params if k not in _REPORT_PARAMS or not entry.report)
     if unknown:
         allowed = "periodLength, periodsToCompare, startMonth" if entry.report else "none"
-        raise CodatValidationError(f"Unknown parameters for {entry.key!r}: {unknown}; allowed: {allowed}.")
+        raise CodatValidationError(
+            f"Unknown parameters for {entry.key!r}: {shorten(unknown)}; allowed: {allowed}."
+        )
     if not entry.report:
         return {}
     merged = dict(DEFAULT_REPORT_PARAMS)

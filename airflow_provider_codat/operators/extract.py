@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
@@ -18,6 +19,7 @@ from airflow_provider_codat.extract.core import (
     ExtractRequest,
     run_extract,
 )
+from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,
@@ -26,6 +28,8 @@ from airflow_provider_codat.extract.writer import (
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.links import CodatCompanyLink
+from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.validation import require_data_type, require_int, require_page_size, require_uuid
 
 if TYPE_CHECKING:
@@ -34,9 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["CodatDataNotSyncedError", "CodatExtractError", "CodatExtractOperator"]
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# Airflow run ids are already restricted to these characters by default; anything else becomes "_" so that
-# a run id can never add a path level.
-_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+=@-]")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -86,6 +87,7 @@ class CodatExtractOperator(BaseOperator):
         "full_refresh",
     )
     ui_color = "#e8f4fb"
+    operator_extra_links = (CodatCompanyLink(),)
 
     def __init__(
         self,
@@ -125,7 +127,7 @@ class CodatExtractOperator(BaseOperator):
         self.max_file_records = require_int(max_file_records, "max_file_records")
         self.compresslevel = require_int(compresslevel, "compresslevel", minimum=0)
         if self.compresslevel > 9:
-            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {compresslevel!r}.")
+            raise CodatValidationError(f"compresslevel must be from 0 to 9, got {shorten(compresslevel)}.")
         self.log_interval = log_interval
         # Catch mistakes at parse time when the values are plain (templated ones are checked in execute).
         if _is_plain(company_id):
@@ -149,6 +151,12 @@ class CodatExtractOperator(BaseOperator):
         self._emit(context, summary)
         return summary
 
+    def get_openlineage_facets_on_complete(self, task_instance):
+        """OpenLineage of this run (with the ``openlineage`` extra): see :mod:`airflow_provider_codat.lineage`."""
+        from airflow_provider_codat.lineage import extract_lineage
+
+        return extract_lineage(self, task_instance)
+
     def _request(self, context: Context) -> ExtractRequest:
         company_id = require_uuid(self.company_id, "company_id")
         entry = require_data_type(self.data_type)
@@ -169,7 +177,7 @@ class CodatExtractOperator(BaseOperator):
             data_type=entry,
             type_folder=_destination_path(self.destination) / company_id / entry.key,
             run_id=run_id,
-            run_folder_name="run=" + _RUN_ID_UNSAFE.sub("_", run_id),
+            run_folder_name=run_folder_name(run_id),
             include_deleted=_as_bool(self.include_deleted, "include_deleted"),
             full_refresh=_as_bool(self.full_refresh, "full_refresh"),
             page_size=self.page_size,
@@ -205,10 +213,18 @@ def _destination_path(destination: Any) -> ObjectStoragePath:
 
 
 def _check_destination(destination: Any) -> str:
+    """Check the URI's shape, and that no path segment climbs out of it (``..``, also percent-encoded)."""
     if not isinstance(destination, str) or not _URI.match(destination):
         raise CodatValidationError(
             f"destination must be a storage URI such as 'file:///data/codat' or 's3://aws_default@bucket/codat', "
-            f"got {destination!r}."
+            f"got {shorten(destination)}."
+        )
+    path = destination.split("://", 1)[1]
+    segments = unquote(path.split("?", 1)[0].split("#", 1)[0]).replace("\\", "/").split("/")
+    if any(segment in (".", "..") for segment in segments) or "\x00" in path:
+        raise CodatValidationError(
+            f"destination must not contain '.' or '..' path segments (or a NUL byte), got {shorten(destination)}: "
+            "write the folder out in full, e.g. 'file:///data/codat' instead of 'file:///data/x/../codat'."
         )
     return destination
 
@@ -222,4 +238,4 @@ def _as_bool(value: Any, what: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CodatValidationError(f"{what} must be true or false, got {value!r}.")
+    raise CodatValidationError(f"{what} must be true or false, got {shorten(value)}.")

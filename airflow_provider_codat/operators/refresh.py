@@ -25,6 +25,7 @@ from airflow_provider_codat.datatypes import fetch_on_first_link_types
 from airflow_provider_codat.hooks.errors import CodatAPIError, CodatDatasetInProgressError
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.query import condition
+from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sync_status import is_finished, parse_timestamp
 from airflow_provider_codat.validation import require_uuid
 from airflow_provider_codat.wait_task import SyncWaitMixin, normalize_data_types, to_seconds, utcnow_iso
@@ -167,7 +168,7 @@ class CodatQueueDataTypesOperator(_CodatRefreshOperator):
     ) -> None:
         super().__init__(company_id=company_id, **kwargs)
         if if_in_progress not in ("join", "fail"):
-            raise ValueError(f"if_in_progress must be 'join' or 'fail', got {if_in_progress!r}.")
+            raise ValueError(f"if_in_progress must be 'join' or 'fail', got {shorten(if_in_progress)}.")
         self.data_types = data_types
         self.connection_id = connection_id
         self.if_in_progress = if_in_progress

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_codat import waiting
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
+from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.wait_task import (
     SyncWaitMixin,
     iso_utc,
@@ -110,7 +111,7 @@ class CodatSyncSensor(SyncWaitMixin, BaseSensorOperator):
                 missing = [t for t in wanted if t not in datasets]
                 if missing:
                     raise ValueError(
-                        f"The ticket has no dataset for {', '.join(missing)}; it covers {', '.join(sorted(datasets))}."
+                        f"The ticket has no dataset for {', '.join(missing)}; it covers {shorten(sorted(datasets), 300)}."
                     )
                 datasets = {t: datasets[t] for t in wanted}
             return WaitSpec(company_id=str(ticket["company_id"]), datasets=datasets)

@@ -9,6 +9,8 @@ import uvicorn
 
 from airflow_provider_codat.simulator.app import create_app
 from airflow_provider_codat.simulator.control import SimulatorControl
+from airflow_provider_codat.simulator.portal import PORTAL_PATH
+from airflow_provider_codat.simulator.server import simulator_connection_json
 from airflow_provider_codat.simulator.state import DEFAULT_API_KEY, SimulatorState
 
 
@@ -43,17 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
     base_url = f"http://{shown_host}:{args.port}"
     encoded = base64.b64encode(args.api_key.encode()).decode()
-    print(
-        f"Codat simulator on {base_url}\n"
-        f"  API key:  {args.api_key}  (header: Authorization: Basic {encoded})\n"
-        f'  Airflow:  AIRFLOW_CONN_CODAT_DEFAULT=\'{{"conn_type": "codat", "host": "{base_url}", '
-        f'"password": "{args.api_key}"}}\'\n'
-        f'  Try:      curl -H "Authorization: Basic $(printf %s {args.api_key} | base64)" '
-        f"{base_url}/companies\n"
-        f"  Control:  curl {base_url}/_simulator/companies\n"
-        "Ctrl-C to stop.",
-        flush=True,
-    )
+    webhooks = ""
     if args.webhook_url:
         sent = SimulatorControl(lambda: state, None).configure_webhooks(
             args.webhook_url,
@@ -62,7 +54,22 @@ def main(argv: list[str] | None = None) -> None:
             args.webhook_delay,
             args.webhook_out_of_order,
         )
-        print(f"  Webhooks: {sent['url']}  (signing secret {sent['secret']})", flush=True)
+        webhooks = f"  Webhooks: {sent['url']}  (signing secret {sent['secret']}, in the connection above)\n"
+    connection = simulator_connection_json(
+        base_url, args.api_key, state.webhook_sender and state.webhook_sender.secret
+    )
+    print(
+        f"Codat simulator on {base_url}\n"
+        f"  API key:  {args.api_key}  (header: Authorization: Basic {encoded})\n"
+        f"  Airflow:  AIRFLOW_CONN_CODAT_DEFAULT='{connection}'\n"
+        f'  Try:      curl -H "Authorization: Basic $(printf %s {args.api_key} | base64)" '
+        f"{base_url}/companies\n"
+        f"  Control:  curl {base_url}/_simulator/companies\n"
+        f"  Portal:   {base_url}{PORTAL_PATH}/companies/<company id>/summary (the company links open it)\n"
+        f"{webhooks}"
+        "Ctrl-C to stop.",
+        flush=True,
+    )
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning", lifespan="off")
 
 

@@ -6,7 +6,6 @@ served at the path it names.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from fastapi import FastAPI, Request, Response
@@ -16,18 +15,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow_provider_codat.datatypes import CATALOGUE, DataType, Kind, Scope
 from airflow_provider_codat.simulator import data as gen
 from airflow_provider_codat.simulator.control import control_router
+from airflow_provider_codat.simulator.encoding import dumps
 from airflow_provider_codat.simulator.errors import SimulatorError, error_body
 from airflow_provider_codat.simulator.middleware import FrontDoor
-from airflow_provider_codat.simulator.paging import envelope, parse_paging
+from airflow_provider_codat.simulator.paging import envelope, parse_paging, shuffle_ties
+from airflow_provider_codat.simulator.portal import portal_router
 from airflow_provider_codat.simulator.query import QueryError, apply
 from airflow_provider_codat.simulator.reports import commerce_info, company_info, financial_statement
 from airflow_provider_codat.simulator.state import SimulatorState
 
 
 def _json(body, status: int = 200) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json"
-    )
+    return Response(dumps(body), status_code=status, media_type="application/json")
 
 
 def _state(request: Request) -> SimulatorState:
@@ -156,9 +155,25 @@ def _read_route(data_type: DataType):
                 records = collection.view(query, order_by)
             except QueryError as exc:
                 raise SimulatorError(400, str(exc)) from None
-            body = envelope(request.url.path, records, page, size, query, order_by)
+            method, path = request.method, request.url.path
+            if state.faults.take(method, path, ("empty_object",)):
+                return _json({})
+            if state.faults.take(method, path, ("unstable_order",)):
+                records = shuffle_ties(records, state.randomness)
+            body = envelope(path, records, page, size, query, order_by)
+            lie = state.faults.take(method, path, ("link_skip", "link_cycle"), page=page)
+            if lie is not None and "next" in body["_links"]:
+                target = page + 2 if lie.kind == "link_skip" else 1
+                href = body["_links"]["next"]["href"]
+                body["_links"]["next"]["href"] = href.replace(f"page={page + 1}&", f"page={target}&", 1)
             response = _json(body)
-            if state.faults.take(request.method, request.url.path, ("write_during_paging",), page=page):
+            restamp = state.faults.take(method, path, ("restamp_during_paging",), page=page)
+            if restamp is not None:
+                # Codat re-stamps cache entries with no sync (a data-model change): already served records
+                # move to the end of the modifiedDate order, and dataStatus does not move.
+                served = [r["id"] for r in records[: page * size]]
+                state.restamp(collection, served[: restamp.count])
+            if state.faults.take(method, path, ("write_during_paging",), page=page):
                 # Someone writes while the client pages: as if a sync finished right after this page.
                 state.mutate(
                     company_id,
@@ -231,6 +246,7 @@ def create_app(state: SimulatorState) -> FastAPI:
 
     _register_platform_routes(app)
     _register_read_routes(app)
+    app.include_router(portal_router())
     app.include_router(control_router())
     app.add_middleware(FrontDoor, get_state=lambda: app.state.simulator)
     return app

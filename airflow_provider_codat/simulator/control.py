@@ -9,10 +9,12 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
+from decimal import Decimal
 
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_codat.datatypes import CATALOGUE, Scope, get_data_type
+from airflow_provider_codat.simulator.encoding import dumps
 from airflow_provider_codat.simulator.errors import SimulatorError, error_body
 from airflow_provider_codat.simulator.faults import Fault
 from airflow_provider_codat.simulator.state import SimulatorState
@@ -118,14 +120,49 @@ class SimulatorControl(WebhookControl):
         state = self.state
         with state.lock:
             state.settle()
-            entry = get_data_type(data_type)
-            if entry.scope is not Scope.COMPANY and not connection_id:
-                default = state.default_connection(company_id, entry)
-                connection_id = default["id"] if default else None
-            if entry.scope is Scope.BANK_ACCOUNT and not account_id:
-                raise ValueError("bankTransactions are per bank account: pass account_id.")
-            collection = state.collection(company_id, entry, connection_id or "", account_id or "")
+            collection = state.collection(
+                company_id, *self._scope(company_id, data_type, connection_id, account_id)
+            )
             return [dict(record) for record in collection.records.values()]
+
+    def put_record(
+        self,
+        company_id: str,
+        data_type: str,
+        record: dict,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+    ) -> dict:
+        """Add (or replace, by ``id``) one record exactly as given, as if a sync had written it.
+
+        Values are served verbatim: a :class:`~decimal.Decimal` keeps every digit on the wire, a string with a
+        lone surrogate goes out as its ``\\uXXXX`` escape. Over HTTP, numbers in the body are read as decimals.
+
+        :param company_id: the company id.
+        :param data_type: the catalogue key.
+        :param record: the record; it needs an ``id``.
+        :param connection_id: a connection; default: the company's first one of the type's source type.
+        :param account_id: the bank account id (``bankTransactions`` only).
+        """
+        state = self.state
+        with state.lock:
+            collection = state.collection(
+                company_id, *self._scope(company_id, data_type, connection_id, account_id)
+            )
+            collection.records[str(record["id"])] = dict(record)
+            collection.changed()
+            return {"id": record["id"]}
+
+    def _scope(
+        self, company_id: str, data_type: str, connection_id: str | None, account_id: str | None
+    ) -> tuple:
+        entry = get_data_type(data_type)
+        if entry.scope is not Scope.COMPANY and not connection_id:
+            default = self.state.default_connection(company_id, entry)
+            connection_id = default["id"] if default else None
+        if entry.scope is Scope.BANK_ACCOUNT and not account_id:
+            raise ValueError("bankTransactions are per bank account: pass account_id.")
+        return entry, connection_id or "", account_id or ""
 
     def mutate(
         self,
@@ -216,19 +253,40 @@ class SimulatorControl(WebhookControl):
         retry_after: float | str | None = None,
         delay: float | None = None,
         after_page: int = 1,
+        count: int = 2,
+        body_format: str = "json",
+        echo: str = "header",
     ) -> dict:
         """Inject a fault; see :class:`~airflow_provider_codat.simulator.faults.Fault`.
 
-        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop`` or ``write_during_paging``.
+        :param kind: ``rate_limit``, ``server_error``, ``latency``, ``drop``, ``write_during_paging`` or
+            ``echo_auth``.
         :param path: regex searched in the request path (``None``: all).
         :param method: HTTP method (``None``: any).
         :param times: requests affected (``None``: until cleared).
         :param status: ``server_error`` status: 500, 502, 503 or 504.
         :param retry_after: ``rate_limit`` ``Retry-After`` value (seconds or an HTTP date).
         :param delay: ``latency`` seconds.
-        :param after_page: ``write_during_paging``: the page after which records change.
+        :param after_page: ``write_during_paging``/``restamp_during_paging``: the page after which records
+            change; ``link_skip``/``link_cycle``: the page whose next link lies.
+        :param count: ``restamp_during_paging``: records re-stamped.
+        :param body_format: ``echo_auth``: ``json`` or ``html``.
+        :param echo: ``echo_auth``: how the ``Authorization`` header is repeated (``header``, ``lower``,
+            ``urlencoded``, ``unpadded``, ``folded``, ``key``, ``entities``).
         """
-        fault = Fault(kind, path, method, times, status, retry_after, delay, after_page)
+        fault = Fault(
+            kind,
+            path,
+            method,
+            times,
+            status,
+            retry_after,
+            delay,
+            after_page,
+            count=count,
+            body_format=body_format,
+            echo=echo,
+        )
         return self.state.faults.add(fault).as_json()
 
     def faults(self) -> list[dict]:
@@ -262,6 +320,7 @@ OPERATIONS = (
     "set_connection_status",
     "records",
     "mutate",
+    "put_record",
     "set_sync_seconds",
     "advance",
     "now",
@@ -295,7 +354,9 @@ def control_router() -> APIRouter:
             )
             return Response(json.dumps(body), 404, media_type="application/json")
         raw = await request.body()
-        kwargs = json.loads(raw) if raw.strip() else dict(request.query_params)
+        # Records put verbatim keep every digit of their decimals.
+        parse_float = Decimal if operation == "put_record" else float
+        kwargs = json.loads(raw, parse_float=parse_float) if raw.strip() else dict(request.query_params)
         method = getattr(control, operation)
         try:
             inspect.signature(method).bind(**kwargs)
@@ -303,6 +364,6 @@ def control_router() -> APIRouter:
         except (TypeError, ValueError, SimulatorError) as exc:
             status = exc.status if isinstance(exc, SimulatorError) else 400
             return Response(json.dumps(error_body(status, str(exc))), status, media_type="application/json")
-        return Response(json.dumps({"result": result}), 200, media_type="application/json")
+        return Response(dumps({"result": result}), 200, media_type="application/json")
 
     return router

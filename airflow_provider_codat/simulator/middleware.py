@@ -12,6 +12,7 @@ import binascii
 import json
 from datetime import timedelta
 
+from airflow_provider_codat.simulator.echo import echo_answer
 from airflow_provider_codat.simulator.errors import error_body
 from airflow_provider_codat.simulator.state import SimulatorState
 
@@ -74,7 +75,12 @@ class FrontDoor:
             )
             await send({"type": "http.response.body", "body": b'{"results": [', "more_body": True})
             raise DroppedConnection(f"fault: dropped {method} {path}")
-        fault = state.faults.take(method, path, ("rate_limit", "server_error"))
+        fault = state.faults.take(method, path, ("rate_limit", "server_error", "echo_auth"))
+        if fault is not None and fault.kind == "echo_auth":
+            authorization = self._header(scope, b"authorization") or ""
+            payload, content_type = echo_answer(fault.status, authorization, fault.echo, fault.body_format)
+            await self._raw(send, entry, fault.status, headers, payload, content_type)
+            return
         if fault is not None and fault.kind == "rate_limit":
             headers.append((b"retry-after", str(fault.retry_after).encode()))
             await self._answer(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from itertools import groupby
 from urllib.parse import urlencode
 
 from airflow_provider_codat.simulator.errors import SimulatorError
@@ -59,3 +61,18 @@ def envelope(
         "totalResults": total,
         "_links": links,
     }
+
+
+def shuffle_ties(records: list[dict], rng: random.Random) -> list[dict]:
+    """The same records with every run of equal ``modifiedDate`` values in a new order: Codat documents no
+    tiebreak, so two requests may order such records differently.
+
+    :param records: records sorted by ``modifiedDate``.
+    :param rng: where the new order comes from.
+    """
+    out: list[dict] = []
+    for _, group in groupby(records, key=lambda record: record.get("modifiedDate")):
+        tied = list(group)
+        rng.shuffle(tied)
+        out.extend(tied)
+    return out

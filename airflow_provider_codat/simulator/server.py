@@ -13,10 +13,25 @@ import uvicorn
 
 from airflow_provider_codat.simulator.app import create_app
 from airflow_provider_codat.simulator.control import SimulatorControl
+from airflow_provider_codat.simulator.portal import PORTAL_PATH
 from airflow_provider_codat.simulator.state import SimulatorState
 from airflow_provider_codat.simulator.webhooks import stop_webhooks
 
 log = logging.getLogger(__name__)
+
+
+def simulator_connection_json(base_url: str, api_key: str, webhook_secret: str | None = None) -> str:
+    """An Airflow connection (JSON form) to the simulator at ``base_url``; its company links open the
+    simulator's own company pages.
+
+    :param base_url: ``http://host:port``.
+    :param api_key: the simulator's API key.
+    :param webhook_secret: the signing secret of the simulator's webhooks, if they are configured.
+    """
+    extra = {"portal_url": base_url + PORTAL_PATH}
+    if webhook_secret:
+        extra["webhook_secret"] = webhook_secret
+    return json.dumps({"conn_type": "codat", "host": base_url, "password": api_key, "extra": extra})
 
 
 class RunningSimulator:
@@ -52,10 +67,8 @@ class RunningSimulator:
     def connection_json(self) -> str:
         """An Airflow connection (JSON form) pointing at this simulator, with the webhook signing secret in its
         ``webhook_secret`` extra once webhooks are configured."""
-        connection = {"conn_type": "codat", "host": self.base_url, "password": self.api_key}
-        if self.state.webhook_sender is not None:
-            connection["extra"] = {"webhook_secret": self.state.webhook_sender.secret}
-        return json.dumps(connection)
+        sender = self.state.webhook_sender
+        return simulator_connection_json(self.base_url, self.api_key, sender.secret if sender else None)
 
     @property
     def conn_env(self) -> dict[str, str]:

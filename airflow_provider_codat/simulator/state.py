@@ -75,6 +75,7 @@ class SimulatorState(SyncOperations):
         self.request_log: list[dict] = []
         self._ids = gen.collection_rng(seed, "ids")
         self._mutations = gen.collection_rng(seed, "mutations")
+        self.randomness = gen.collection_rng(seed, "faults")
         self._collections: dict[tuple, Collection] = {}
         self.datasets: dict[str, Dataset] = {}
         self._pending: list[Dataset] = []
@@ -282,3 +283,17 @@ class SimulatorState(SyncOperations):
                 summary["created"].append(record["id"])
             target.changed()
         return summary
+
+    def restamp(self, collection: Collection, record_ids: list[str]) -> None:
+        """Give records a new ``modifiedDate`` (now) with nothing else changed and no dataset recorded, as
+        Codat does when its data model changes.
+
+        :param collection: where the records are.
+        :param record_ids: the records to re-stamp.
+        """
+        written = fmt(self.clock.now())
+        for record_id in record_ids:
+            record = collection.records.get(record_id)
+            if record is not None and "modifiedDate" in record:
+                collection.records[record_id] = {**record, "modifiedDate": written}
+        collection.changed()

@@ -23,7 +23,8 @@ def test_first_run_then_changes_then_exactly_the_changes(codat_simulator, compan
     first = extract(company, "invoices", "run1", page_size=7)
     assert set(versions(read_records(folder))) == truth(control, company, "invoices")
     assert first["records"] == len(truth(control, company, "invoices")) and first["watermark_from"] is None
-    assert first["pages"] == -(-first["records"] // 7)
+    # Keyset pages overlap at their boundary instant (the record there is read again and skipped).
+    assert -(-first["records"] // 7) <= first["pages"] <= -(-first["records"] // 6)
 
     changed = control.mutate(company, "invoices", created=3, modified=4, deleted=2)
     second = extract(company, "invoices", "run2", page_size=7)
@@ -188,7 +189,9 @@ def test_killed_after_files_before_state_then_retried(codat_simulator, company, 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit):
         patch.setattr(core, "save_state", killed)
         extract(company, "invoices", "run2", page_size=3, max_file_records=1)
-    assert len(list((folder / "run=run2").glob("part-*.jsonl.gz"))) >= 3
+    # The killed try's files are staged (hidden, .tmp): none matches the layout a reader globs.
+    assert len(list((folder / "run=run2").glob(".*.tmp"))) >= 3
+    assert list((folder / "run=run2").glob("*.jsonl.gz")) == []
     assert (folder / "_state.json").read_bytes() == before  # the old state: not committed
 
     extract(company, "invoices", "run2", page_size=50)
@@ -229,34 +232,30 @@ def test_same_run_retried_after_commit(codat_simulator, company, extract, out):
     first = extract(company, "customers", "run1")
     control.mutate(company, "customers", created=2, modified=3, deleted=1)
     second = extract(company, "customers", "run2")
-    first_pass = sorted(versions(run_records(folder, "run2")))
-    # The retry rewrites the run from the watermark it started from: even a lost file comes back.
-    for part in (folder / "run=run2").iterdir():
-        part.unlink()
-    again = extract(company, "customers", "run2")
-    assert again["records"] == second["records"] == 6
-    assert again["watermark_from"] == second["watermark_from"]
-    assert sorted(versions(run_records(folder, "run2"))) == first_pass
-    written = versions(read_records(folder))
-    assert len(written) == len(set(written)) and set(written) >= truth(control, company, "customers")
-    # The next run reads on from where run2 ended, not from where it started.
+    committed = sorted(versions(read_records(folder)))
+    # A retry of a committed run returns its summary and leaves its files alone, even while Codat fails.
+    control.add_fault("server_error", status=503, times=None)
+    assert extract(company, "customers", "run2", max_passes=1) == second
+    control.clear_faults()
+    assert extract(company, "customers", "run2") == second
+    assert sorted(versions(read_records(folder))) == committed
+    assert len(committed) == len(set(committed)) and set(committed) >= truth(control, company, "customers")
     assert extract(company, "customers", "run3")["records"] == 0
     # An older run cleared after later runs committed: nothing is rewritten.
     assert extract(company, "customers", "run1") == first
-    assert sorted(versions(read_records(folder))) == sorted(written)
+    assert sorted(versions(read_records(folder))) == committed
 
 
-def test_write_while_paging_repeats_the_read(codat_simulator, company, extract, out):
+def test_write_while_paging_loses_nothing_without_a_second_pass(codat_simulator, company, extract, out):
     control = codat_simulator.control
     control.add_fault("write_during_paging", path=r"/data/invoices$", after_page=1)
     summary = extract(company, "invoices", page_size=5)
     records = read_records(out(company, "invoices"))
     assert set(versions(records)) == truth(control, company, "invoices")
     assert len(records) == len(set(versions(records))) == summary["records"]
-    first_pages = [
-        e for e in control.request_log() if e["path"].endswith("/data/invoices") and "page=1&" in e["query"]
-    ]
-    assert len(first_pages) == 2  # the first pass was thrown away and read again
+    reads = [e for e in control.request_log() if e["path"].endswith("/data/invoices")]
+    # Keyset pages: every record once, the moved ones read ahead of the cursor, one pass.
+    assert len(reads) <= -(-summary["records"] // 4) + 1
 
 
 def test_full_refresh_reads_everything_and_resets_the_state(codat_simulator, company, extract, out):

@@ -6,6 +6,8 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_codat.extract.state import (
+    IDS_FOLDER,
+    INLINE_IDS,
     STATE_FILE,
     ExtractState,
     StateError,
@@ -22,47 +24,50 @@ def folder(tmp_path):
     return ObjectStoragePath(f"file://{tmp_path}/dest/c/invoices")
 
 
+def commit(state: ExtractState, run_id: str, cursors: dict, summary: dict) -> ExtractState:
+    return state.committed(run_id, cursors, summary, pending=None)
+
+
 def test_missing_state_is_fresh(folder):
     state = load_state(folder, "c", "invoices")
-    assert state.cursors == {} and state.last_run is None
-    assert state.starting_cursors_for("run1") == {}
+    assert state.cursors == {} and state.last_run is None and state.pending is None
 
 
 def test_round_trip_and_no_temporary_left(folder):
-    state = ExtractState("c", "invoices").committed(
-        "run1", {}, {"": Cursor(W1, frozenset({"a"}))}, {"records": 1}
-    )
+    state = commit(ExtractState("c", "invoices"), "run1", {"": Cursor(W1, frozenset({"a"}))}, {"records": 1})
     save_state(folder, state)
     assert sorted(p.name for p in folder.iterdir()) == [STATE_FILE]
     loaded = load_state(folder, "c", "invoices")
-    assert loaded.cursors == {"": Cursor(W1, frozenset({"a"}))}
-    assert loaded.last_run["run_id"] == "run1"
+    assert loaded == state
     # Overwrite in place.
-    save_state(
-        folder, loaded.committed("run2", loaded.cursors, {"": Cursor(W2, frozenset())}, {"records": 0})
-    )
+    save_state(folder, commit(loaded, "run2", {"": Cursor(W2, frozenset())}, {"records": 0}))
     assert load_state(folder, "c", "invoices").cursors[""].watermark == W2
     assert sorted(p.name for p in folder.iterdir()) == [STATE_FILE]
 
 
-def test_starting_point_of_new_retried_and_older_runs():
-    before = {"": Cursor(W1, frozenset({"a"}))}
-    after = {"": Cursor(W2, frozenset({"b"}))}
-    state = ExtractState("c", "invoices").committed("run1", {}, before, {"records": 3})
-    state = state.committed("run2", before, after, {"records": 2})
-    # A new run starts where the last one ended.
-    assert state.starting_cursors_for("run3") == after
-    # The last run, retried, starts where it started the first time.
-    assert state.starting_cursors_for("run2") == before
-    # An older run has later runs on top of it: nothing to start.
-    assert state.starting_cursors_for("run1") is None
-    assert state.summary_of("run1") == {"records": 3}
+def test_a_large_id_set_goes_to_one_side_file_and_comes_back(folder):
+    ids = frozenset(f"id-{n}\nwith newline" for n in range(INLINE_IDS + 1))
+    save_state(folder, commit(ExtractState("c", "invoices"), "run1", {"": Cursor(W1, ids)}, {}))
+    assert (folder / STATE_FILE).stat().st_size < 1000
+    assert load_state(folder, "c", "invoices").cursors[""] == Cursor(W1, ids)
+    # Once the set is small again, the side file goes.
+    save_state(folder, commit(ExtractState("c", "invoices"), "run2", {"": Cursor(W2, frozenset({"a"}))}, {}))
+    assert list((folder / IDS_FOLDER).iterdir()) == []
 
 
-def test_retrying_the_last_run_does_not_grow_history():
-    state = ExtractState("c", "invoices").committed("run1", {}, {}, {"records": 1})
-    state = state.committed("run1", {}, {}, {"records": 1})
-    assert [entry["run_id"] for entry in state.runs] == ["run1"]
+def test_version_1_states_still_load(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    old = {
+        "version": 1,
+        "company_id": "c",
+        "data_type": "invoices",
+        "cursors": {"": {"watermark": W1, "ids_at_watermark": ["a"]}},
+        "last_run": {"run_id": "run1", "cursors_before": {}, "summary": {"records": 1}},
+        "runs": [{"run_id": "run1", "summary": {"records": 1}}],
+    }
+    (folder / STATE_FILE).write_text(json.dumps(old))
+    state = load_state(folder, "c", "invoices")
+    assert state.cursors == {"": Cursor(W1, frozenset({"a"}))} and state.last_run["run_id"] == "run1"
 
 
 def test_corrupt_state_is_an_error_not_a_reset(folder):
@@ -76,7 +81,7 @@ def test_corrupt_state_is_an_error_not_a_reset(folder):
 
 
 def test_failed_move_keeps_old_state_and_cleans_up(folder, monkeypatch):
-    save_state(folder, ExtractState("c", "invoices").committed("run1", {}, {"": Cursor(W1)}, {}))
+    save_state(folder, commit(ExtractState("c", "invoices"), "run1", {"": Cursor(W1)}, {}))
     fs = folder.fs
 
     def broken_mv(*args, **kwargs):
@@ -84,7 +89,7 @@ def test_failed_move_keeps_old_state_and_cleans_up(folder, monkeypatch):
 
     monkeypatch.setattr(type(fs), "mv", broken_mv)
     with pytest.raises(OSError):
-        save_state(folder, ExtractState("c", "invoices").committed("run2", {}, {"": Cursor(W2)}, {}))
+        save_state(folder, commit(ExtractState("c", "invoices"), "run2", {"": Cursor(W2)}, {}))
     monkeypatch.undo()
     assert load_state(folder, "c", "invoices").cursors[""].watermark == W1
     assert sorted(p.name for p in folder.iterdir()) == [STATE_FILE]

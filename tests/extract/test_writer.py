@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
 
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_codat.extract.writer import PartWriter
+from airflow_provider_codat.extract.writer import PartWriter, staging_name
+from airflow_provider_codat.hooks.exact_json import loads_exact
 
 
 def read_lines(path) -> list[dict]:
@@ -26,7 +28,8 @@ def test_rolls_at_page_boundaries_and_keeps_order(folder, tmp_path):
             writer.write(page)
         writer.write([])
     names = [p.name for p in writer.files]
-    assert names == ["part-00000.jsonl.gz", "part-00001.jsonl.gz", "part-00002.jsonl.gz"]
+    assert names == [staging_name("staging", n) for n in range(3)]
+    assert names[0] == ".staging.part-00000.jsonl.gz.tmp"  # hidden, and no reader's glob for data
     written = [row for p in names for row in read_lines(tmp_path / "run=1" / p)]
     assert written == [record for page in pages for record in page]
     assert writer.records == 15
@@ -49,11 +52,29 @@ def test_same_records_give_the_same_bytes(tmp_path):
     first = ObjectStoragePath(f"file://{tmp_path}/a")
     second = ObjectStoragePath(f"file://{tmp_path}/b")
     for target in (first, second):
-        with PartWriter(target) as writer:
+        with PartWriter(target, token="t") as writer:
             writer.write([{"id": "1", "x": [1, 2]}])
-    assert (tmp_path / "a/part-00000.jsonl.gz").read_bytes() == (
-        tmp_path / "b/part-00000.jsonl.gz"
-    ).read_bytes()
+    name = staging_name("t", 0)
+    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_records_land_exactly_as_codat_sent_them(folder, tmp_path):
+    body = (
+        b'{"results": [{"id": "1", "amount": 98765432109876.54, "rate": 0.1234567890123456789012345678,'
+        b' "big": 123456789012345678901234567890, "exp": 1.5E+3, "note": "\\ud83d cut", "ok": "caf\\u00e9"},'
+        b' {"id": "2", "amount": 1.10}]}'
+    )
+    page = loads_exact(body)["results"]
+    with PartWriter(folder, token="t") as writer:
+        writer.write(page)
+    with gzip.open(tmp_path / "run=1" / staging_name("t", 0), "rb") as handle:
+        lines = handle.read().splitlines()
+    assert b"98765432109876.54" in lines[0] and b"0.1234567890123456789012345678" in lines[0]
+    assert b"123456789012345678901234567890" in lines[0] and b"1.10" in lines[1]
+    first = json.loads(lines[0], parse_float=Decimal)
+    assert first["amount"] == Decimal("98765432109876.54") and first["exp"] == Decimal("1.5E+3")
+    assert first["note"] == "\ud83d cut" and first["ok"] == "caf\u00e9"
+    assert json.loads(lines[1])["id"] == "2"
 
 
 def test_background_failure_reaches_the_caller(folder, monkeypatch):

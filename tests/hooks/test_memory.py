@@ -15,6 +15,7 @@ import weakref
 import httpx
 import pytest
 
+from airflow_provider_codat.hooks import paging
 from airflow_provider_codat.hooks.codat import CodatAPIError, CodatHook
 
 UNKNOWN_COMPANY = "00000000-0000-4000-8000-000000000000"
@@ -95,7 +96,7 @@ def test_iter_pages_frees_each_page_before_the_next(sim, hook, responses, no_gc)
     company = company_of(sim)
     pages = []
     for page in hook.iter_pages(company, "invoices", page_size=5):
-        assert isinstance(page, Page) and page
+        assert isinstance(page, paging.Page) and page
         # Only the page in hand is alive: every earlier page and every response (this one's too) are freed.
         assert alive(pages) == [] and alive(responses) == []
         pages.append(weakref.ref(page))

@@ -44,8 +44,12 @@ def test_next_link_page_number_is_used(hook, api):
             httpx.Response(200, json={**page(recs(2), 2, 1, 9, path=INVOICES)}),
         ]
     )
-    assert list(hook.iter_pages(COMPANY, "invoices", page_size=1)) == [recs(1), recs(2)]
-    assert route.call_count == 2  # no next link on page 2: last page, whatever totalResults says
+    pages = hook.iter_pages(COMPANY, "invoices", page_size=1)
+    assert next(pages) == recs(1)
+    # No next link on page 2, yet totalResults promised 9: an early end is an error, never a silent one.
+    with pytest.raises(CodatPagingError, match="reported 9 records"):
+        next(pages)
+    assert route.call_count == 2
 
 
 def test_empty_page_stops(hook, api):
@@ -78,10 +82,39 @@ def test_server_answering_the_same_page_is_refused(hook, api):
 
 def test_next_link_that_does_not_advance_is_refused(hook, api):
     api.get(INVOICES).respond(200, json=page(recs(1), 1, 1, 10, next_page=1, path=INVOICES))
-    pages = hook.iter_pages(COMPANY, "invoices", page_size=1)
-    next(pages)
-    with pytest.raises(CodatPagingError, match="links to page 1"):
-        next(pages)
+    with pytest.raises(CodatPagingError, match="links to page 1 as the next one instead of page 2"):
+        list(hook.iter_pages(COMPANY, "invoices", page_size=1))
+
+
+def test_next_link_that_skips_a_page_is_refused(hook, api):
+    api.get(INVOICES).respond(200, json=page(recs(1), 1, 1, 10, next_page=3, path=INVOICES))
+    with pytest.raises(CodatPagingError, match="links to page 3 as the next one instead of page 2"):
+        list(hook.iter_pages(COMPANY, "invoices", page_size=1))
+
+
+def test_pages_that_cycle_are_refused(hook, api):
+    api.get(INVOICES).mock(
+        side_effect=[
+            httpx.Response(200, json=page(recs(1), 1, 1, 10, next_page=2, path=INVOICES)),
+            httpx.Response(200, json=page(recs(2), 2, 1, 10, next_page=3, path=INVOICES)),
+            httpx.Response(200, json=page(recs(1), 3, 1, 10, next_page=4, path=INVOICES)),
+        ]
+    )
+    with pytest.raises(CodatPagingError, match="pages 1 and 3"):
+        list(hook.iter_pages(COMPANY, "invoices", page_size=1))
+
+
+@pytest.mark.parametrize("body", [{}, {"results": None}, {"pageNumber": 1, "totalResults": 0}, []])
+def test_a_body_without_a_results_list_is_refused(hook, api, body):
+    api.get(INVOICES).respond(200, json=body)
+    with pytest.raises(CodatPagingError, match="without a results list"):
+        list(hook.iter_pages(COMPANY, "invoices"))
+
+
+def test_a_short_page_that_links_to_another_is_refused(hook, api):
+    api.get(INVOICES).respond(200, json=page(recs(1), 1, 5, 10, next_page=2, path=INVOICES))
+    with pytest.raises(CodatPagingError, match="fewer than the page size"):
+        list(hook.iter_pages(COMPANY, "invoices", page_size=5))
 
 
 def test_same_records_without_page_numbers_are_refused(hook, api):

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_codat.hooks.codat import CodatAPIError, CodatHook
 from tests.hooks.conftest import API_KEY, COMPANY, codat_error
+from tests.key_leaks import assert_no_leak
 
 ENCODED = base64.b64encode(API_KEY.encode()).decode()
 
@@ -110,3 +111,56 @@ def test_low_rate_limit_warns_once(hook, api, caplog):
     assert "50 of 1000" in warnings[0].getMessage()
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG and "remaining" in r.getMessage()]
     assert len(debug) == 2
+
+
+def test_every_spelling_of_the_key_is_masked(hook, api, monkeypatch):
+    masked = []
+    monkeypatch.setattr("airflow.sdk.log.mask_secret", lambda value, name=None: masked.append(value))
+    api.get(f"/companies/{COMPANY}").respond(200, json={"id": COMPANY})
+    hook.get_company(COMPANY)
+    assert {f"Basic {ENCODED}", f"Basic%20{ENCODED}", ENCODED} <= {m for m in masked if isinstance(m, str)}
+
+
+def test_headers_and_reason_of_an_error_are_scrubbed(hook, api):
+    echo = f"Basic {ENCODED}"
+    api.get(f"/companies/{COMPANY}").respond(
+        429,
+        json={"error": f"limited; you sent {echo}", "correlationId": f"c-{API_KEY}"},
+        headers={"Retry-After": f"later {echo}", "Content-Type": f"application/json; note={API_KEY}"},
+    )
+    with pytest.raises(CodatAPIError) as info:
+        hook.get_company(COMPANY)
+    error = info.value
+    assert error.status_code == 429 and "limited; you sent Basic ***" in error.message
+    assert_no_leak(API_KEY, error)
+    assert error.correlation_id == "c-***"
+
+
+def test_error_text_is_bounded(hook, api):
+    api.get(f"/companies/{COMPANY}").respond(404, json={"error": "x" * 100_000 + API_KEY})
+    with pytest.raises(CodatAPIError) as info:
+        hook.get_company(COMPANY)
+    assert len(info.value.message) < 1500 and len(info.value.error) <= 500
+    assert_no_leak(API_KEY, info.value)
+
+
+def test_a_key_cut_by_the_snippet_is_scrubbed_first(hook, api):
+    """The non-JSON snippet is cut at 160 characters: the scrub comes first, so no half key is left."""
+    body = "<html>" + "y" * 140 + ENCODED + "</html>"
+    api.get(f"/companies/{COMPANY}").respond(403, text=body, headers={"Content-Type": "text/html"})
+    with pytest.raises(CodatAPIError) as info:
+        hook.get_company(COMPANY)
+    assert ENCODED[:6] not in info.value.message and "***" in info.value.message
+
+
+def test_rate_limit_warning_scrubs_the_reset_header(hook, api, caplog):
+    caplog.set_level(logging.WARNING, logger="airflow_provider_codat")
+    headers = {
+        "X-Rate-Limit-Remaining": "5",
+        "X-Rate-Limit-Limit": "1000",
+        "X-Rate-Limit-Reset": f"Basic {ENCODED}",
+    }
+    api.get(f"/companies/{COMPANY}/dataStatus").respond(200, json={}, headers=headers)
+    hook.get_data_status(COMPANY)
+    assert "rate limit nearly used up" in caplog.text
+    assert_no_leak(API_KEY, caplog.text)

@@ -69,5 +69,6 @@ def test_connection_json_points_at_the_simulator(sim):
         "conn_type": "codat",
         "host": sim.base_url,
         "password": DEFAULT_API_KEY,
+        "extra": {"portal_url": f"{sim.base_url}/_simulator"},
     }
     assert sim.conn_env == {"AIRFLOW_CONN_CODAT_DEFAULT": sim.connection_json}

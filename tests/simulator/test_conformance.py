@@ -30,7 +30,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from airflow_provider_codat.datatypes import CATALOGUE, Scope
-from tests.oas import OAS_DIR, load_spec
+from tests.oas import OAS_DIR, load_spec, spec_path
 
 ZERO = "00000000-0000-0000-0000-000000000000"
 
@@ -86,14 +86,6 @@ def assert_conforms(name: str, path: str, method: str, response: httpx.Response)
     validator = Draft202012Validator(schema, registry=_registry(name))
     errors = sorted(validator.iter_errors(response.json()), key=lambda e: list(e.absolute_path))
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
-
-
-def _spec_path(template: str) -> str:
-    return (
-        template.replace("{company_id}", "{companyId}")
-        .replace("{connection_id}", "{connectionId}")
-        .replace("{account_id}", "{accountId}")
-    )
 
 
 PLATFORM = "Codat-Platform.json"
@@ -179,7 +171,7 @@ def _has_lending_read(key: str) -> bool:
     path = OAS_DIR / LENDING
     if not path.is_file():
         return True  # let the test itself skip with the missing-spec reason
-    return "get" in _spec(LENDING)["paths"].get(_spec_path(CATALOGUE[key].path), {})
+    return "get" in _spec(LENDING)["paths"].get(spec_path(CATALOGUE[key].path), {})
 
 
 def _read_cases():
@@ -201,7 +193,7 @@ def _read_url(sim, company_id, key):
 @pytest.mark.parametrize("key", _read_cases())
 def test_accounting_reads(sim, client, company_id, key):
     entry = CATALOGUE[key]
-    path = _spec_path(entry.path)
+    path = spec_path(entry.path)
     url = _read_url(sim, company_id, key)
     params = {"periodLength": 3, "periodsToCompare": 3} if entry.report else {"pageSize": 2000}
     sim.control.mutate(company_id, key, created=2, modified=2, deleted=2)  # deleted records must validate too
@@ -222,4 +214,4 @@ def test_accounting_reads(sim, client, company_id, key):
 def test_read_before_first_sync_409(sim, client, company_id, key):
     response = client.get(_read_url(sim, company_id, key), params={"periodLength": 1, "periodsToCompare": 1})
     assert response.status_code == 409
-    assert_conforms(LENDING, _spec_path(CATALOGUE[key].path), "get", response)
+    assert_conforms(LENDING, spec_path(CATALOGUE[key].path), "get", response)

@@ -188,8 +188,9 @@ def test_the_command_line_configures_webhooks(receiver):
     receiver.secret = secret
     flags = ["--webhook-url", receiver.url, "--webhook-secret", secret, "--webhook-duplicates", "1"]
     with simulator_cli("--companies", "1", *flags) as (process, port):
-        banner = "".join(process.stdout.readline() for _ in range(7))
+        banner = "".join(iter(process.stdout.readline, "Ctrl-C to stop.\n"))
         assert f"Webhooks: {receiver.url}" in banner
+        assert f'"webhook_secret": "{secret}"' in banner  # the printed Airflow connection carries it
         base = f"http://127.0.0.1:{port}/_simulator"
         company_id = get_when_up(f"{base}/companies").json()["result"][0]["id"]
         httpx.post(f"{base}/mutate", json={"company_id": company_id, "data_type": "invoices", "modified": 1})
