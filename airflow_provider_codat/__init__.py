@@ -52,6 +52,12 @@ def get_provider_info() -> dict:
                         "schema": {"type": ["string", "null"]},
                         "description": "Codat portal base for company links. Default https://app.codat.io.",
                     },
+                    "webhook_secret": {
+                        "label": "Webhook signing secret",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                        "description": "The whsec_... secret of the endpoint registered in Codat's portal for "
+                        "/codat/webhooks (docs/webhooks.md). Only the webhook receiver reads it.",
+                    },
                 },
             }
         ],

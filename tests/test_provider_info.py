@@ -38,7 +38,13 @@ def test_codat_connection_type_is_declared_as_data():
     assert behaviour["relabeling"]["host"] == "Base URL"
     assert behaviour["placeholders"]["host"] == "https://api.codat.io"
     assert {"schema", "login", "port"} <= set(behaviour["hidden-fields"])
-    assert set(conn["conn-fields"]) == {"timeout", "max_retries", "max_retry_time", "portal_url"}
+    assert set(conn["conn-fields"]) == {
+        "timeout",
+        "max_retries",
+        "max_retry_time",
+        "portal_url",
+        "webhook_secret",
+    }
 
 
 def test_entry_point_points_at_get_provider_info():
@@ -63,6 +69,9 @@ def test_airflows_provider_manager_accepts_the_provider_and_its_connection_form(
     widgets = manager.connection_form_widgets
     assert {f"extra__codat__{name}" for name in ("timeout", "max_retries", "portal_url")} <= set(widgets)
     assert widgets["extra__codat__timeout"].field["schema"]["title"] == "Timeout (seconds)"
+    # The webhook signing secret is a password field: masked in the form and in the connection list.
+    assert widgets["extra__codat__webhook_secret"].is_sensitive
+    assert not widgets["extra__codat__portal_url"].is_sensitive
 
 
 def _modules(section: str) -> set[str]:

@@ -3,7 +3,9 @@
 Starts the simulator (unless ``--connection`` points elsewhere) and ``airflow standalone`` (api-server,
 scheduler, dag-processor, triggerer) with the same settings as `make demo`, in a project-local
 ``AIRFLOW_HOME`` (``.airflow/``). Open http://127.0.0.1:8080: no login (every local user is an admin), the
-``codat_*`` DAGs are paused until you trigger or unpause them. Ctrl-C stops everything.
+``codat_*`` DAGs are paused until you trigger or unpause them. The simulator signs a webhook to
+``/codat/webhooks`` whenever one of its syncs finishes: unpause ``codat_on_change`` to see it extract what
+changed with no polling. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
         state = SimulatorState(companies=args.companies, sync_seconds=args.sync_seconds)
         simulator = run_in_thread(state, port=args.simulator_port)
+        # Finished syncs are announced to this Airflow's webhook receiver (codat_on_change, zero polling); the
+        # connection then carries the signing secret.
+        simulator.control.configure_webhooks(f"http://127.0.0.1:{args.port}/codat/webhooks")
         connection_json = simulator.connection_json
         print(f"Codat simulator on {simulator.base_url} (API key {simulator.api_key})", flush=True)
 

@@ -8,6 +8,7 @@ import base64
 import uvicorn
 
 from airflow_provider_codat.simulator.app import create_app
+from airflow_provider_codat.simulator.control import SimulatorControl
 from airflow_provider_codat.simulator.portal import PORTAL_PATH
 from airflow_provider_codat.simulator.server import simulator_connection_json
 from airflow_provider_codat.simulator.state import DEFAULT_API_KEY, SimulatorState
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sync-seconds", type=float, default=2.0, help="how long a queued sync takes")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--in-progress-status", type=int, choices=(400, 409), default=400)
+    parser.add_argument("--webhook-url", help="POST a signed read.completed here when syncs finish")
+    parser.add_argument("--webhook-secret", help="whsec_ signing secret (default: a new one, printed)")
+    parser.add_argument("--webhook-duplicates", type=int, default=0, help="extra deliveries of each message")
+    parser.add_argument("--webhook-delay", type=float, default=0.0, help="seconds before the first delivery")
+    parser.add_argument("--webhook-out-of-order", action="store_true", help="newest messages first")
     args = parser.parse_args(argv)
     state = SimulatorState(
         seed=args.seed,
@@ -39,14 +45,28 @@ def main(argv: list[str] | None = None) -> None:
     shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
     base_url = f"http://{shown_host}:{args.port}"
     encoded = base64.b64encode(args.api_key.encode()).decode()
+    webhooks = ""
+    if args.webhook_url:
+        sent = SimulatorControl(lambda: state, None).configure_webhooks(
+            args.webhook_url,
+            args.webhook_secret,
+            args.webhook_duplicates,
+            args.webhook_delay,
+            args.webhook_out_of_order,
+        )
+        webhooks = f"  Webhooks: {sent['url']}  (signing secret {sent['secret']}, in the connection above)\n"
+    connection = simulator_connection_json(
+        base_url, args.api_key, state.webhook_sender and state.webhook_sender.secret
+    )
     print(
         f"Codat simulator on {base_url}\n"
         f"  API key:  {args.api_key}  (header: Authorization: Basic {encoded})\n"
-        f"  Airflow:  AIRFLOW_CONN_CODAT_DEFAULT='{simulator_connection_json(base_url, args.api_key)}'\n"
+        f"  Airflow:  AIRFLOW_CONN_CODAT_DEFAULT='{connection}'\n"
         f'  Try:      curl -H "Authorization: Basic $(printf %s {args.api_key} | base64)" '
         f"{base_url}/companies\n"
         f"  Control:  curl {base_url}/_simulator/companies\n"
         f"  Portal:   {base_url}{PORTAL_PATH}/companies/<company id>/summary (the company links open it)\n"
+        f"{webhooks}"
         "Ctrl-C to stop.",
         flush=True,
     )

@@ -19,9 +19,10 @@ from airflow_provider_codat.simulator.encoding import dumps
 from airflow_provider_codat.simulator.errors import SimulatorError, error_body
 from airflow_provider_codat.simulator.faults import Fault
 from airflow_provider_codat.simulator.state import SimulatorState
+from airflow_provider_codat.simulator.webhooks import WEBHOOK_OPERATIONS, WebhookControl, stop_webhooks
 
 
-class SimulatorControl:
+class SimulatorControl(WebhookControl):
     """Operations on the running simulator's current state.
 
     :param get_state: returns the current state.
@@ -40,6 +41,7 @@ class SimulatorControl:
 
     def reset(self, **params) -> None:
         """Start afresh with a new :class:`SimulatorState` built from ``params`` (its keyword arguments)."""
+        stop_webhooks(self.state)
         self._set_state(SimulatorState(**params))
 
     # -- companies ---------------------------------------------------------------------------------
@@ -335,6 +337,7 @@ OPERATIONS = (
     "request_log",
     "reset_request_log",
     "request_count",
+    *WEBHOOK_OPERATIONS,
 )
 
 

@@ -15,18 +15,22 @@ from airflow_provider_codat.simulator.app import create_app
 from airflow_provider_codat.simulator.control import SimulatorControl
 from airflow_provider_codat.simulator.portal import PORTAL_PATH
 from airflow_provider_codat.simulator.state import SimulatorState
+from airflow_provider_codat.simulator.webhooks import stop_webhooks
 
 log = logging.getLogger(__name__)
 
 
-def simulator_connection_json(base_url: str, api_key: str) -> str:
+def simulator_connection_json(base_url: str, api_key: str, webhook_secret: str | None = None) -> str:
     """An Airflow connection (JSON form) to the simulator at ``base_url``; its company links open the
     simulator's own company pages.
 
     :param base_url: ``http://host:port``.
     :param api_key: the simulator's API key.
+    :param webhook_secret: the signing secret of the simulator's webhooks, if they are configured.
     """
     extra = {"portal_url": base_url + PORTAL_PATH}
+    if webhook_secret:
+        extra["webhook_secret"] = webhook_secret
     return json.dumps({"conn_type": "codat", "host": base_url, "password": api_key, "extra": extra})
 
 
@@ -61,8 +65,10 @@ class RunningSimulator:
 
     @property
     def connection_json(self) -> str:
-        """An Airflow connection (JSON form) pointing at this simulator."""
-        return simulator_connection_json(self.base_url, self.api_key)
+        """An Airflow connection (JSON form) pointing at this simulator, with the webhook signing secret in its
+        ``webhook_secret`` extra once webhooks are configured."""
+        sender = self.state.webhook_sender
+        return simulator_connection_json(self.base_url, self.api_key, sender.secret if sender else None)
 
     @property
     def conn_env(self) -> dict[str, str]:
@@ -74,9 +80,11 @@ class RunningSimulator:
 
         :param state: the new state.
         """
+        stop_webhooks(self.app.state.simulator)
         self.app.state.simulator = state
 
     def stop(self) -> None:
+        stop_webhooks(self.state)
         self._server.should_exit = True
         self._thread.join(timeout=10)
 
@@ -85,6 +93,36 @@ class RunningSimulator:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def serve_in_thread(
+    app, host: str = "127.0.0.1", port: int = 0
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve any ASGI ``app`` with uvicorn in a daemon thread; return once it accepts connections.
+
+    :param app: the ASGI app.
+    :param host: interface to bind.
+    :param port: port to bind; 0 picks a free one.
+    :returns: the server (set ``should_exit`` to stop it), its thread and ``http://host:port``.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="critical", access_log=False, lifespan="off", timeout_keep_alive=30
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-in-thread", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("The server did not start.")
+        time.sleep(0.01)
+    return server, thread, f"http://{host}:{bound_port}"
 
 
 def run_in_thread(
@@ -97,23 +135,6 @@ def run_in_thread(
     :param port: port to bind; 0 picks a free one.
     """
     app = create_app(state or SimulatorState())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="critical", access_log=False, lifespan="off", timeout_keep_alive=30
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="codat-simulator", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("The Codat simulator did not start.")
-        time.sleep(0.01)
-    base_url = f"http://{host}:{bound_port}"
+    server, thread, base_url = serve_in_thread(app, host, port)
     log.debug("Codat simulator listening on %s", base_url)
     return RunningSimulator(server, thread, app, base_url)

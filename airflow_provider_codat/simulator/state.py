@@ -82,6 +82,9 @@ class SimulatorState(SyncOperations):
         # (company_id, data_type) -> [latest dataset, latest successful dataset or None]
         self._status: dict[tuple[str, str], list] = {}
         self._fail_next: dict[tuple[str, str], tuple[str, str]] = {}
+        # Called as listener(dataset, previous successful dataset, changes) when a sync finishes (webhooks).
+        self.sync_listeners: list = []
+        self.webhook_sender = None
         self.companies: dict[str, dict] = {}
         for index in range(companies):
             self._add_company(index)

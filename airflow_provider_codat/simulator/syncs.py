@@ -118,19 +118,21 @@ class SyncOperations:
     def _apply(self, dataset: Dataset) -> None:
         dataset.applied = True
         if dataset.outcome != SUCCESS:
+            self._notify(dataset, previous=None, changes=None)
             return
         data_type = CATALOGUE[dataset.data_type]
-        first = not self._ever_succeeded(dataset.company_id, data_type.key)
+        previous = self.last_success(dataset.company_id, data_type.key)
         self._record_outcome(dataset)
-        if first:
+        if previous is None:
             # A type's first sync brings its whole record set, written at completion time.
             for connection_id, account in self._scopes(dataset.company_id, data_type, dataset.connection_id):
                 key = (dataset.company_id, data_type.key, connection_id, account)
                 records = self._seed_records(data_type, key, dataset.finish_at, spread=False)
                 self._collections[key] = Collection(records)
+            self._notify(dataset, previous=None, changes={"created": [None]})
             return
         rng = self._mutations
-        self.change_records(
+        changes = self.change_records(
             dataset.company_id,
             data_type,
             dataset.connection_id,
@@ -139,6 +141,13 @@ class SyncOperations:
             modified=rng.randint(1, 3),
             deleted=1,
         )
+        self._notify(dataset, previous=previous, changes=changes)
+
+    def _notify(self, dataset: Dataset, previous: Dataset | None, changes: dict | None) -> None:
+        """Tell the listeners (the webhook sender) that ``dataset`` finished; ``changes`` as
+        :meth:`change_records` returns them (``None`` for a failed sync)."""
+        for listener in self.sync_listeners:
+            listener(dataset, previous, changes)
 
     def running_dataset(self, company_id: str, key: str) -> Dataset | None:
         entry = self._status.get((company_id, key))
@@ -248,10 +257,12 @@ class SyncOperations:
             self.settle()
             self.company(company_id)
             data_type = get_data_type(key)
+            previous = self.last_success(company_id, key)
             dataset = self.complete_now(company_id, key, connection_id)
             summary = self.change_records(
                 company_id, data_type, dataset.connection_id, dataset.finish_at, created, modified, deleted
             )
+            self._notify(dataset, previous, summary)
             summary["datasetId"] = dataset.id
             return summary
 

@@ -60,7 +60,7 @@ def dags(parsed) -> dict:
 
 
 def test_every_dag_file_imports_without_errors_network_variables_or_connections(parsed):
-    assert set(parsed) == {"codat_sync.py", "codat_ar_report.py"}
+    assert set(parsed) == {"codat_sync.py", "codat_ar_report.py", "codat_on_change.py"}
     for name, (bag, seconds) in parsed.items():
         assert bag.import_errors == {}, name
         assert bag.dags, f"{name} defines no DAG"
@@ -68,7 +68,7 @@ def test_every_dag_file_imports_without_errors_network_variables_or_connections(
 
 
 def test_one_dag_per_frequency_from_the_table(dags):
-    assert set(SYNC_DAGS) | {"codat_ar_report"} == set(dags)
+    assert set(SYNC_DAGS) | {"codat_ar_report", "codat_on_change"} == set(dags)
     schedules = {dag_id: dags[dag_id].schedule for dag_id in SYNC_DAGS}
     assert schedules == {
         "codat_sync_hourly": "@hourly",

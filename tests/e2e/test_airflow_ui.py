@@ -10,18 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+from tests.e2e.standalone import ARTIFACTS, free_port, make_airflow, tail, until, wait_until_healthy
+
 DAG_ID = "codat_sync_hourly"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -38,67 +33,13 @@ def _opt_in() -> None:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _until(what: str, check, timeout: float, proc: subprocess.Popen, log_file: Path, every: float = 2.0):
-    """Poll ``check`` until it returns something truthy; fail with the server log if it never does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"make airflow exited ({proc.returncode}) while waiting for {what}:\n{_tail(log_file)}"
-            )
-        try:
-            result = check()
-        except httpx.HTTPError:
-            result = None
-        if result:
-            return result
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}:\n{_tail(log_file)}")
-
-
-def _tail(log_file: Path, lines: int = 60) -> str:
-    return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:]) if log_file.exists() else ""
-
-
 @pytest.fixture
 def standalone(codat_simulator, tmp_path):
-    """``tools/airflow_ui.py`` (what `make airflow` runs) on a free port, against the test's simulator."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    log_file = ARTIFACTS / "airflow-standalone.log"
-    with log_file.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "tools" / "airflow_ui.py"),
-                "--home",
-                str(tmp_path / "airflow"),
-                "--port",
-                str(port),
-                "--connection",
-                codat_simulator.connection_json,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        yield base, proc, log_file
-    finally:
-        # The tool forwards SIGTERM to standalone's own process group and stops its components.
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    """`make airflow` on a free port, against the test's simulator."""
+    with make_airflow(
+        tmp_path / "airflow", free_port(), codat_simulator.connection_json, "airflow-standalone.log"
+    ) as running:
+        yield running
 
 
 def _chromium():
@@ -128,17 +69,7 @@ def test_trigger_through_the_rest_api_and_see_the_dag_and_connection_form(
     base, proc, log_file = standalone
     api = httpx.Client(base_url=base + "/api/v2", timeout=30)
 
-    def healthy():
-        health = api.get("/monitor/health").json()
-        return all(
-            health.get(part, {}).get("status") == "healthy"
-            for part in ("scheduler", "triggerer", "dag_processor")
-        )
-
-    _until("every Airflow component to be healthy", healthy, 240, proc, log_file)
-    _until(
-        f"{DAG_ID} to be parsed", lambda: api.get(f"/dags/{DAG_ID}").status_code == 200, 180, proc, log_file
-    )
+    wait_until_healthy(api, proc, log_file, DAG_ID)
 
     destination = tmp_path / "codat-data"
     response = api.post(
@@ -152,7 +83,7 @@ def test_trigger_through_the_rest_api_and_see_the_dag_and_connection_form(
         state = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]
         return state if state in ("success", "failed") else None
 
-    assert _until(f"run {run_id} to finish", finished, 300, proc, log_file, every=3) == "success", _tail(
+    assert until(f"run {run_id} to finish", finished, 300, proc, log_file, every=3) == "success", tail(
         log_file
     )
     instances = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
@@ -165,7 +96,7 @@ def test_trigger_through_the_rest_api_and_see_the_dag_and_connection_form(
     # The waits handed over to the triggerer instead of holding a worker slot (standalone relays its
     # components' output through threads, so give the lines a moment).
     deferred = re.compile(r"Pausing task as DEFERRED.*task_id=codat_sync\.wait")
-    _until(
+    until(
         "the deferral in the log",
         lambda: deferred.search(log_file.read_text(errors="replace")),
         20,

@@ -1,0 +1,60 @@
+"""Remember recent ``webhook-id`` values, so a message Codat delivers twice is acted on once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+# Codat retries a message for about 28 hours; every attempt carries the same webhook-id.
+DEFAULT_TTL_SECONDS = 30 * 3600
+DEFAULT_MAX_IDS = 100_000
+
+
+class RecentIds:
+    """A bounded, thread-safe set of ids that forgets them after ``ttl`` seconds (oldest first when full).
+
+    :param ttl: seconds an id is remembered.
+    :param max_ids: ids kept at most; the oldest go first.
+    :param clock: monotonic seconds (for tests).
+    """
+
+    def __init__(
+        self,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        max_ids: int = DEFAULT_MAX_IDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_ids = max_ids
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, webhook_id: str) -> bool:
+        """Remember ``webhook_id``; ``False`` when it was already remembered (a duplicate)."""
+        now = self._clock()
+        with self._lock:
+            self._expire(now)
+            if webhook_id in self._seen:
+                return False
+            self._seen[webhook_id] = now
+            while len(self._seen) > self.max_ids:
+                self._seen.popitem(last=False)
+            return True
+
+    def discard(self, webhook_id: str) -> None:
+        """Forget ``webhook_id`` (its hand-off failed, so a retry must be let through)."""
+        with self._lock:
+            self._seen.pop(webhook_id, None)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _expire(self, now: float) -> None:
+        while self._seen:
+            oldest, added = next(iter(self._seen.items()))
+            if now - added < self.ttl:
+                return
+            del self._seen[oldest]

@@ -1,0 +1,40 @@
+"""The Airflow plugin (entry point ``airflow.plugins``) that mounts the receiver on Airflow's API server.
+
+Airflow ≥ 3.1 mounts every plugin's ``fastapi_apps`` under their ``url_prefix``: Codat delivers to
+``https://<your Airflow>/codat/webhooks``. The app is built when the API server loads plugins; it does no I/O
+until the first delivery. The connection holding the secret is ``codat_default`` unless ``[codat]
+webhook_conn_id`` (``AIRFLOW__CODAT__WEBHOOK_CONN_ID``) names another.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from airflow_provider_codat.webhooks.dedupe import RecentIds
+from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
+from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
+from airflow_provider_codat.webhooks.secret import CachedVerifier
+
+URL_PREFIX = "/codat"
+
+
+def _conn_id() -> str:
+    from airflow.configuration import conf
+
+    return conf.get("codat", "webhook_conn_id", fallback="codat_default")
+
+
+def build_app():
+    """The receiver wired to Airflow: the Codat connection's secret, and asset events in the metadata DB."""
+    parts = ReceiverParts(
+        verifier=CachedVerifier(_conn_id()), publisher=AssetEventPublisher(), seen=RecentIds()
+    )
+    return create_receiver_app(parts)
+
+
+class CodatWebhooksPlugin(AirflowPlugin):
+    """``POST /codat/webhooks``: Codat's signed ``read.completed`` webhooks become asset events on
+    ``codat://{dataType}``, which start the DAGs scheduled on them (``dags/codat_on_change.py``)."""
+
+    name = "codat_webhooks"
+    fastapi_apps = [{"app": build_app(), "url_prefix": URL_PREFIX, "name": "Codat webhooks"}]

@@ -1,0 +1,275 @@
+"""Webhooks, two figures: how fast a finished sync lands, and how much load the receiver takes.
+
+1. ``latency``: `make airflow` (airflow standalone, SQLite, LocalExecutor) with the simulator's webhooks pointing
+   at its receiver. Per round, a sync of one (company, data type) is queued on the simulator and finished
+   (``advance``); the clock runs from that instant until the extract's files are on disk. API calls are counted
+   from the simulator's request log over the same span. A first round warms the executor (reported, not in the
+   median).
+2. ``receiver``: the receiver app (the plugin's, with a writer that only counts) served by uvicorn on a free
+   loopback port in this process; an open-loop client sends signed ``read.completed`` deliveries at a fixed
+   rate (each timed from its scheduled send, so queueing shows) for ``--seconds``, after one untimed second.
+
+    .venv/bin/python bench/webhook_latency.py                 # both, 3 rounds each (about 4 minutes)
+    .venv/bin/python bench/webhook_latency.py receiver --rate 400
+
+Targets: sync completion -> records landed <= 30 s with 0 polls; 200 deliveries/s with p99 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+
+from airflow_provider_codat.simulator.server import serve_in_thread  # noqa: E402
+from airflow_provider_codat.webhooks.dedupe import RecentIds  # noqa: E402
+from airflow_provider_codat.webhooks.publisher import AssetEventPublisher  # noqa: E402
+from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app  # noqa: E402
+from airflow_provider_codat.webhooks.secret import CachedVerifier  # noqa: E402
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
+LATENCY_TARGET, RATE_TARGET, P99_TARGET = 30.0, 200, 0.100
+WARMUP_SECONDS = 1.0
+
+
+# -- receiver throughput -------------------------------------------------------------------------------------
+def _deliveries(count: int) -> list[tuple[bytes, dict[str, str]]]:
+    """Signed deliveries, made before the clock starts (signing is the sender's cost, not the receiver's)."""
+    signer, now = Webhook(SECRET), datetime.now(tz=UTC)
+    made = []
+    for number in range(count):
+        body = json.dumps(
+            {
+                "id": f"00000000-0000-4000-8000-{number:012d}",
+                "eventType": "read.completed",
+                "generatedDate": now.isoformat(),
+                "payload": {
+                    "referenceCompany": {"id": COMPANY, "name": "Bluebell Bakery"},
+                    "modifiedFromDate": now.isoformat(),
+                    "dataTypes": [
+                        {"dataType": key, "recordsModified": True, "status": "Complete", "connectionId": None}
+                        for key in ("invoices", "payments", "bills")
+                    ],
+                },
+            }
+        )
+        webhook_id = f"msg_bench_{number}"
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signer.sign(webhook_id, now, body),
+            "content-type": "application/json",
+        }
+        made.append((body.encode(), headers))
+    return made
+
+
+def _request_bytes(path: str, host: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"host: {host}", f"content-length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def _send_at_rate(
+    base: str, deliveries, rate: float, connections: int
+) -> tuple[list[float], list[int]]:
+    """Open loop: request ``i`` is due at ``start + i / rate`` whatever happened before; its latency runs from
+    then. A minimal HTTP/1.1 client on keep-alive connections, so the client costs little next to the server."""
+    url = httpx.URL(base)
+    requests = [
+        _request_bytes("/webhooks", f"{url.host}:{url.port}", body, headers) for body, headers in deliveries
+    ]
+    due: asyncio.Queue[int | None] = asyncio.Queue()
+    latencies: list[float] = []
+    statuses: list[int] = []
+    start = time.perf_counter() + 0.3
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        try:
+            while (index := await due.get()) is not None:
+                writer.write(requests[index])
+                statuses.append(await _read_response(reader))
+                latencies.append(time.perf_counter() - (start + index / rate))
+        finally:
+            writer.close()
+
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    for index in range(len(requests)):
+        await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+        due.put_nowait(index)
+    for _ in workers:
+        due.put_nowait(None)
+    await asyncio.gather(*workers)
+    return latencies, statuses
+
+
+def receiver_round(rate: float, seconds: float) -> dict:
+    written = []
+    parts = ReceiverParts(
+        verifier=CachedVerifier(lookup=lambda conn_id: SECRET),
+        publisher=AssetEventPublisher(lambda notices: written.append(len(notices)), follow_up=None),
+        seen=RecentIds(),
+    )
+    server, thread, base = serve_in_thread(create_receiver_app(parts))
+    try:
+        deliveries = _deliveries(int(rate * (seconds + WARMUP_SECONDS)))
+        warmup = int(rate * WARMUP_SECONDS)
+        # The first second warms the server's code paths and connections (a server that just started); not timed.
+        asyncio.run(_send_at_rate(base, deliveries[:warmup], rate, connections=16))
+        deliveries = deliveries[warmup:]
+        latencies, statuses = asyncio.run(_send_at_rate(base, deliveries, rate, connections=16))
+        parts.publisher.join(30)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    latencies.sort()
+    return {
+        "sent": len(deliveries),
+        "ok": statuses.count(200),
+        "written": len(written) - warmup,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1],
+        "max_ms": 1000 * latencies[-1],
+    }
+
+
+# -- end-to-end latency in airflow standalone ---------------------------------------------------------------
+def latency_rounds(rounds: int) -> list[dict]:
+    from local_airflow import read_run_files
+
+    from airflow_provider_codat.simulator import SimulatorState, run_in_thread
+    from tests.e2e.standalone import free_port, make_airflow, wait_until_healthy
+
+    port = free_port()
+    simulator = run_in_thread(SimulatorState(companies=3, records=20, sync_seconds=600))
+    control = simulator.control
+    control.configure_webhooks(f"http://127.0.0.1:{port}/codat/webhooks")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="codat-webhook-bench-") as home:
+        destination = Path(home) / "codat-data"
+        with make_airflow(Path(home), port, simulator.connection_json, "bench-webhooks.log") as (
+            base,
+            proc,
+            log,
+        ):
+            api = httpx.Client(base_url=base + "/api/v2", timeout=30)
+            wait_until_healthy(api, proc, log, "codat_on_change")
+            api.patch("/dags/codat_on_change", json={"is_paused": False}).raise_for_status()
+            company_id = control.linked_company_ids()[0]
+            types = ["invoices", "payments", "bills", "creditNotes", "billPayments", "bankAccounts"]
+            for data_type in types[: rounds + 1]:
+                httpx.post(
+                    f"{simulator.base_url}/companies/{company_id}/data/queue/{data_type}",
+                    headers=simulator.auth_header,
+                ).raise_for_status()
+                control.reset_request_log()
+                started = time.monotonic()
+                control.advance(600)  # the sync completes now
+                deadline = started + 300
+                while (company_id, data_type) not in read_run_files(destination):
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError(f"{data_type} did not land; see {log}")
+                    time.sleep(0.1)
+                landed = time.monotonic() - started
+                paths = [entry["path"] for entry in control.request_log()]
+                results.append(
+                    {
+                        "data_type": data_type,
+                        "seconds": landed,
+                        "dataStatus": sum("dataStatus" in p for p in paths),
+                        "polls": sum(("/data/history" in p or "/data/queue" in p) for p in paths),
+                        "reads": sum(p.endswith(f"/{data_type}") for p in paths),
+                    }
+                )
+                results[-1]["warmup"] = len(results) == 1
+                label = (
+                    " (warm-up: the first task processes start cold; not in the median)"
+                    * results[-1]["warmup"]
+                )
+                print(f"  {data_type}: landed {landed:.1f} s after the sync completed{label}", flush=True)
+                _wait_idle(api)
+    simulator.stop()
+    return results
+
+
+def _wait_idle(api: httpx.Client) -> None:
+    """Let the round's run finish (max_active_runs=1) so the next round starts on an idle DAG."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = api.get("/dags/codat_on_change/dagRuns").json()["dag_runs"]
+        if all(run["state"] in ("success", "failed") for run in runs):
+            return
+        time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", nargs="*", help="receiver and/or latency (default: both)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=RATE_TARGET, help="deliveries a second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per receiver round")
+    args = parser.parse_args(argv)
+    what = args.what or ["receiver", "latency"]
+    if set(what) - {"receiver", "latency"}:
+        parser.error("say receiver and/or latency")
+    if "receiver" in what:
+        rows = []
+        for round_number in range(1, args.rounds + 1):
+            row = receiver_round(args.rate, args.seconds)
+            rows.append(row)
+            print(
+                f"receiver round {round_number}: {row['sent']} sent at {args.rate:.0f}/s, {row['ok']} answered 200, "
+                f"{row['written']} handed off; p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
+                f"max {row['max_ms']:.1f} ms",
+                flush=True,
+            )
+        p99 = statistics.median(row["p99_ms"] for row in rows)
+        p50 = statistics.median(row["p50_ms"] for row in rows)
+        print(
+            f"receiver at {args.rate:.0f}/s: median p50 {p50:.1f} ms, median p99 {p99:.1f} ms "
+            f"(target p99 < {P99_TARGET * 1000:.0f} ms: {'met' if p99 < P99_TARGET * 1000 else 'MISSED'})"
+        )
+    if "latency" in what:
+        rows = latency_rounds(args.rounds)
+        median = statistics.median(row["seconds"] for row in rows if not row["warmup"])
+        for row in rows:
+            print(
+                f"latency {row['data_type']}: {row['seconds']:.1f} s; API calls on the path: "
+                f"{row['dataStatus']} dataStatus, {row['polls']} queue/history, {row['reads']} reads of the type"
+            )
+        print(
+            f"sync completed -> records landed: median {median:.1f} s over {len(rows) - 1} rounds "
+            f"(target <= {LATENCY_TARGET:.0f} s: {'met' if median <= LATENCY_TARGET else 'MISSED'})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The plugin's app against a real Airflow metadata database (SQLite, migrated): the secret comes from the
+``codat_default`` connection, a delivery becomes asset events that queue ``codat_on_change``, and events a run
+left out are queued again.
+
+Runs the app in a subprocess with the test Airflow home's environment, as the API server would load it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "codat_on_change.py"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
+
+DELIVER = textwrap.dedent(
+    """
+    import json, sys, time
+    from datetime import UTC, datetime
+    from fastapi.testclient import TestClient
+    from standardwebhooks.webhooks import Webhook
+    from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
+
+    (mounted,) = CodatWebhooksPlugin.fastapi_apps
+    app = mounted["app"]
+    body = sys.argv[1]
+    now = datetime.now(tz=UTC)
+    answers = []
+    for webhook_id in ("msg_db_1", "msg_db_1", "msg_db_2"):
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(sys.argv[2]).sign(webhook_id, now, body),
+        }
+        answers.append(TestClient(app).post("/webhooks", content=body, headers=headers).json())
+    assert app.state.parts.publisher.join(60), "asset events not written in time"
+
+    # A run that left the events out deletes the queue rows (apache/airflow#54659): the follow-up re-queues.
+    from sqlalchemy import delete, select
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
+    from airflow.utils.session import create_session
+    from airflow_provider_codat.webhooks.requeue import requeue_unconsumed
+
+    with create_session() as session:
+        ids = list(session.scalars(select(AssetEvent.id)))
+        session.execute(delete(AssetDagRunQueue))
+    pending = requeue_unconsumed(ids)
+    again = requeue_unconsumed(ids)  # the row is back: nothing more to add
+    with create_session() as session:
+        rows = session.scalars(select(AssetDagRunQueue.target_dag_id)).all()
+    print(json.dumps({"answers": answers, "pending": sorted(pending), "again": sorted(again), "ids": ids,
+                      "rows": rows}))
+    """
+)
+
+
+def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database(airflow_cli, tmp_path):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(DAG_FILE, dags / DAG_FILE.name)
+    env = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW_CONN_CODAT_DEFAULT": json.dumps(
+            {"conn_type": "codat", "password": "key", "extra": {"webhook_secret": SECRET}}
+        ),
+    }
+    for command in (("dags", "reserialize"), ("dags", "unpause", "codat_on_change")):
+        result = airflow_cli.run(*command, extra_env=env, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+    body = json.dumps(
+        {
+            "id": "743ec94a-8aa4-44bb-8bd4-e1855ee0e74b",
+            "eventType": "read.completed",
+            "generatedDate": "2026-11-26T10:00:00Z",
+            "payload": {
+                "referenceCompany": {"id": COMPANY, "name": "Bluebell Bakery"},
+                "modifiedFromDate": "2026-11-25T10:00:00Z",
+                "dataTypes": [
+                    {
+                        "dataType": "invoices",
+                        "recordsModified": True,
+                        "status": "Complete",
+                        "connectionId": None,
+                    },
+                    {"dataType": "payments", "recordsModified": False, "status": "Complete"},
+                ],
+            },
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", DELIVER, body, SECRET],
+        env={**airflow_cli.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    answers = result["answers"]
+    assert [a["message"] for a in answers] == ["accepted", "duplicate delivery ignored", "accepted"]
+    assert SECRET not in proc.stdout + proc.stderr
+    with sqlite3.connect(airflow_cli.db_path) as db:
+        events = db.execute(
+            "select asset.uri, asset_event.extra from asset_event join asset on asset.id = asset_event.asset_id "
+            "order by asset_event.id"
+        ).fetchall()
+        queued = db.execute(
+            "select asset.uri from asset_dag_run_queue join asset on asset.id = asset_dag_run_queue.asset_id "
+            "where target_dag_id = 'codat_on_change'"
+        ).fetchall()
+    # Two accepted messages (one duplicate dropped), each with one changed type.
+    assert [uri for uri, _ in events] == ["codat://invoices/", "codat://invoices/"]
+    extras = [json.loads(extra) for _, extra in events]
+    assert [e["webhook_id"] for e in extras] == ["msg_db_1", "msg_db_2"]
+    assert extras[0]["company_id"] == COMPANY and extras[0]["data_type"] == "invoices"
+    assert queued == [("codat://invoices/",)]
+    # Neither event was consumed by a run: both stay pending, and one queue row per (asset, DAG) came back.
+    assert result["pending"] == result["again"] == sorted(result["ids"])
+    assert result["rows"] == ["codat_on_change"]
