@@ -21,7 +21,7 @@ from airflow_provider_codat.operators.company import (
     CodatCompanySyncOperator,
 )
 from tests.extract.conftest import read_records, truth, versions
-from tests.sync.conftest import FakeTI, company_id, requests, sim, sim_clock  # noqa: F401 (fixtures)
+from tests.sync.conftest import FakeTI, requests
 
 pytestmark = pytest.mark.codat_simulator(companies=3, records=20, sync_seconds=30)
 
