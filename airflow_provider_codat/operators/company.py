@@ -164,7 +164,8 @@ class CodatCompanySyncOperator(BaseOperator):
                 state["syncs"][company_id] = self._refresh(context, company_id, types)
             except Exception as exc:  # this company fails alone; the batch goes on
                 self.log.error("Refreshing company %s failed: %s", company_id, exc)
-                state["results"][company_id] = dict.fromkeys(types, _failed(f"refresh failed: {exc}"))
+                failure = {"company_id": company_id, **_failed(f"refresh failed: {exc}")}
+                state["results"][company_id] = dict.fromkeys(types, failure)
         return self._proceed(context, state)
 
     def execute_complete(
@@ -172,7 +173,8 @@ class CodatCompanySyncOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Resume after the trigger: note the company's sync outcomes, extract it, go on with the batch."""
         if state is None:
-            state = context["ti"].xcom_pull(task_ids=self.task_id, key=STATE_XCOM_KEY)
+            ti = context["ti"]
+            state = ti.xcom_pull(task_ids=self.task_id, key=STATE_XCOM_KEY, map_indexes=ti.map_index)
         if not isinstance(state, dict):
             raise AirflowException(
                 f"{type(self).__name__} resumed without its progress (XCom {STATE_XCOM_KEY})."
@@ -301,7 +303,7 @@ class CodatCompanySyncOperator(BaseOperator):
                 status_before=_status_seen(outcomes, [r.data_type.key for r in requests]),
             )
         )
-        return {t: results[t] for t in state["types"]}
+        return {t: {"company_id": company_id, **results[t]} for t in state["types"]}
 
     def _request(self, context: Context, company_id: str, data_type: str, destination: str) -> ExtractRequest:
         entry = require_data_type(data_type)
@@ -348,10 +350,11 @@ class CodatCompanySyncOperator(BaseOperator):
         events = context.get("outlet_events")
         if events is None:
             return
+        types = {Asset(f"codat://{t}").uri: t for t in {t for r in results.values() for t in r}}
         for outlet in self.outlets or ():
-            if not isinstance(outlet, Asset) or not outlet.uri.startswith("codat://"):
+            data_type = types.get(outlet.uri) if isinstance(outlet, Asset) else None
+            if data_type is None:
                 continue
-            data_type = outlet.uri.removeprefix("codat://")
             landed = {
                 company_id: by_type[data_type]
                 for company_id, by_type in results.items()

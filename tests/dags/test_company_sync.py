@@ -42,8 +42,9 @@ class RetryTI(FakeTI):
     def __init__(self, try_number: int = 1) -> None:
         super().__init__()
         self.try_number = try_number
+        self.map_index = -1
 
-    def xcom_pull(self, task_ids, key):
+    def xcom_pull(self, task_ids, key, map_indexes):
         return self.xcoms.get(key)
 
 
