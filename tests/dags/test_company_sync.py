@@ -193,9 +193,19 @@ def test_deferrable_frees_the_worker_and_resumes_from_the_trigger_event(sim, sim
     assert_landed(sim, tmp_path, company_id, "invoices")
 
 
-def test_a_batch_of_companies_in_one_task(sim, sim_clock, tmp_path):
+def test_a_batch_of_companies_in_one_task_and_the_asset_events_name_them(sim, sim_clock, tmp_path):
+    from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
     companies = sim.control.linked_company_ids()
-    result = operator(companies, tmp_path, types=["invoices", "bankTransactions"]).execute(make_context())
+    invoices, payments = Asset("codat://invoices"), Asset("codat://payments")
+    context = {**make_context(), "outlet_events": OutletEventAccessors()}
+    op = operator(companies, tmp_path, types=["invoices", "bankTransactions"], outlets=[invoices, payments])
+    result = op.execute(context)
+    extra = context["outlet_events"][invoices].extra
+    assert extra["company_ids"] == sorted(companies) and extra["source"] == "extract"
+    assert extra["records"] == sum(result[c]["invoices"]["records"] for c in companies) > 0
+    assert context["outlet_events"][payments].extra == {}  # not a type of this task: nothing claimed
     assert set(result) == set(companies)
     for company in companies:
         assert {o["status"] for o in result[company].values()} == {"extracted"}
