@@ -7,6 +7,7 @@ server, the hook, the trigger, the files written.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,17 +26,17 @@ from tests.sync.conftest import FakeTI, requests
 
 pytestmark = pytest.mark.codat_simulator(companies=3, records=20, sync_seconds=30)
 
-DAILY = [
-    "invoices",
-    "creditNotes",
-    "payments",
-    "bills",
-    "billCreditNotes",
-    "billPayments",
-    "journalEntries",
-    "accountTransactions",
-    "bankTransactions",
-]
+
+def _daily_types() -> list[str]:
+    """The data types of the example ``codat_sync_daily`` DAG, from its table."""
+    spec = importlib.util.spec_from_file_location("codat_sync_table", ROOT / "dags" / "codat_sync.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(next(row for row in module.SYNC_TABLE if row.dag_id == "codat_sync_daily").data_types)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DAILY = _daily_types()
 
 
 class RetryTI(FakeTI):
