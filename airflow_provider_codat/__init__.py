@@ -60,6 +60,7 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "airflow_provider_codat.operators.refresh",
                     "airflow_provider_codat.operators.companies",
+                    "airflow_provider_codat.operators.company",
                 ],
             }
         ],
