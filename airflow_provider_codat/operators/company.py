@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from airflow_provider_codat import waiting
 from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY, extract_types
@@ -147,10 +147,12 @@ class CodatCompanySyncOperator(BaseOperator):
             raise ValueError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got {self.refresh!r}.")
         from airflow_provider_codat.dag_tasks import resolve_destination
 
+        destination = resolve_destination(self.destination or None)
+        _destination_path(destination)  # a malformed URI fails here, before any request
         state: dict[str, Any] = {
             "companies": companies,
             "types": types,
-            "destination": resolve_destination(self.destination or None),
+            "destination": destination,
             "deadline": waiting.CLOCK.now() + self.timeout,
             "started_at": waiting.CLOCK.now(),
             "index": 0,
@@ -190,7 +192,14 @@ class CodatCompanySyncOperator(BaseOperator):
             company_id = companies[state["index"]]
             sync = state["syncs"].get(company_id)
             if sync is not None and sync["datasets"]:
-                self._wait(context, company_id, sync, state)
+                try:
+                    self._wait(context, company_id, sync, state)
+                except TaskDeferred:
+                    raise
+                except Exception as exc:  # this company fails alone; the batch goes on
+                    self.log.error("Waiting for company %s failed: %s", company_id, exc)
+                    failure = {"company_id": company_id, **_failed(f"wait failed: {exc}")}
+                    state["results"][company_id] = dict.fromkeys(state["types"], failure)
             if company_id not in state["results"]:
                 state["results"][company_id] = self._extract(context, company_id, state)
             state["index"] += 1

@@ -229,6 +229,13 @@ def test_bad_input_fails_before_any_request(sim, tmp_path):
         operator(sim.control.linked_company_ids()[0], tmp_path, types=["not-a-type"]).execute(make_context())
     with pytest.raises(ValueError, match="company_id"):
         operator("../etc", tmp_path).execute(make_context())
+    with pytest.raises(ValueError, match="destination must be a storage URI"):
+        CodatCompanySyncOperator(
+            task_id="sync",
+            company_id=sim.control.linked_company_ids()[0],
+            data_types=["invoices"],
+            destination="ftp:/x",
+        ).execute(make_context())
     with pytest.raises(ValueError, match="max_concurrency must be from 1 to 10"):
         operator("x", tmp_path, max_concurrency=20)
     with pytest.raises(ValueError, match="refresh must be one of"):

@@ -164,7 +164,7 @@ def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_conne
         driver.get(f"{base}/dags/{DAG_ID}")
         _wait_for_text(driver, DAG_ID)
         _click(driver, "//button[normalize-space()='Trigger']")
-        form = _wait_for_text(driver, "Data types", css="[role=dialog]")
+        form = _wait_for_text(driver, "Run Parameters")
         driver.save_screenshot(str(ARTIFACTS / "trigger-form.png"))
         assert "Company ids" in form.text and "Destination" in form.text
         # With its own defaults the form is valid: the dialog's Trigger button (the page's last one) is enabled,
