@@ -1,12 +1,14 @@
 """The small tasks of the Codat sync DAGs (see :mod:`airflow_provider_codat.dags_builder`).
 
-They decide who is refreshed and extracted, resolve the destination at run time, and summarise a run. Plain
+They decide which companies a run syncs and how they are batched, resolve the destination at run time, and
+summarise a run. Plain
 Python behind ``@task``, so each can be called directly (``plan.function(...)``) in a test.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -21,7 +23,6 @@ log = logging.getLogger(__name__)
 DESTINATION_VARIABLE = "codat_destination"
 # Connection statuses that mean the company has to link its platform again (Codat: only Linked syncs).
 RELINK_STATUSES = ("Deauthorized", "Unlinked", "PendingAuth")
-SUCCESS, NOT_SUPPORTED = "Complete", "NotSupported"
 
 
 def default_destination() -> str:
@@ -55,17 +56,6 @@ def _max_map_length() -> int:
     return conf.getint("core", "max_map_length", fallback=1024)
 
 
-def _check_map_length(count: int, what: str) -> None:
-    """Fail with a message that says what to change, before Airflow fails with a less helpful one."""
-    limit = _max_map_length()
-    if count > limit:
-        raise AirflowException(
-            f"{count} {what} is more than Airflow's [core] max_map_length ({limit}). Raise it "
-            f"(AIRFLOW__CORE__MAX_MAP_LENGTH={count * 2}) on the scheduler, dag-processor and workers, "
-            "or split the companies between DAGs with CodatListCompaniesOperator(tags=...)."
-        )
-
-
 def _as_list(value: Any) -> list:
     if value is None:
         return []
@@ -74,11 +64,39 @@ def _as_list(value: Any) -> list:
     return list(value)
 
 
+def _company_entries(companies: Any) -> list[dict[str, str | None]]:
+    """``[{id, name}]`` from ids, ``{id, name}`` dicts (from :func:`portfolio`) or a comma-separated string."""
+    entries: dict[str, str | None] = {}
+    for item in _as_list(companies):
+        if isinstance(item, dict):
+            entries.setdefault(str(item["id"]), item.get("name"))
+        else:
+            entries.setdefault(str(item), None)
+    return [{"id": company_id, "name": name} for company_id, name in entries.items()]
+
+
+def _label(batch: list[dict[str, str | None]]) -> str:
+    first = batch[0]["name"] or batch[0]["id"]
+    return first if len(batch) == 1 else f"{first} + {len(batch) - 1} more"
+
+
 # -- the tasks of the group ---------------------------------------------------------------------------------
 @task
-def targets(companies: Any, data_types: Any, allowed: list[str] | None = None) -> list[dict[str, Any]]:
-    """One refresh request per company, for the chosen data types (``allowed``: the group's own types)."""
-    company_ids = list(dict.fromkeys(_as_list(companies)))
+def batches(
+    companies: Any,
+    data_types: Any,
+    allowed: list[str] | None = None,
+    destination: str | None = None,
+    full_refresh: Any = False,
+    codat_conn_id: str = "codat_default",
+) -> list[dict[str, Any]]:
+    """The work of the run, one entry per task instance: a company, or past ``max_map_length`` a batch.
+
+    Companies given without names are named from one listing of Codat's companies, so that the grid shows
+    names. The batch size is decided here, at run time, from the number of companies and Airflow's
+    ``[core] max_map_length``: no configuration change is needed for 10,000 companies.
+    """
+    entries = _company_entries(companies)
     types = list(dict.fromkeys(_as_list(data_types)))
     if not types:
         raise AirflowException("No data types to sync: give at least one (e.g. invoices).")
@@ -89,149 +107,126 @@ def targets(companies: Any, data_types: Any, allowed: list[str] | None = None) -
             f"{', '.join(sorted(set(types) - set(allowed)))}: not in this DAG's table. Choose among "
             f"{', '.join(allowed)}, or add the type to the table."
         )
-    _check_map_length(len(company_ids), "companies")
-    log.info("Syncing %d data types for %d companies: %s", len(types), len(company_ids), ", ".join(types))
-    return [{"company_id": company_id, "data_types": types} for company_id in company_ids]
+    if any(entry["name"] is None for entry in entries):
+        from airflow_provider_codat.hooks.codat import CodatHook
 
-
-@task(trigger_rule="all_done")
-def plan(
-    data_type: str,
-    requested: list[dict] | None,
-    tickets: Iterable[dict] | None,
-    outcomes: Iterable[dict] | None,
-    destination: str | None = None,
-    full_refresh: Any = False,
-) -> list[dict[str, Any]]:
-    """The extracts of one data type: one per company whose sync of it finished ``Complete``.
-
-    Runs whatever happened upstream: a company whose refresh or wait failed has no outcome here, so it gets
-    no extract, and the other companies go on. A type the run did not choose gets none (its extract skips).
-    """
-    chosen = {t for item in requested or [] for t in item["data_types"]}
-    if data_type not in chosen:
-        log.info("%s was not chosen for this run.", data_type)
-        return []
-    ready = []
-    for company_id, outcome in _outcomes_by_company(tickets, outcomes).items():
-        status = (outcome.get(data_type) or {}).get("status")
-        if status == SUCCESS:
-            ready.append(company_id)
-        elif status == NOT_SUPPORTED:
-            log.info("%s: %s is not supported by its platform; nothing to extract.", company_id, data_type)
+        names = {str(c["id"]): c.get("name") for c in CodatHook(codat_conn_id=codat_conn_id).list_companies()}
+        for entry in entries:
+            entry["name"] = entry["name"] or names.get(entry["id"])
+    size = max(1, math.ceil(len(entries) / _max_map_length()))
     resolved = resolve_destination(destination)
     full = str(full_refresh).strip().lower() in {"true", "1", "yes", "on"}
-    _check_map_length(len(ready), f"{data_type} extracts")
-    log.info("%s: %d companies to extract to %s", data_type, len(ready), resolved)
-    return [
-        {"company_id": company_id, "data_type": data_type, "destination": resolved, "full_refresh": full}
-        for company_id in ready
-    ]
+    work = []
+    for start in range(0, len(entries), size):
+        batch = entries[start : start + size]
+        ids = [entry["id"] for entry in batch]
+        work.append(
+            {
+                "company_id": ids[0] if size == 1 else ids,
+                "company_name": _label(batch),
+                "data_types": types,
+                "destination": resolved,
+                "full_refresh": full,
+            }
+        )
+    log.info(
+        "Syncing %d data types for %d companies (%d per task) to %s: %s",
+        len(types),
+        len(entries),
+        size,
+        resolved,
+        ", ".join(types),
+    )
+    return work
 
 
-def _flatten(groups: Iterable[Iterable[dict] | None] | None) -> list[dict]:
-    return [item for group in groups or [] for item in group or []]
+def _by_company(result: dict[str, Any] | None) -> dict[str, dict[str, dict]]:
+    """A sync task's return value as ``{company_id: {data_type: outcome}}``: a company's ``{data_type:
+    outcome}`` (each outcome names its company) or a batch's ``{company_id: {data_type: outcome}}``."""
+    result = result or {}
+    first = next(iter(result.values()), None)
+    if isinstance(first, dict) and "status" in first:
+        return {str(first["company_id"]): result}
+    return dict(result)
 
 
 @task(trigger_rule="all_done")
-def summary(
-    requested: list[dict] | None,
-    tickets: Iterable[dict] | None,
-    outcomes: Iterable[dict] | None,
-    extracts: list[list[dict] | None],
-    results: list[Iterable[dict] | None],
-) -> dict[str, Any]:
+def summary(work: list[dict] | None, results: Iterable[dict] | None) -> dict[str, Any]:
     """Totals per data type, and a failure naming every company that did not land all its data.
 
-    :param extracts: each data type's planned extracts.
-    :param results: each data type's extract results.
+    :param work: what :func:`batches` planned.
+    :param results: the sync tasks' return values (Airflow hands over those of the tasks that succeeded).
     """
-    if requested is None:
+    if work is None:
         raise AirflowException("The companies and data types could not be worked out: see the task before.")
-    tickets = list(tickets or [])
-    refreshed = {ticket["company_id"] for ticket in tickets}
-    waited = _outcomes_by_company(tickets, outcomes)
-    planned_pairs = _flatten(extracts)
-    planned = {(pair["company_id"], pair["data_type"]) for pair in planned_pairs}
+    landed: dict[str, dict[str, dict]] = {}
+    for result in results or []:
+        landed.update(_by_company(result))
+    names = {}
+    for item in work:
+        ids = [item["company_id"]] if isinstance(item["company_id"], str) else item["company_id"]
+        for company_id in ids:
+            names[company_id] = item["company_name"] if len(ids) == 1 else company_id
     by_type: dict[str, dict[str, int]] = {}
-    done: set[tuple[str, str]] = set()
-    for result in _flatten(results):
-        done.add((result["company_id"], result["data_type"]))
-        totals = by_type.setdefault(result["data_type"], {"companies": 0, "records": 0, "deleted": 0})
-        totals["companies"] += 1
-        totals["records"] += int(result.get("records") or 0)
-        totals["deleted"] += int(result.get("deleted") or 0)
-    failed: dict[str, str] = {}
-    for item in requested:
-        company_id = item["company_id"]
-        if company_id not in refreshed:
-            failed[company_id] = "refresh failed"
-        elif company_id not in waited:
-            failed[company_id] = "sync failed or timed out (wait)"
-        else:
-            missing = sorted(t for c, t in planned - done if c == company_id)
-            if missing:
-                failed[company_id] = "extract failed: " + ", ".join(missing)
+    for outcomes in landed.values():
+        for data_type, outcome in outcomes.items():
+            totals = by_type.setdefault(data_type, {"companies": 0, "records": 0, "deleted": 0})
+            if outcome.get("status") == "extracted":
+                totals["companies"] += 1
+                totals["records"] += int(outcome.get("records") or 0)
+                totals["deleted"] += int(outcome.get("deleted") or 0)
     for data_type, totals in sorted(by_type.items()):
         log.info(
-            "%-24s %4d companies %8d records %6d deleted",
+            "%-24s %6d companies %9d records %7d deleted",
             data_type,
             totals["companies"],
             totals["records"],
             totals["deleted"],
         )
+    failed = [company_id for company_id in names if company_id not in landed]
     report = {
-        "companies": len(requested),
-        "companies_ok": [item["company_id"] for item in requested if item["company_id"] not in failed],
-        "destination": next((pair["destination"] for pair in planned_pairs), None),
-        "syncs_complete": sum(
-            1 for outcome in waited.values() for r in outcome.values() if r.get("status") == SUCCESS
-        ),
+        "companies": len(names),
+        "companies_ok": [company_id for company_id in names if company_id in landed],
+        "destination": work[0]["destination"] if work else None,
         "by_type": by_type,
         "failed": failed,
     }
     if failed:
-        lines = "; ".join(f"{company_id}: {reason}" for company_id, reason in sorted(failed.items()))
+        shown = ", ".join(f"{names[c]} ({c})" if names[c] != c else c for c in failed[:20])
+        more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
         raise AirflowException(
-            f"{len(failed)} of {len(requested)} companies did not land all their data ({lines}). The failed "
-            "mapped tasks (labelled with the company id) carry Codat's message; the other companies' data "
-            "was written."
+            f"{len(failed)} of {len(names)} companies did not land all their data: {shown}{more}. Each failed "
+            "sync task (labelled with the company's name) names the data types and Codat's message; every "
+            "other type and company was committed."
         )
     return report
 
 
-def _outcomes_by_company(tickets: Iterable[dict] | None, outcomes: Iterable[dict] | None) -> dict[str, dict]:
-    """Pair each sensor outcome with its company: outcomes name datasets, tickets say whose they are.
-
-    Mapped outputs hold only the tasks that succeeded, so their positions cannot be matched; ids can.
-    """
-    company_of: dict[str, str] = {}
-    for ticket in tickets or []:
-        for dataset_id in (ticket.get("datasets") or {}).values():
-            company_of[dataset_id] = ticket["company_id"]
-    paired: dict[str, dict] = {}
-    for outcome in outcomes or []:
-        for result in outcome.values():
-            company_id = company_of.get(result.get("dataset_id"))
-            if company_id is not None:
-                paired.setdefault(company_id, {}).update(outcome)
-                break
-    return paired
-
-
 @task(multiple_outputs=True)
-def select(listed: list[str] | None) -> dict[str, Any]:
-    """Read the run's Params: the companies (empty: every linked company listed), types and destination."""
+def portfolio(codat_conn_id: str = "codat_default") -> dict[str, Any]:
+    """The run's work from its Params: the companies with their names (empty: every company with a Linked
+    connection), the data types, the destination and the full-refresh flag."""
+    from airflow_provider_codat.hooks.codat import CodatHook
+
     params = get_current_context()["params"]
-    given = _as_list(params.get("company_ids"))
-    listed = list(listed or [])
+    given = list(dict.fromkeys(_as_list(params.get("company_ids"))))
+    companies = list(CodatHook(codat_conn_id=codat_conn_id).list_companies())
+    linked = [
+        {"id": str(c["id"]), "name": c.get("name")}
+        for c in companies
+        if any(conn.get("status") == "Linked" for conn in c.get("dataConnections") or [])
+    ]
     if given:
-        unlinked = [company_id for company_id in given if company_id not in set(listed)]
+        names = {str(c["id"]): c.get("name") for c in companies}
+        unlinked = sorted(set(given) - {c["id"] for c in linked})
         if unlinked:
-            log.warning("Not listed as Linked, their syncs will likely fail: %s", ", ".join(unlinked))
-    company_ids = given or listed
+            log.warning("Not Linked, their syncs will likely fail: %s", ", ".join(unlinked))
+        chosen = [{"id": company_id, "name": names.get(company_id)} for company_id in given]
+    else:
+        chosen = linked
+    log.info("%d companies of %d listed", len(chosen), len(companies))
     return {
-        "company_ids": company_ids,
+        "companies": chosen,
         "data_types": _as_list(params.get("data_types")),
         "full_refresh": bool(params.get("full_refresh")),
         "destination": resolve_destination(params.get("destination")),

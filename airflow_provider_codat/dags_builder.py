@@ -1,14 +1,15 @@
-"""Build Codat sync DAGs: list companies → refresh → wait → incremental extract, per company × data type.
+"""Build Codat sync DAGs: list companies → one task per company (refresh, wait, extract every type) → summary.
 
 Two entry points:
 
-* :func:`codat_sync_task_group` drops refresh → wait → extract for your own data types into your own DAG in
-  one call;
+* :func:`codat_sync_task_group` drops the per-company sync for your own data types into your own DAG in one
+  call;
 * :func:`build_sync_dag` turns one row of a declarative table (:class:`SyncSpec`) into a whole DAG with
   Params for the UI's trigger form. ``dags/codat_sync.py`` is that table and a loop.
 
-Nothing here reads a Variable or a Connection, or talks to Codat, at parse time: every run-time value (the
-companies, the data types, the destination) is resolved inside a task.
+Each company is one task instance of :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator`,
+labelled with the company's name; past Airflow's ``max_map_length`` each task takes a batch of companies, decided
+at run time. Nothing here reads a Variable or a Connection, or talks to Codat, at parse time.
 """
 
 from __future__ import annotations
@@ -20,24 +21,21 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, Asset, Param, TaskGroup
 
+from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.dag_tasks import (
     DESTINATION_VARIABLE,
+    batches,
     default_destination,
-    plan,
+    portfolio,
     relink_report,
     resolve_destination,
-    select,
     summary,
-    targets,
 )
 from airflow_provider_codat.datatypes import get_data_type
-from airflow_provider_codat.operators.companies import CodatListCompaniesOperator
-from airflow_provider_codat.operators.extract import CodatExtractOperator
-from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator, CodatRefreshAllDataOperator
+from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.safe_repr import shorten
-from airflow_provider_codat.sensors.sync import CodatSyncSensor
 
 __all__ = [
     "DESTINATION_VARIABLE",
@@ -47,19 +45,25 @@ __all__ = [
     "codat_sync_task_group",
     "company_ids_param",
     "default_destination",
-    "extract_tasks",
+    "codat_assets",
+    "sync_task",
     "resolve_destination",
     "summary_output",
 ]
 
 # Demos and tests against the simulator, whose syncs take seconds, shorten the first wait with this.
 POKE_INTERVAL_ENV = "CODAT_SYNC_POKE_INTERVAL"
-# Codat allows 10 concurrent requests per company. Each refresh, wait and extract task makes one request at a
-# time, so at most 8 running tasks per DAG stay under it even when they all work for the same company.
-DEFAULT_MAX_ACTIVE = 8
+# Tasks of one DAG running at once. Each works for its own company (within Codat's 10 concurrent requests per
+# company) and frees its slot while Codat syncs; Codat's per-IP limits are bounded by a pool (docs/dags.md).
+DEFAULT_MAX_ACTIVE = 16
 
 
 # -- the group ----------------------------------------------------------------------------------------------
+def codat_assets(data_types: Sequence[str]) -> list[Asset]:
+    """The Assets ``codat://{data_type}`` the sync tasks update (the Assets page lists them)."""
+    return [Asset(f"codat://{key}") for key in data_types]
+
+
 def codat_sync_task_group(
     *,
     companies: Any,
@@ -73,97 +77,81 @@ def codat_sync_task_group(
     poke_interval: float = 30,
     max_poke_interval: float = 600,
     sync_timeout: timedelta = timedelta(hours=6),
-    max_active_tis_per_dag: int = DEFAULT_MAX_ACTIVE,
     pool: str | None = None,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     page_size: int | None = None,
 ) -> TaskGroup:
-    """Refresh, wait for exactly those syncs, and extract what changed, for each company and data type.
+    """Refresh, wait for exactly those syncs, and extract what changed: one task per company.
 
-    Call it inside a DAG. The tasks: ``targets`` → ``refresh`` and ``wait`` (mapped per company) → for each
-    data type, ``<type>.plan`` → ``<type>.extract`` (mapped per company, labelled "company type") →
-    ``summary``. One extract task per data type keeps each map as long as the number of companies, within
-    Airflow's default ``max_map_length`` (1,024) up to 1,024 companies. A company whose refresh or sync fails
-    fails its own mapped tasks (labelled with its id) and the ``summary``; the others' extracts still run.
+    Call it inside a DAG. The tasks: ``batches`` (who, and how many per task) → ``sync`` (mapped, one
+    :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator` per company, labelled with its
+    name) → ``summary``. A company whose refresh, sync or extract fails fails its own task, naming the data types
+    and Codat's message, and the ``summary``; every other company and type is committed. Past Airflow's
+    ``max_map_length`` (1,024 by default) each task takes a batch of companies, so 10,000 companies need no
+    configuration change.
 
-    :param companies: Codat company ids: a list or an upstream task's output (e.g.
-        ``CodatListCompaniesOperator(...).output``).
+    :param companies: Codat company ids, or ``{id, name}`` dicts: a list or an upstream task's output.
     :param data_types: the Codat data type keys the group can sync, e.g. ``["invoices", "payments"]``.
     :param chosen_types: the subset to sync in a run (a list, template or task output); all when ``None``.
-    :param refresh: ``"queue"`` queues each type (``CodatQueueDataTypesOperator``); ``"all"`` calls
-        ``data/all`` (``CodatRefreshAllDataOperator``), which queues every fetch-on-first-link type.
+    :param refresh: ``"queue"`` queues each type; ``"all"`` calls ``data/all``, which queues every
+        fetch-on-first-link type; ``"none"`` extracts what Codat already has.
     :param destination: a storage URI or local path (value, template or task output); ``None`` reads the
         ``codat_destination`` Variable at run time, else ``$AIRFLOW_HOME/codat-data``.
     :param full_refresh: ignore the saved watermarks and read everything again.
     :param group_id: the task group's id.
     :param codat_conn_id: the Airflow connection to Codat.
-    :param poke_interval: seconds before the sensor's second check; it doubles up to ``max_poke_interval``.
+    :param poke_interval: seconds before the wait's second look; it doubles up to ``max_poke_interval``.
         The ``CODAT_SYNC_POKE_INTERVAL`` environment variable overrides it (demos and tests against the
         simulator, whose syncs take seconds).
-    :param max_poke_interval: the longest interval between two checks of a sync.
+    :param max_poke_interval: the longest interval between two looks at a sync.
     :param sync_timeout: how long to wait for the syncs before failing.
-    :param max_active_tis_per_dag: how many instances of each refresh, wait and extract task run at once.
-    :param pool: an Airflow pool shared with other Codat DAGs, to bound concurrency across DAGs.
+    :param pool: an Airflow pool bounding how many companies are worked on at once, across DAGs (see
+        ``docs/dags.md`` for sizing it from Codat's limits).
+    :param max_concurrency: data types of one company read at once (Codat serves 10 concurrent requests per
+        company).
     :param page_size: records per request for the extract (the operator's default when ``None``).
     """
-    if refresh not in ("queue", "all"):
-        raise ValueError(f"refresh must be 'queue' or 'all', got {shorten(refresh)}.")
+    if refresh not in ("queue", "all", "none"):
+        raise ValueError(f"refresh must be 'queue', 'all' or 'none', got {shorten(refresh)}.")
     types = list(dict.fromkeys(data_types))
     for key in types:
         get_data_type(key)  # a typo fails at parse time, naming the valid keys
-    limits: dict[str, Any] = {
-        "max_active_tis_per_dag": max_active_tis_per_dag,
-        "codat_conn_id": codat_conn_id,
-    }
+    extra: dict[str, Any] = {"page_size": page_size} if page_size else {}
     if pool:
-        limits["pool"] = pool
-    refresh_class = CodatQueueDataTypesOperator if refresh == "queue" else CodatRefreshAllDataOperator
-    extract_kwargs: dict[str, Any] = {"page_size": page_size} if page_size else {}
+        extra["pool"] = pool
     override = os.environ.get(POKE_INTERVAL_ENV)  # an environment read: no I/O at parse time
     if override:
         poke_interval = float(override)
 
-    with TaskGroup(group_id=group_id, tooltip="refresh → wait → extract, per company") as group:
-        requested = targets(companies, types if chosen_types is None else chosen_types, types)
-        refreshed = refresh_class.partial(
-            task_id="refresh", map_index_template="{{ task.company_id }}", **limits
-        ).expand_kwargs(requested)
-        waited = CodatSyncSensor.partial(
-            task_id="wait",
+    with TaskGroup(group_id=group_id, tooltip="one task per company: refresh → wait → extract") as group:
+        work = batches(
+            companies,
+            types if chosen_types is None else chosen_types,
+            types,
+            destination,
+            full_refresh,
+            codat_conn_id,
+        )
+        synced = CodatCompanySyncOperator.partial(
+            task_id="sync",
+            refresh=refresh,
+            codat_conn_id=codat_conn_id,
             deferrable=True,
-            poke_interval=poke_interval,
-            max_poke_interval=max_poke_interval,
-            timeout=sync_timeout.total_seconds(),
-            fail_on_error=True,
-            # Waits start for every company whose refresh worked, whatever happened to the others.
-            trigger_rule="all_done",
-            map_index_template="{{ task.ticket['company_id'] }}",
-            **limits,
-        ).expand(ticket=refreshed.output)
-        plans, results = [], []
-        for data_type in types:
-            with TaskGroup(group_id=data_type, tooltip=f"extract {data_type}, one task per company"):
-                planned = plan(
-                    data_type, requested, refreshed.output, waited.output, destination, full_refresh
-                )
-                extracted = CodatExtractOperator.partial(
-                    task_id="extract",
-                    map_index_template="{{ task.company_id }} {{ task.data_type }}",
-                    **limits,
-                    **extract_kwargs,
-                ).expand_kwargs(planned)
-            plans.append(planned)
-            results.append(extracted.output)
-        summary(requested, refreshed.output, waited.output, plans, results)
+            poll_interval=poke_interval,
+            max_poll_interval=max_poke_interval,
+            timeout=sync_timeout,
+            max_concurrency=max_concurrency,
+            map_index_template="{{ task.company_name }}",
+            outlets=codat_assets(types),
+            **extra,
+        ).expand_kwargs(work)
+        summary(work, synced.output)
     return group
 
 
-def extract_tasks(group: TaskGroup) -> list:
-    """The group's extract tasks, one per data type (to hang tasks after them)."""
-    return [
-        child.children[f"{child.group_id}.extract"]
-        for child in group.children.values()
-        if isinstance(child, TaskGroup)
-    ]
+def sync_task(group: TaskGroup) -> Any:
+    """The group's mapped sync task (to hang tasks after it)."""
+    return group.children[f"{group.group_id}.sync"]
 
 
 def summary_output(group: TaskGroup) -> Any:
@@ -185,10 +173,8 @@ class SyncSpec:
     :param sync_timeout: how long to wait for Codat's syncs.
     :param relink_report: end with a report of companies whose connection needs re-linking.
     :param tags: extra DAG tags.
-    :param max_active_tis_per_dag: see :func:`codat_sync_task_group`.
-    :param max_active_tasks: tasks of the DAG running at once, all kinds together. Every task makes one
-        request at a time, so this bounds the requests to one company below Codat's 10 (deferred waits
-        do not count; each adds at most one request at a time).
+    :param max_active_tasks: tasks of the DAG running at once (companies being refreshed or extracted;
+        companies waiting for Codat are deferred and do not count).
     :param pool: see :func:`codat_sync_task_group`.
     :param poke_interval: see :func:`codat_sync_task_group`.
     :param max_poke_interval: see :func:`codat_sync_task_group`.
@@ -202,7 +188,6 @@ class SyncSpec:
     sync_timeout: timedelta = timedelta(hours=6)
     relink_report: bool = False
     tags: Sequence[str] = field(default_factory=tuple)
-    max_active_tis_per_dag: int = DEFAULT_MAX_ACTIVE
     max_active_tasks: int = DEFAULT_MAX_ACTIVE
     pool: str | None = None
     poke_interval: float = 30
@@ -211,16 +196,23 @@ class SyncSpec:
     def __post_init__(self) -> None:
         for key in self.data_types:
             get_data_type(key)  # a typo in the table fails the import, naming the valid keys
-        if self.refresh not in ("queue", "all"):
-            raise ValueError(f"{self.dag_id}: refresh must be 'queue' or 'all', got {shorten(self.refresh)}.")
+        if self.refresh not in ("queue", "all", "none"):
+            raise ValueError(
+                f"{self.dag_id}: refresh must be 'queue', 'all' or 'none', got {shorten(self.refresh)}."
+            )
 
 
 def company_ids_param(description: str) -> Param:
     """The trigger form's ``company_ids`` Param: a list of Codat company ids, empty by default.
 
+    Its schema admits null: the trigger form treats a Param whose schema does not as required, and "empty"
+    (every company) would then be refused.
+
     :param description: the form's help text (what an empty list means in this DAG).
     """
-    return Param([], type="array", items={"type": "string"}, title="Company ids", description=description)
+    return Param(
+        None, type=["null", "array"], items={"type": "string"}, title="Company ids", description=description
+    )
 
 
 def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = "codat_default") -> DAG:
@@ -244,8 +236,9 @@ def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = "codat_default") -> D
                 types,
                 type="array",
                 items={"type": "string", "enum": types},
+                examples=types,  # the form shows a multi-select of these
                 title="Data types",
-                description="Codat data type keys to refresh and extract.",
+                description="Codat data types to refresh and extract.",
             ),
             "full_refresh": Param(
                 False,
@@ -254,20 +247,17 @@ def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = "codat_default") -> D
                 description="Ignore the saved watermarks: read and write everything again.",
             ),
             "destination": Param(
-                "",
-                type="string",
+                None,
+                type=["null", "string"],
                 title="Destination",
                 description=f"A storage URI or local path. Empty: the '{DESTINATION_VARIABLE}' Variable, "
                 "else $AIRFLOW_HOME/codat-data.",
             ),
         },
     ) as dag:
-        listed = CodatListCompaniesOperator(
-            task_id="list_companies", connection_status="Linked", codat_conn_id=codat_conn_id
-        )
-        chosen = select(listed.output)
+        chosen = portfolio(codat_conn_id)
         group = codat_sync_task_group(
-            companies=chosen["company_ids"],
+            companies=chosen["companies"],
             data_types=types,
             chosen_types=chosen["data_types"],
             refresh=spec.refresh,
@@ -277,25 +267,27 @@ def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = "codat_default") -> D
             poke_interval=spec.poke_interval,
             max_poke_interval=spec.max_poke_interval,
             sync_timeout=spec.sync_timeout,
-            max_active_tis_per_dag=spec.max_active_tis_per_dag,
             pool=spec.pool,
         )
         if spec.relink_report:
             # A sibling of the summary, not after it: the run still fails when a company failed.
-            relink_report(codat_conn_id) << extract_tasks(group)
+            relink_report(codat_conn_id) << sync_task(group)
     return dag
 
 
 def _doc(spec: SyncSpec) -> str:
-    refresh = (
-        "`data/all` (every fetch-on-first-link type)" if spec.refresh == "all" else "`data/queue` per type"
-    )
+    refresh = {
+        "all": "`data/all` (every fetch-on-first-link type)",
+        "queue": "`data/queue` per type",
+        "none": "nothing (Codat's own schedule)",
+    }[spec.refresh]
     lines = [
         f"### {spec.dag_id}",
         spec.description,
         "",
-        f"list companies → refresh with {refresh} (one task per company) → wait for exactly those syncs "
-        "(deferrable) → incremental extract (one task per company × data type) → summary.",
+        f"One task per company, labelled with its name: refresh with {refresh} → wait for exactly those "
+        "syncs (deferred: no worker slot held) → incremental extract of every type at once → summary. Past "
+        "Airflow's max_map_length each task takes a batch of companies.",
         "",
         f"Data types: {', '.join(f'`{key}`' for key in spec.data_types)}.",
         "",

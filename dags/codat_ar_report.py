@@ -20,8 +20,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, get_current_context, task, task_group
 
+from airflow_provider_codat.dag_tasks import portfolio
 from airflow_provider_codat.dags_builder import codat_sync_task_group, company_ids_param, resolve_destination
-from airflow_provider_codat.operators.companies import CodatListCompaniesOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,9 @@ OPEN = {"Submitted", "PartiallyPaid"}
 
 
 @task
-def companies(listed: list[str]) -> list[str]:
-    """The run's ``company_ids`` Param, else every linked company."""
-    return list(get_current_context()["params"].get("company_ids") or []) or list(listed)
+def company_ids(companies: list[dict]) -> list[str]:
+    """The ids of the run's companies (the ``company_ids`` Param, else every linked company)."""
+    return [company["id"] for company in companies]
 
 
 def _newest(company_dir, data_type: str) -> dict[str, dict]:
@@ -82,9 +82,10 @@ with DAG(
         "company_ids": company_ids_param("Empty: every company with a Linked connection."),
     },
 ):
-    chosen = companies(CodatListCompaniesOperator(task_id="list_companies").output)
+    listed = portfolio()["companies"]
+    chosen = company_ids(listed)
     sync = codat_sync_task_group(
-        companies=chosen,
+        companies=listed,
         data_types=AR_TYPES,
         group_id="sync_ar_types",
         poke_interval=15,

@@ -1,6 +1,6 @@
 """`make demo`: the daily Codat DAG, twice, against a local Codat simulator, with no account and no setup.
 
-1. starts the simulator (5 companies, 2-second syncs) in this process;
+1. starts the simulator (5 companies, 1-second syncs) in this process;
 2. migrates a project-local Airflow on SQLite in ``.demo/airflow`` and points ``codat_default`` at the
    simulator with an ``AIRFLOW_CONN_CODAT_DEFAULT`` variable;
 3. runs ``airflow dags test codat_sync_daily``: every record lands in ``.demo/codat-data``;
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".demo", help="where everything goes (wiped)")
     parser.add_argument("--companies", type=int, default=5)
     parser.add_argument("--records", type=int, default=50, help="records per type per company")
-    parser.add_argument("--sync-seconds", type=float, default=2.0)
+    parser.add_argument("--sync-seconds", type=float, default=1.0, help="how long a simulated sync takes")
     args = parser.parse_args(argv)
 
     started = time.monotonic()

@@ -133,12 +133,16 @@ def run_extract(
     request: ExtractRequest,
     *,
     now: Callable[[], datetime] | None = None,
+    read_status: Callable[[], dict[str, dict]] | None = None,
 ) -> dict[str, Any]:
     """Run one extract and return its summary (also stored in the state).
 
     :param hook: the Codat hook.
     :param request: what to extract and where.
     :param now: the clock for ``extractedAt`` (tests pin it).
+    :param read_status: returns the company's ``dataStatus``; called before the read and after each pass.
+        Default: ``hook.get_data_status``. A caller extracting several types of one company passes one that
+        shares a single read between them.
     :raises CodatDataNotSyncedError: the type was never synced for the company.
     :raises CodatExtractError: syncs kept completing during every pass.
     """
@@ -155,13 +159,14 @@ def run_extract(
             request.run_id,
         )
         return dict(manifest.get("summary") or {})
+    read_status = read_status or (lambda: hook.get_data_status(company_id))
     if request.full_refresh:
         start: dict[str, Cursor] = {}
         log.info("%s: full refresh, the saved watermarks are ignored and will be replaced", label)
     else:
         start = dict(state.cursors)
 
-    before = _type_status(hook, company_id, data_type.key)
+    before = read_status().get(data_type.key)
     if not check_synced(before, company_id, data_type.key):
         log.warning(
             "%s: Codat reports the data type as not supported by the company's platform; nothing to extract.",
@@ -178,7 +183,7 @@ def run_extract(
             result = _read_pass(hook, request, start, now(), label, token)
         if data_type.kind is not Kind.FULL:
             break  # keyset reads cannot lose records that move; snapshots are one object
-        after = _type_status(hook, company_id, data_type.key)
+        after = read_status().get(data_type.key)
         if sync_fingerprint(after) == sync_fingerprint(before):
             break
         log.warning(
@@ -253,10 +258,6 @@ def _fewer_gc_passes(young_threshold: int = 50_000):
         yield
     finally:
         gc.set_threshold(*thresholds)
-
-
-def _type_status(hook: CodatHook, company_id: str, data_type: str) -> dict[str, Any] | None:
-    return hook.get_data_status(company_id).get(data_type)
 
 
 def _read_pass(

@@ -23,8 +23,9 @@ from airflow_provider_codat.errors import CodatAPIError, CodatValidationError
 from airflow_provider_codat.hooks._deadline import request_budget
 from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
 from airflow_provider_codat.hooks.redact import Redactor, literal_forms, redactor_for
-from airflow_provider_codat.hooks.retry import RetryPolicy, release, retrying
+from airflow_provider_codat.hooks.retry import RetryPolicy, parse_retry_after, release, retrying
 from airflow_provider_codat.safe_repr import shorten
+from airflow_provider_codat.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,8 @@ class Transport:
         self.async_sleep = asyncio.sleep
         self.rng = _RNG  # seeding a generator per hook reads os.urandom: one per process is enough
         self._warned_low_quota = False
+        # Epoch seconds until which Codat said no request is left (X-Rate-Limit-Remaining: 0).
+        self._quota_empty_until: float | None = None
 
     def _get_settings(self) -> Settings:  # pragma: no cover - provided by the hook
         raise NotImplementedError
@@ -164,7 +167,21 @@ class Transport:
         asynchronous: bool = False,
     ) -> tuple[dict[str, Any] | None, list, Any]:
         """What :meth:`_send` and :meth:`_asend` start from: the cleaned params, the (empty) list of outcomes
-        and the retry loop."""
+        and the retry loop.
+
+        :raises CodatAPIError: Codat's last answer said no request is left until its reset: none is sent.
+        """
+        if self._quota_empty_until is not None:
+            if time.time() < self._quota_empty_until:
+                raise CodatAPIError(
+                    "Codat's request quota is used up (X-Rate-Limit-Remaining: 0) until "
+                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self._quota_empty_until))}; no request "
+                    "was sent. Daily quotas reset at 00:00 UTC: run again after it, or spread the companies.",
+                    status_code=429,
+                    method=method,
+                    path=path,
+                )
+            self._quota_empty_until = None
         loop = retrying(
             method,
             path,
@@ -306,6 +323,8 @@ class Transport:
             return
         limit = _int_header(response, "x-rate-limit-limit")
         log.debug("Codat rate limit: %s of %s requests remaining", remaining, limit if limit else "?")
+        if remaining == 0:
+            self._quota_empty_until = _reset_time(response.headers.get("x-rate-limit-reset"))
         low = max(10, limit // 10) if limit else 100
         if remaining <= low and not self._warned_low_quota:
             self._warned_low_quota = True
@@ -367,6 +386,17 @@ def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
     if not params:
         return None
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _reset_time(value: str | None) -> float | None:
+    """Epoch seconds of ``X-Rate-Limit-Reset`` (an ISO 8601 or HTTP date); ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    moment = parse_timestamp(value)
+    if moment is not None:
+        return moment.timestamp()
+    seconds = parse_retry_after(value)
+    return time.time() + seconds if seconds is not None else None
 
 
 def _int_header(response: httpx.Response, name: str) -> int | None:

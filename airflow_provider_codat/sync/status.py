@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import enum
-import re
-from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_codat.errors import CodatAPIError
 from airflow_provider_codat.safe_repr import shorten
+from airflow_provider_codat.timestamps import parse_timestamp
 
 
 class SyncStatus(enum.StrEnum):
@@ -77,34 +76,7 @@ def is_success(status: str | None) -> bool:
     return status in SUCCEEDED
 
 
-# --- moments -------------------------------------------------------------------------------------------------
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An aware UTC datetime from Codat's timestamps (seven fractional digits, ``Z``), ISO strings, or datetimes.
-
-    A value without zone is taken as UTC; ``None``/empty/unparseable gives ``None``.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
-    if not isinstance(value, str) or len(value) > 64:
-        return None
-    # Python accepts at most six fractional digits; Codat writes seven.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", value.strip())
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ISO 8601 UTC with ``Z`` (microseconds kept), the form tickets and trigger kwargs carry."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# --- moments: parse_timestamp and format_timestamp live in airflow_provider_codat.timestamps ------------------
 
 
 # --- the answers a wait reads ----------------------------------------------------------------------------------

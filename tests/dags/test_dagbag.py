@@ -9,18 +9,17 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk import BaseHook, Connection, Variable
+from airflow.sdk import Asset, BaseHook, Connection, Variable
 
 from airflow_provider_codat.datatypes import fetch_on_first_link_types
 from airflow_provider_codat.hooks.codat import CodatHook
-from airflow_provider_codat.operators.extract import CodatExtractOperator
-from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator, CodatRefreshAllDataOperator
+from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
-from airflow_provider_codat.sensors.sync import CodatSyncSensor
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 SYNC_DAGS = ["codat_sync_hourly", "codat_sync_daily", "codat_sync_weekly", "codat_sync_monthly"]
 CODAT_RATE_LIMIT_PER_COMPANY = 10
+RUN_LEVEL_TASKS = 20  # the issue's budget: one task per company plus at most this many for the run
 
 
 def _forbidden(what: str):
@@ -83,48 +82,51 @@ def test_one_dag_per_frequency_from_the_table(dags):
     assert {"invoices", "payments", "bills", "journalEntries", "bankTransactions"} <= set(
         types["codat_sync_daily"]
     )
-    refresh = {dag_id: dags[dag_id].get_task("codat_sync.refresh").operator_class for dag_id in SYNC_DAGS}
-    assert refresh.pop("codat_sync_weekly") is CodatRefreshAllDataOperator
-    assert set(refresh.values()) == {CodatQueueDataTypesOperator}
+    refresh = {
+        dag_id: dags[dag_id].get_task("codat_sync.sync").partial_kwargs["refresh"] for dag_id in SYNC_DAGS
+    }
+    assert refresh.pop("codat_sync_weekly") == "all"
+    assert set(refresh.values()) == {"queue"}
 
 
-def test_trigger_form_params(dags):
+def test_trigger_form_works_with_the_defaults(dags):
+    """Airflow's form requires every Param whose schema does not admit null: with the defaults, each Param has
+    a value or admits null, and the defaults validate (the Trigger button is enabled)."""
+    for dag_id in [*SYNC_DAGS, "codat_ar_report"]:
+        params = dags[dag_id].params
+        for key in params:
+            param = params.get_param(key)
+            types = param.schema.get("type")
+            admits_null = "null" in types if isinstance(types, list) else types == "null"
+            assert param.value not in (None, "", []) or admits_null, (dag_id, key)
+            param.resolve()  # the default is valid
+        params.validate()
     for dag_id in SYNC_DAGS:
         params = dags[dag_id].params
         assert {"company_ids", "data_types", "full_refresh", "destination"} <= set(params), dag_id
-        assert params["company_ids"] == []  # empty: every linked company
+        assert params["company_ids"] is None and params["destination"] is None  # every company, the Variable
         assert params["full_refresh"] is False
         schema = params.get_param("data_types").schema
-        assert schema["type"] == "array"
-        assert schema["items"]["enum"] == params["data_types"]  # the form offers the table's types
+        # A multi-select of the table's types: the form shows one for an array with examples.
+        assert schema["type"] == "array" and schema["examples"] == params["data_types"]
+        assert schema["items"]["enum"] == params["data_types"]
 
 
-def test_each_sync_dag_chains_list_refresh_wait_extract(dags):
+def test_each_sync_dag_is_one_task_per_company_named_after_it(dags):
     for dag_id in SYNC_DAGS:
         dag = dags[dag_id]
-        chain = ["list_companies", "select", "codat_sync.targets", "codat_sync.refresh", "codat_sync.wait"]
+        chain = ["portfolio", "codat_sync.batches", "codat_sync.sync", "codat_sync.summary"]
         for upstream, downstream in zip(chain, chain[1:], strict=False):
             assert downstream in dag.get_task(upstream).downstream_task_ids, (dag_id, upstream, downstream)
-        refresh, wait = dag.get_task("codat_sync.refresh"), dag.get_task("codat_sync.wait")
-        assert wait.operator_class is CodatSyncSensor and wait.partial_kwargs["deferrable"] is True
-        assert refresh.map_index_template == "{{ task.company_id }}"
-        # One extract task per data type, each mapped over the companies: a map as long as the companies.
-        for data_type in dag.params["data_types"]:
-            plan = dag.get_task(f"codat_sync.{data_type}.plan")
-            extract = dag.get_task(f"codat_sync.{data_type}.extract")
-            assert {"codat_sync.refresh", "codat_sync.wait", "codat_sync.targets"} <= plan.upstream_task_ids
-            assert extract.upstream_task_ids == {plan.task_id}
-            assert extract.operator_class is CodatExtractOperator
-            assert extract.map_index_template == "{{ task.company_id }} {{ task.data_type }}"
-            # A failed company must not stop the others: planning runs whatever happened upstream.
-            assert plan.trigger_rule == "all_done"
-            assert "codat_sync.summary" in extract.downstream_task_ids
-        for task in (refresh, wait, extract):
-            assert 0 < task.max_active_tis_per_dag < CODAT_RATE_LIMIT_PER_COMPANY, (dag_id, task.task_id)
-        # Each task makes one request at a time: fewer than Codat's 10 concurrent requests per company.
-        assert dag.max_active_tasks < CODAT_RATE_LIMIT_PER_COMPANY
-        for task_id in ("codat_sync.wait", "codat_sync.summary"):
-            assert dag.get_task(task_id).trigger_rule == "all_done", (dag_id, task_id)
+        sync = dag.get_task("codat_sync.sync")
+        assert sync.operator_class is CodatCompanySyncOperator and sync.partial_kwargs["deferrable"] is True
+        assert sync.map_index_template == "{{ task.company_name }}"
+        assert {outlet.uri for outlet in sync.partial_kwargs["outlets"]} == {
+            Asset(f"codat://{t}").uri for t in dag.params["data_types"]
+        }
+        assert sync.partial_kwargs["max_concurrency"] <= CODAT_RATE_LIMIT_PER_COMPANY
+        assert len(dag.task_ids) - 1 <= RUN_LEVEL_TASKS
+        assert dag.get_task("codat_sync.summary").trigger_rule == "all_done", dag_id
         # The summary is a leaf, so a failed company fails the run.
         assert dag.get_task("codat_sync.summary").downstream_task_ids == set()
 
@@ -132,7 +134,7 @@ def test_each_sync_dag_chains_list_refresh_wait_extract(dags):
 def test_monthly_ends_with_the_relink_report_beside_the_summary(dags):
     dag = dags["codat_sync_monthly"]
     report = dag.get_task("relink_report")
-    assert report.upstream_task_ids == {f"codat_sync.{t}.extract" for t in dag.params["data_types"]}
+    assert report.upstream_task_ids == {"codat_sync.sync"}
     assert report.downstream_task_ids == set()
     assert {t.task_id for t in dag.leaves} == {"relink_report", "codat_sync.summary"}
     for dag_id in ("codat_sync_hourly", "codat_sync_daily", "codat_sync_weekly"):
@@ -143,6 +145,6 @@ def test_the_report_gate_checks_freshness_before_computing(dags):
     dag = dags["codat_ar_report"]
     gate = dag.get_task("report.freshness_gate")
     assert isinstance(gate, CodatFreshnessSensor)
-    assert gate.max_skew == 3600 and gate.data_types == dag.get_task("sync_ar_types.targets").op_args[1]
+    assert gate.max_skew == 3600 and gate.data_types == dag.get_task("sync_ar_types.batches").op_args[1]
     assert "report.accounts_receivable" in gate.downstream_task_ids
-    assert "sync_ar_types.invoices.extract" in dag.task_ids  # built with codat_sync_task_group
+    assert "sync_ar_types.sync" in dag.task_ids  # built with codat_sync_task_group

@@ -47,14 +47,25 @@ def _assert_files_match_simulator(control, files: dict, expected_pairs: set[tupl
         assert _versions(records) == _truth(control, company_id, data_type), (company_id, data_type)
 
 
-def _extract_labels(result, group: str = "codat_sync") -> set[tuple[str, str]]:
-    """(company, type) of every extract that ran, read from the mapped tasks' labels."""
-    task_ids = {
-        task for task, _ in result.task_states() if task.startswith(group) and task.endswith(".extract")
-    }
-    return {
-        tuple(label.split()) for t in task_ids for label in result.rendered_map_indexes(t).values() if label
-    }
+def _names(control) -> dict[str, str]:
+    return {company["id"]: company["name"] for company in control.companies()}
+
+
+def _sync_labels(result, group: str = "codat_sync") -> dict[int, str]:
+    return result.rendered_map_indexes(f"{group}.sync")
+
+
+def _landed(result, group: str = "codat_sync") -> set[tuple[str, str]]:
+    """(company, type) of every type the company tasks extracted, read from their XCom."""
+    states = result.task_states()
+    pairs = set()
+    for index in _sync_labels(result, group):
+        if states[(f"{group}.sync", index)] != "success":
+            continue
+        for data_type, outcome in result.xcom(f"{group}.sync", index).items():
+            if outcome["status"] == "extracted":
+                pairs.add((outcome["company_id"], data_type))
+    return pairs
 
 
 @pytest.mark.codat_simulator(**SIMULATOR)
@@ -72,20 +83,16 @@ def test_hourly_a_deauthorized_company_fails_alone(airflow_cli, codat_simulator,
     states = result.task_states()
     assert result.returncode != 0, "a failed company must fail the run"
 
-    waits = {
-        label: states[("codat_sync.wait", i)]
-        for i, label in result.rendered_map_indexes("codat_sync.wait").items()
-    }
-    assert waits == {**dict.fromkeys(linked, "success"), deauthorized: "failed"}
-    assert AUTH_ERROR in result.output  # Codat's errorMessage, in the failed wait's log
+    # One task per company, labelled with the company's name.
+    names = _names(control)
+    syncs = {label: states[("codat_sync.sync", i)] for i, label in _sync_labels(result).items()}
+    assert syncs == {**{names[c]: "success" for c in linked}, names[deauthorized]: "failed"}
+    assert AUTH_ERROR in result.output  # Codat's errorMessage, in the failed task's log
     assert states[("codat_sync.summary", -1)] == "failed"
     assert deauthorized in result.output.split("companies did not land all their data")[1].splitlines()[0]
 
-    # The other companies' extracts ran, labelled with company and type, and landed exactly the records.
-    assert _extract_labels(result) == {(c, t) for c in linked for t in ("invoices", "payments")}
-    assert {state for (task, i), state in states.items() if task.endswith(".extract") and i >= 0} == {
-        "success"
-    }
+    # The other companies landed exactly the records.
+    assert _landed(result) == {(c, t) for c in linked for t in ("invoices", "payments")}
     files = read_run_files(tmp_path, result.run_id)
     assert {company for company, _ in files} == set(linked)
     _assert_files_match_simulator(control, files, {(c, t) for c in linked for t in ("invoices", "payments")})
@@ -97,9 +104,9 @@ def test_daily_second_run_writes_only_the_changes(airflow_cli, codat_simulator, 
     linked = control.linked_company_ids()
     first = _run(airflow_cli, codat_simulator, "codat_sync_daily", tmp_path)
     assert first.returncode == 0, first.output[-5000:]
-    types = first.xcom("select", key="data_types")
+    types = first.xcom("portfolio", key="data_types")
     pairs = {(c, t) for c in linked for t in types}
-    assert _extract_labels(first) == pairs
+    assert _landed(first) == pairs
     _assert_files_match_simulator(control, read_run_files(tmp_path, first.run_id), pairs)
 
     before = {pair: _truth(control, *pair) for pair in pairs}
@@ -125,7 +132,7 @@ def test_weekly_refresh_all_lands_every_type(airflow_cli, codat_simulator, tmp_p
     [company_id] = control.linked_company_ids()
     result = _run(airflow_cli, codat_simulator, "codat_sync_weekly", tmp_path)
     assert result.returncode == 0, result.output[-5000:]
-    labels = _extract_labels(result)
+    labels = _landed(result)
     # Every fetch-on-first-link type the company's platforms support, read from the right connection.
     assert {"invoices", "bankTransactions", "banking-transactions", "commerce-orders", "company"} <= {
         t for _, t in labels
@@ -141,7 +148,7 @@ def test_monthly_keeps_tokens_alive_and_reports_relinks(airflow_cli, codat_simul
     result = _run(airflow_cli, codat_simulator, "codat_sync_monthly", tmp_path)
     assert result.returncode == 0, result.output[-5000:]
     pairs = {(c, t) for c in linked for t in ("company", "taxRates", "chartOfAccounts")}
-    assert _extract_labels(result) == pairs
+    assert _landed(result) == pairs
     _assert_files_match_simulator(control, read_run_files(tmp_path, result.run_id), pairs)
     report = result.xcom("relink_report")
     assert [(row["company_id"], row["status"]) for row in report] == [(deauthorized, "Deauthorized")]

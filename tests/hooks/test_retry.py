@@ -197,3 +197,29 @@ def _conn(**extra):
     from tests.hooks.conftest import conn_json
 
     return conn_json(**extra)
+
+
+@pytest.mark.parametrize(
+    "reset",
+    [
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
+        email.utils.formatdate(time.time() + 3600, usegmt=True),
+    ],
+)
+def test_an_empty_quota_stops_requests_until_its_reset(hook, api, reset):
+    empty = {"X-Rate-Limit-Limit": "1000", "X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": reset}
+    route = api.get(STATUS_PATH).mock(return_value=httpx.Response(200, headers=empty, json=OK.json()))
+    assert "invoices" in hook.get_data_status(COMPANY)
+    with pytest.raises(CodatAPIError, match=r"quota is used up .* until .*no request was sent") as info:
+        hook.get_data_status(COMPANY)
+    assert info.value.status_code == 429
+    assert route.call_count == 1  # the second call never left
+
+
+def test_a_quota_past_its_reset_lets_requests_through(hook, api):
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    empty = {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": past}
+    route = api.get(STATUS_PATH).mock(return_value=httpx.Response(200, headers=empty, json=OK.json()))
+    hook.get_data_status(COMPANY)
+    hook.get_data_status(COMPANY)
+    assert route.call_count == 2

@@ -1,0 +1,34 @@
+"""Codat's timestamps read and written: a leaf module, so that the hook and the sync package can both use it."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An aware UTC datetime from Codat's timestamps (seven fractional digits, ``Z``), ISO strings, or datetimes.
+
+    A value without zone is taken as UTC; ``None``/empty/unparseable gives ``None``.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    # Python accepts at most six fractional digits; Codat writes seven.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", value.strip())
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 UTC with ``Z`` (microseconds kept), the form tickets and trigger kwargs carry."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
