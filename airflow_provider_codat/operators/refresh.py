@@ -31,7 +31,7 @@ from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.query import condition
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
-from airflow_provider_codat.sync.status import is_finished, parse_timestamp
+from airflow_provider_codat.sync.status import is_finished
 from airflow_provider_codat.sync.ticket import (
     WaitSpec,
     normalize_data_types,
@@ -40,6 +40,7 @@ from airflow_provider_codat.sync.ticket import (
     utcnow_iso,
 )
 from airflow_provider_codat.sync.wait import Wait, resolve_event, run
+from airflow_provider_codat.timestamps import parse_timestamp
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
 from airflow_provider_codat.validation import require_uuid
 

@@ -18,7 +18,7 @@ from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sync.interval import CLOCK
-from airflow_provider_codat.sync.status import format_timestamp, parse_timestamp
+from airflow_provider_codat.timestamps import format_timestamp, parse_timestamp
 from airflow_provider_codat.validation import require_uuid
 
 TICKET_SHAPE = "{company_id, requested_at, datasets: {data type: dataset id}, joined}"

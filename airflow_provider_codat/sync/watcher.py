@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_codat.sync import decision as d
-from airflow_provider_codat.sync.status import NOT_SYNCED, check_data_status, check_operation, parse_timestamp
+from airflow_provider_codat.sync.status import NOT_SYNCED, check_data_status, check_operation
 from airflow_provider_codat.sync.ticket import WaitSpec
+from airflow_provider_codat.timestamps import parse_timestamp
 
 # A history answer of "still running" is trusted while dataStatus shows the same entry, but not forever:
 # every this many polls it is asked again.

@@ -12,7 +12,7 @@ from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 from airflow_provider_codat.sensors.sync import CodatSyncSensor
-from airflow_provider_codat.sync.status import parse_timestamp
+from airflow_provider_codat.timestamps import parse_timestamp
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
 from tests.sync.conftest import FakeTI, requests
 
