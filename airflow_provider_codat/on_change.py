@@ -56,4 +56,5 @@ def changed_pairs() -> list[dict[str, str]]:
     pairs = pairs_from_extras(extras)
     destination = resolve_destination((context.get("params") or {}).get("destination"))
     log.info("%d webhook events name %d (company, data type) pairs to extract", len(extras), len(pairs))
-    return [{**pair, "destination": destination} for pair in pairs]
+    # A read.completed event is Codat's word that the type synced: the extract needs no dataStatus call.
+    return [{**pair, "destination": destination, "known_synced": True} for pair in pairs]

@@ -136,3 +136,14 @@ def test_a_full_type_in_a_shifting_order_is_neither_lost_nor_doubled(codat_simul
     control.add_fault("unstable_order", path=r"/data/commerce-products$", times=None)
     extract(company, "commerce-products", "run1", page_size=25)
     landed_exactly_once(control, company, "commerce-products", out(company, "commerce-products"))
+
+
+def test_an_extract_told_the_type_synced_makes_no_data_status_call(codat_simulator, company, extract, out):
+    control = codat_simulator.control
+    extract(company, "invoices", "run1")
+    control.mutate(company, "invoices", created=2, modified=1)
+    control.reset_request_log()
+    summary = extract(company, "invoices", "run2", known_synced="True")
+    assert summary["records"] == 3
+    assert not [r for r in control.request_log() if r["path"].endswith("/dataStatus")]
+    landed_exactly_once(control, company, "invoices", out(company, "invoices"))
