@@ -62,3 +62,35 @@ def test_a_dead_process_is_not_running_even_before_it_is_reaped(tmp_path):
             stack.kill("worker-1")
     finally:
         proc.wait()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return process_start_time(pid) is not None  # None: a zombie, killed but not reaped yet
+    except FileNotFoundError:
+        return False
+
+
+def test_kill_takes_the_processes_in_groups_of_their_own_with_it(tmp_path):
+    """A worker dying takes its tasks with it, though Airflow runs each task in a process group of its own."""
+    stack = Stack(root=tmp_path)
+    stack.run_dir.mkdir(parents=True)
+    leader = subprocess.Popen(
+        ["bash", "-c", "setsid sleep 60 & echo $! > task.pid; wait"], cwd=tmp_path, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "task.pid").exists() or not (tmp_path / "task.pid").read_text().strip():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        task = int((tmp_path / "task.pid").read_text())
+        stack.pid_file("worker-1").write_text(f"{leader.pid} {process_start_time(leader.pid)}\n")
+        assert stack.component_of(task) == "worker-1"
+        stack.kill("worker-1")
+        assert leader.wait(timeout=10) == -9
+        time.sleep(0.3)
+        assert not _running(task)
+    finally:
+        if leader.poll() is None:
+            leader.kill()
+        leader.wait()

@@ -298,12 +298,23 @@ class Stack:
         return pid if alive else None
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
-        """Send ``sig`` to the process group of ``name`` (its children with it); return the pid."""
+        """Send ``sig`` to ``name`` and every process under it, as a machine or pod dying would (Airflow
+        runs each task in a process group of its own); return the pid."""
         pid = self.pid(name)
         if pid is None:
             raise RuntimeError(f"{name} is not running (no live pid in {self.pid_file(name)}).")
-        os.killpg(pid, sig)
+        for member in _tree(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, sig)
         return pid
+
+    def component_of(self, pid: int) -> str | None:
+        """The stack's process that ``pid`` runs under (itself or an ancestor), if any."""
+        leaders = {self.pid(name): name for name in AIRFLOW_COMPONENTS}
+        for ancestor in _ancestors(pid):
+            if ancestor in leaders:
+                return leaders[ancestor]
+        return None
 
     # start and stop
     def start(self, *, timeout: float = 240) -> None:
@@ -485,31 +496,55 @@ def process_start_time(pid: int) -> str | None:
 
 
 def _stop_groups(pids: list[int], timeout: float) -> None:
-    """SIGTERM the process groups led by ``pids``; SIGKILL those left after ``timeout``."""
-    alive = []
+    """SIGTERM the process groups led by ``pids`` (each stops its own children); SIGKILL whatever of them
+    and under them is left after ``timeout``."""
+    trees = {pid: _tree(pid) for pid in pids}
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-            alive.append(pid)
     deadline = time.monotonic() + timeout
-    while alive and time.monotonic() < deadline:
+    left = set().union(*trees.values()) if trees else set()
+    while left and time.monotonic() < deadline:
         time.sleep(0.2)
-        alive = [pid for pid in alive if _group_alive(pid)]
-    for pid in alive:
+        running = {pid for pid, _, _ in _processes()}
+        left &= running
+    for pid in left:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped do not count)."""
+def _processes() -> list[tuple[int, int, int]]:
+    """``(pid, parent pid, process group)`` of every running process (zombies left out)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+        if fields[0] not in ("Z", "X"):
+            found.append((int(stat.parent.name), int(fields[1]), int(fields[2])))
+    return found
+
+
+def _tree(leader: int) -> set[int]:
+    """``leader``'s process group and every descendant of its members, wherever their groups are."""
+    processes = _processes()
+    tree = {pid for pid, _, group in processes if group == leader} | {leader}
+    grew = True
+    while grew:
+        children = {pid for pid, parent, _ in processes if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    return tree
+
+
+def _ancestors(pid: int) -> list[int]:
+    parents = {child: parent for child, parent, _ in _processes()}
+    chain = []
+    while pid in parents and pid not in chain:
+        chain.append(pid)
+        pid = parents[pid]
+    return chain
 
 
 def main(argv: list[str] | None = None) -> int:
