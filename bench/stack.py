@@ -70,8 +70,8 @@ def bench_stack(stack: Stack, company_ids: list[str], timeout: float) -> dict:
         time.sleep(5)
     else:
         raise SystemExit(f"{run_id} did not finish within {timeout:.0f} s")
-    tis = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100_000}).json()
-    rows = [(ti["queued_when"], ti["start_date"], ti["duration"]) for ti in tis["task_instances"]]
+    tis = Stack.task_instances(api, DAG_ID, run_id)
+    rows = [(ti["queued_when"], ti["start_date"], ti["duration"]) for ti in tis]
     result = _summary(_seconds(run["start_date"], run["end_date"]), rows)
     result["state"] = run["state"]
     return result

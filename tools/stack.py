@@ -62,10 +62,13 @@ def shared_settings(path: Path = SETTINGS_FILE) -> dict[str, str]:
     return settings
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(names: list[str]) -> dict[str, int]:
+    """A free loopback port per name, all different (each socket stays open until every port is picked)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in names]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return {name: sock.getsockname()[1] for name, sock in zip(names, sockets, strict=True)}
 
 
 # -- Debian's servers ---------------------------------------------------------------------------------------
@@ -258,6 +261,20 @@ class Stack:
             timeout=60,
         )
 
+    @staticmethod
+    def task_instances(api: httpx.Client, dag_id: str, run_id: str) -> list[dict]:
+        """Every task instance of one run, page by page (the API returns at most 100 at a time)."""
+        found: list[dict] = []
+        while True:
+            response = api.get(
+                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100, "offset": len(found)}
+            )
+            response.raise_for_status()
+            page = response.json()
+            found.extend(page["task_instances"])
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
+
     # processes
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
@@ -329,7 +346,7 @@ class Stack:
             )
         started = time.monotonic()
         names = ["postgres", "redis", "simulator", "api", "scheduler-health", "triggerer-logs"]
-        self.ports = {name: free_port() for name in [*names, "worker-1-logs", "worker-2-logs"]}
+        self.ports = free_ports([*names, "worker-1-logs", "worker-2-logs"])
         self.secrets = self.secrets or {
             "jwt": secrets.token_urlsafe(32),
             "api": secrets.token_urlsafe(32),
@@ -437,11 +454,22 @@ class Stack:
         """Until the api-server reports the scheduler, dag-processor and triggerer healthy and both workers
         have said they are ready; fail naming what did not come up (and its log)."""
         deadline = time.monotonic() + max(timeout, 10)
-        pending = {"api-server", "scheduler", "dag-processor", "triggerer", "worker-1", "worker-2"}
+        pending = {
+            "simulator",
+            "api-server",
+            "scheduler",
+            "dag-processor",
+            "triggerer",
+            "worker-1",
+            "worker-2",
+        }
         while pending and time.monotonic() < deadline:
-            for name in sorted(pending & set(AIRFLOW_COMPONENTS)):
+            for name in ["redis", "simulator", *AIRFLOW_COMPONENTS]:
                 if self.pid(name) is None:
                     raise SystemExit(f"{name} exited: see {self.logs / (name + '.log')}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.simulator_url}/_simulator/now", timeout=5).status_code == 200:
+                    pending.discard("simulator")
             try:
                 health = httpx.get(f"{self.ui_url}/api/v2/monitor/health", timeout=5).json()
                 pending.discard("api-server")

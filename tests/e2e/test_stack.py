@@ -28,10 +28,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG_ID = "codat_sync_daily"
 COMPANIES = int(os.environ.get("CODAT_STACK_COMPANIES", "10"))
 # Test-only settings over airflow.env: only the runs the test triggers; a dead worker's tasks failed (and
-# retried) after 30 s of silence rather than 5 minutes; a dead triggerer's triggers adopted after 15 s.
+# retried) after 30 s of silence rather than 5 minutes, and the tasks it had reserved but not started sent
+# again after 60 s in the queue rather than 10 minutes; a dead triggerer's triggers adopted after 15 s.
 OVERRIDES = {
     "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
 }
@@ -102,9 +105,7 @@ def _until(what: str, check, timeout: float, stack: Stack, every: float = 2.0):
 
 
 def _instances(api: httpx.Client, run_id: str) -> list[dict]:
-    response = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 10_000})
-    response.raise_for_status()
-    return response.json()["task_instances"]
+    return Stack.task_instances(api, DAG_ID, run_id)
 
 
 def _run_to_end(api: httpx.Client, stack: Stack, run_id: str) -> str:
