@@ -600,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             f"                   also in {stack.password_file})\n"
             f"  Codat simulator: {stack.simulator_url} ({stack.companies} companies)\n"
             f"  Logs:            {stack.logs}\n"
-            f'  Airflow CLI:     eval "$({Path(sys.executable).name} tools/stack.py env)"; airflow dags list\n'
+            f'  Airflow CLI:     eval "$({_python()} tools/stack.py env)"; airflow dags list\n'
             "  Stop:            make stack-stop",
             flush=True,
         )
@@ -617,6 +617,12 @@ def main(argv: list[str] | None = None) -> int:
             if key.startswith(("AIRFLOW", "CODAT_")):
                 print(f"export {key}={_shell_quote(value)}")
     return 0
+
+
+def _python() -> str:
+    """This interpreter, relative to the checkout when it is the project's venv."""
+    python = Path(sys.executable)
+    return str(python.relative_to(ROOT)) if python.is_relative_to(ROOT) else str(python)
 
 
 def _shell_quote(value: str) -> str:
