@@ -335,7 +335,8 @@ class Stack:
 
     # start and stop
     def start(self, *, timeout: float = 240) -> None:
-        """Start everything; return once the api-server says every component is healthy."""
+        """Start everything; return once the api-server says every component is healthy (stop what was
+        started, and raise ``SystemExit`` saying why, when something does not come up)."""
         missing = missing_packages()
         if missing:
             raise SystemExit(f"`make stack` needs Debian's {' and '.join(missing)}: {INSTALL_HINT}")
@@ -344,6 +345,13 @@ class Stack:
             raise SystemExit(
                 f"A stack already runs in {self.root} ({', '.join(running)}): `make stack-stop`."
             )
+        try:
+            self._start_all(timeout)
+        except BaseException:
+            self.stop()  # what this call started, nothing of a stack that was running before it
+            raise
+
+    def _start_all(self, timeout: float) -> None:
         started = time.monotonic()
         names = ["postgres", "redis", "simulator", "api", "scheduler-health", "triggerer-logs"]
         self.ports = free_ports([*names, "worker-1-logs", "worker-2-logs"])
@@ -587,11 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.dir.resolve()
     if args.action == "start":
         stack = Stack(root=root, companies=args.companies, sync_seconds=args.sync_seconds)
-        try:
-            stack.start()
-        except BaseException:
-            stack.stop()
-            raise
+        stack.start()
         print(
             f"Airflow (Celery, Postgres, Redis) started in {root} ("
             + ", ".join(f"{stage} at {seconds:.0f} s" for stage, seconds in stack.timings.items())
