@@ -24,7 +24,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,13 +35,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_airflow import AIRFLOW, ROOT, airflow_env
+from postgres_cluster import postgres_bin, start_cluster, stop_cluster
+from processes import ancestors, free_ports, process_start_time, process_tree, stop_groups
 
 SETTINGS_FILE = ROOT / "airflow.env"
 DEFAULT_DIR = ROOT / ".stack"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker-1", "worker-2")
 INSTALL_HINT = "apt-get update && apt-get install -y postgresql redis-server"
-# Postgres refuses to run as root; as root the cluster belongs to this system user (Debian's package makes it).
-POSTGRES_SYSTEM_USER = "postgres"
 
 
 def shared_settings(path: Path = SETTINGS_FILE) -> dict[str, str]:
@@ -62,27 +61,7 @@ def shared_settings(path: Path = SETTINGS_FILE) -> dict[str, str]:
     return settings
 
 
-def free_ports(names: list[str]) -> dict[str, int]:
-    """A free loopback port per name, all different (each socket stays open until every port is picked)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in names]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return {name: sock.getsockname()[1] for name, sock in zip(names, sockets, strict=True)}
-
-
 # -- Debian's servers ---------------------------------------------------------------------------------------
-def postgres_bin(name: str) -> str | None:
-    """``initdb``/``pg_ctl``: on the PATH, else in Debian's versioned folder (newest version)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]), reverse=True
-    )
-    return str(candidates[0]) if candidates else None
-
-
 def missing_packages() -> list[str]:
     """Debian packages the stack needs and this machine lacks."""
     missing = []
@@ -91,19 +70,6 @@ def missing_packages() -> list[str]:
     if not shutil.which("redis-server"):
         missing.append("redis-server")
     return missing
-
-
-def as_postgres_owner(args: list[str]) -> list[str]:
-    """The command run as the cluster's owner: this user, or ``postgres`` when this is root."""
-    if os.geteuid() != 0:
-        return args
-    return [
-        "setpriv",
-        f"--reuid={POSTGRES_SYSTEM_USER}",
-        f"--regid={POSTGRES_SYSTEM_USER}",
-        "--init-groups",
-        *args,
-    ]
 
 
 # -- the stack ----------------------------------------------------------------------------------------------
@@ -320,7 +286,7 @@ class Stack:
         pid = self.pid(name)
         if pid is None:
             raise RuntimeError(f"{name} is not running (no live pid in {self.pid_file(name)}).")
-        for member in _tree(pid):
+        for member in process_tree(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(member, sig)
         return pid
@@ -328,7 +294,7 @@ class Stack:
     def component_of(self, pid: int) -> str | None:
         """The stack's process that ``pid`` runs under (itself or an ancestor), if any."""
         leaders = {self.pid(name): name for name in AIRFLOW_COMPONENTS}
-        for ancestor in _ancestors(pid):
+        for ancestor in ancestors(pid):
             if ancestor in leaders:
                 return leaders[ancestor]
         return None
@@ -384,79 +350,14 @@ class Stack:
 
     def _start_postgres(self) -> None:
         shared = shared_settings()
-        self.pgdata.mkdir(parents=True, exist_ok=True)
-        closed = [str(p) for p in self.pgdata.parents if not p.stat().st_mode & 0o001]
-        if os.geteuid() == 0 and closed:
-            raise SystemExit(
-                f"Postgres runs as the '{POSTGRES_SYSTEM_USER}' user, who cannot enter {closed[0]}: "
-                "put the stack in a folder every user can traverse (chmod o+x), e.g. under /tmp."
-            )
-        if os.geteuid() == 0:
-            shutil.chown(self.pgdata, POSTGRES_SYSTEM_USER, POSTGRES_SYSTEM_USER)
-        self.pgdata.chmod(0o700)
-        fresh = not (self.pgdata / "PG_VERSION").exists()
-        if fresh:
-            pwfile = self.run_dir / "pgpass.tmp"
-            pwfile.write_text(shared["POSTGRES_PASSWORD"] + "\n")
-            if os.geteuid() == 0:
-                shutil.chown(pwfile, POSTGRES_SYSTEM_USER)
-            init = subprocess.run(
-                as_postgres_owner(
-                    [
-                        postgres_bin("initdb"),
-                        "-D",
-                        str(self.pgdata),
-                        "-U",
-                        shared["POSTGRES_USER"],
-                        f"--pwfile={pwfile}",
-                        "--auth=scram-sha-256",
-                        "--encoding=UTF8",
-                        "--no-sync",
-                    ]
-                ),  # fmt: skip
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            pwfile.unlink()
-            (self.logs / "initdb.log").write_text(init.stdout + init.stderr)
-            if init.returncode != 0:
-                raise SystemExit(f"initdb failed: see {self.logs / 'initdb.log'}")
-        log = self.logs / "postgres.log"
-        log.touch()
-        if os.geteuid() == 0:
-            shutil.chown(log, POSTGRES_SYSTEM_USER)
-        options = (
-            f"-p {self.ports['postgres']} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            "-c fsync=off -c max_connections=200"
-        )
-        started = subprocess.run(
-            as_postgres_owner(
-                [postgres_bin("pg_ctl"), "-D", str(self.pgdata), "-l", str(log), "-o", options, "-w", "start"]
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if started.returncode != 0:
-            raise SystemExit(f"pg_ctl start failed: {started.stdout}{started.stderr} (see {log})")
-        if fresh:
-            self._create_database(shared)
-
-    def _create_database(self, shared: dict[str, str]) -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(
-            host="127.0.0.1",
+        start_cluster(
+            self.pgdata,
             port=self.ports["postgres"],
             user=shared["POSTGRES_USER"],
             password=shared["POSTGRES_PASSWORD"],
-            dbname="postgres",
+            database=shared["POSTGRES_DB"],
+            logs=self.logs,
         )
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{shared["POSTGRES_DB"]}"')
-        conn.close()
 
     def wait_healthy(self, *, timeout: float) -> None:
         """Until the api-server reports the scheduler, dag-processor and triggerer healthy and both workers
@@ -504,83 +405,17 @@ class Stack:
         ``timeout``, then Postgres (fast shutdown); return the names stopped."""
         groups = {name: self.pid(name) for name in [*AIRFLOW_COMPONENTS, "simulator", "redis"]}
         groups = {name: pid for name, pid in groups.items() if pid is not None}
-        _stop_groups(list(groups.values()), timeout)
+        stop_groups(list(groups.values()), timeout)
         for name in [*AIRFLOW_COMPONENTS, "simulator", "redis"]:
             self.pid_file(name).unlink(missing_ok=True)
         stopped = list(groups)
         if self.pid("postgres") is not None:
-            subprocess.run(
-                as_postgres_owner(
-                    [postgres_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"]
-                ),
-                capture_output=True,
-                check=False,
-                timeout=60,
-            )
+            stop_cluster(self.pgdata)
             stopped.append("postgres")
         return stopped
 
     def status(self) -> dict[str, int | None]:
         return {name: self.pid(name) for name in ("postgres", "redis", "simulator", *AIRFLOW_COMPONENTS)}
-
-
-def process_start_time(pid: int) -> str | None:
-    """When the process started (clock ticks since boot, ``/proc/<pid>/stat`` field 22); ``None`` once it
-    has exited (a zombie that its parent has not reaped yet included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
-def _stop_groups(pids: list[int], timeout: float) -> None:
-    """SIGTERM the process groups led by ``pids`` (each stops its own children); SIGKILL whatever of them
-    and under them is left after ``timeout``."""
-    trees = {pid: _tree(pid) for pid in pids}
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    left = set().union(*trees.values()) if trees else set()
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        running = {pid for pid, _, _ in _processes()}
-        left &= running
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _processes() -> list[tuple[int, int, int]]:
-    """``(pid, parent pid, process group)`` of every running process (zombies left out)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if fields[0] not in ("Z", "X"):
-            found.append((int(stat.parent.name), int(fields[1]), int(fields[2])))
-    return found
-
-
-def _tree(leader: int) -> set[int]:
-    """``leader``'s process group and every descendant of its members, wherever their groups are."""
-    processes = _processes()
-    tree = {pid for pid, _, group in processes if group == leader} | {leader}
-    grew = True
-    while grew:
-        children = {pid for pid, parent, _ in processes if parent in tree} - tree
-        tree |= children
-        grew = bool(children)
-    return tree
-
-
-def _ancestors(pid: int) -> list[int]:
-    parents = {child: parent for child, parent, _ in _processes()}
-    chain = []
-    while pid in parents and pid not in chain:
-        chain.append(pid)
-        pid = parents[pid]
-    return chain
 
 
 def main(argv: list[str] | None = None) -> int:
