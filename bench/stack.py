@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(row)
     finally:
         stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
     print("\n| companies | executor | state | wall | TIs | wall/TI | queued→running | TI duration |")
     print("|---:|---|---|---:|---:|---:|---:|---:|")
     for r in results:
