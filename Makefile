@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint format simulator demo airflow clean
+.PHONY: venv test lint format simulator demo airflow stack stack-stop clean
 
 venv: $(STAMP)
 
@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,dev,stack]'
 	touch $@
 
 lint: venv
@@ -35,5 +35,12 @@ demo: venv
 airflow: venv
 	$(BIN)/python tools/airflow_ui.py
 
+# Airflow as production runs it (Postgres, Redis, Celery workers, a triggerer) without Docker, under .stack/.
+stack: venv
+	$(BIN)/python tools/stack.py start
+
+stack-stop:
+	$(BIN)/python tools/stack.py stop
+
 clean:
-	rm -rf $(VENV) .airflow .demo test-artifacts
+	rm -rf $(VENV) .airflow .demo .stack test-artifacts

@@ -19,6 +19,8 @@ from urllib.parse import unquote
 import airflow
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
+from stack import Stack, shared_settings  # tools/, on pytest's pythonpath
 
 from airflow_provider_codat.simulator import DEFAULT_API_KEY
 
@@ -80,6 +82,36 @@ def test_the_official_airflow_3_services_are_all_there(config):
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
+def test_compose_and_make_stack_give_every_component_the_settings_of_airflow_env(config, tmp_path):
+    shared = shared_settings()
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    services = config["services"]
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        env = services[name]["environment"]
+        assert {key: env.get(key) for key in shared} == shared, name
+    stack = Stack(
+        root=tmp_path, ports=dict.fromkeys(["postgres", "redis", "simulator", "api"], 1), secrets={}
+    )
+    stack.ports.update({"scheduler-health": 2, "triggerer-logs": 3, "worker-1-logs": 4})
+    stack.secrets.update(jwt="j", api="a", simulator_key="k", password="p")
+    for component in ("scheduler", "worker-1", None):
+        env = stack.env(component)
+        assert {key: env.get(key) for key in shared} == shared, component
+    # Both metadata databases are the one airflow.env describes (the postgres service reads it too).
+    assert {
+        key: services["postgres"]["environment"][key] for key in shared if key.startswith("POSTGRES_")
+    } == {key: value for key, value in shared.items() if key.startswith("POSTGRES_")}
+    for env in (services["airflow-scheduler"]["environment"], stack.env("scheduler")):
+        for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
+            url = make_url(env[key].removeprefix("db+"))
+            assert url.drivername == "postgresql+psycopg2", key  # the driver the stack extra installs
+            assert (url.username, url.password, url.database) == (
+                shared["POSTGRES_USER"],
+                shared["POSTGRES_PASSWORD"],
+                shared["POSTGRES_DB"],
+            )
 
 
 def test_every_airflow_service_runs_the_provider_image_with_the_dags_mounted(config):

@@ -1,0 +1,163 @@
+"""What a run of the daily DAG costs on the production topology (`make stack`: Celery, Postgres, Redis, a
+separate triggerer) beside the same run in `airflow dags test` (one process, SQLite).
+
+For each company count: wall time of the run (the DAG run's start to end), task instances, wall seconds per
+task instance, and the per-instance overhead the executor adds: the mean time from queued to running (Celery,
+a worker slot, a process) and the mean duration of a task instance. The simulator's syncs take 2 s and each
+type holds 20 records per company, so the figures are mostly Airflow's cost, not Codat's.
+
+    .venv/bin/python bench/stack.py                       # 50 and 200 companies, both executors
+    .venv/bin/python bench/stack.py --companies 20 50 --skip-dags-test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))
+
+from local_airflow import DAGS_FOLDER  # noqa: E402
+from stack import Stack  # noqa: E402
+
+DAG_ID = "codat_sync_daily"
+SYNC_SECONDS = 2.0
+RECORDS = 20
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def _summary(wall: float, instances: list[tuple[str | None, str | None, float | None]]) -> dict:
+    """``instances``: (queued_when, start_date, duration) of each task instance."""
+    latencies = [s for s in (_seconds(q, st) for q, st, _ in instances) if s is not None]
+    durations = [d for _, _, d in instances if d is not None]
+    return {
+        "wall_s": round(wall, 1),
+        "task_instances": len(instances),
+        "wall_per_ti_s": round(wall / max(len(instances), 1), 2),
+        "queued_to_running_s": round(statistics.mean(latencies), 2) if latencies else None,
+        "ti_duration_s": round(statistics.mean(durations), 2) if durations else None,
+    }
+
+
+def bench_stack(stack: Stack, company_ids: list[str], timeout: float) -> dict:
+    api = stack.api()
+    response = api.post(
+        f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"company_ids": company_ids}}
+    )
+    response.raise_for_status()
+    run_id = response.json()["dag_run_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
+        if run["state"] in ("success", "failed"):
+            break
+        time.sleep(5)
+    else:
+        raise SystemExit(f"{run_id} did not finish within {timeout:.0f} s")
+    tis = Stack.task_instances(api, DAG_ID, run_id)
+    rows = [(ti["queued_when"], ti["start_date"], ti["duration"]) for ti in tis]
+    result = _summary(_seconds(run["start_date"], run["end_date"]), rows)
+    result["state"] = run["state"]
+    return result
+
+
+def bench_dags_test(stack: Stack, company_ids: list[str], timeout: float) -> dict:
+    """The same run in ``airflow dags test`` on SQLite, against the stack's simulator."""
+    from tests.airflow_cli import AirflowCLI
+
+    with tempfile.TemporaryDirectory(prefix="codat-bench-dags-test-") as home:
+        cli = AirflowCLI.create(Path(home) / "airflow")
+        env = stack.env()
+        extra = {key: env[key] for key in ("AIRFLOW_CONN_CODAT_DEFAULT", "CODAT_SYNC_POKE_INTERVAL")}
+        started = time.monotonic()
+        result = cli.dags_test(
+            DAG_ID,
+            dags_folder=DAGS_FOLDER,
+            conf={"company_ids": company_ids, "destination": str(Path(home) / "codat-data")},
+            extra_env=extra,
+            timeout=timeout,
+        )
+        wall = time.monotonic() - started
+        with sqlite3.connect(cli.db_path) as conn:
+            rows = conn.execute(
+                "select queued_dttm, start_date, duration from task_instance where dag_id = ? and run_id = ?",
+                (DAG_ID, result.run_id),
+            ).fetchall()
+        # dags test runs every instance in its own process, one after another; no queue.
+        summary = _summary(wall, [(None, None, duration) for _, _, duration in rows])
+        summary["state"] = "success" if result.returncode == 0 else "failed"
+        return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--companies", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--skip-dags-test", action="store_true")
+    parser.add_argument("--timeout", type=float, default=4 * 3600, help="per run")
+    args = parser.parse_args(argv)
+
+    root = Path(tempfile.mkdtemp(prefix="codat-bench-stack-"))
+    root.chmod(0o755)  # Postgres runs as the postgres user when this is root
+    stack = Stack(
+        root=root,
+        companies=max(args.companies) + 1,  # the simulator leaves one company deauthorized
+        sync_seconds=SYNC_SECONDS,
+        records=RECORDS,
+        overrides={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false"},
+    )
+    results = []
+    try:
+        stack.start(timeout=300)
+        print(f"stack started: {stack.timings}", flush=True)
+        api = stack.api()
+        while api.get(f"/dags/{DAG_ID}").status_code != 200:
+            time.sleep(2)
+        api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+        linked = httpx.get(f"{stack.simulator_url}/_simulator/linked_company_ids", timeout=60).json()[
+            "result"
+        ]
+        for count in args.companies:
+            company_ids = linked[:count]
+            row = {"companies": len(company_ids), "executor": "Celery (stack)"}
+            row.update(bench_stack(stack, company_ids, args.timeout))
+            print(json.dumps(row), flush=True)
+            results.append(row)
+            if not args.skip_dags_test:
+                row = {"companies": len(company_ids), "executor": "airflow dags test"}
+                row.update(bench_dags_test(stack, company_ids, args.timeout))
+                print(json.dumps(row), flush=True)
+                results.append(row)
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print("\n| companies | executor | state | wall | TIs | wall/TI | queued→running | TI duration |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['companies']} | {r['executor']} | {r['state']} | {r['wall_s']} s | {r['task_instances']} | "
+            f"{r['wall_per_ti_s']} s | {r['queued_to_running_s'] or '–'} s | {r['ti_duration_s']} s |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
