@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.airflow_cli import AirflowCLI
+
 pytestmark = pytest.mark.slow
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "codat_on_change.py"
@@ -64,7 +66,15 @@ DELIVER = textwrap.dedent(
 )
 
 
-def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database(airflow_cli, tmp_path):
+@pytest.fixture(scope="module")
+def own_airflow(tmp_path_factory) -> AirflowCLI:
+    """A database of this test's own: the session's is shared with DAG tests whose extracts emit events on the
+    same ``codat://`` assets (and may queue ``codat_on_change``), which would blur what the receiver wrote."""
+    return AirflowCLI.create(tmp_path_factory.mktemp("webhooks-airflow-home"))
+
+
+def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database(own_airflow, tmp_path):
+    airflow_cli = own_airflow
     dags = tmp_path / "dags"
     dags.mkdir()
     shutil.copy(DAG_FILE, dags / DAG_FILE.name)
