@@ -30,11 +30,16 @@ DAG_FILE = textwrap.dedent(
     COMPANY = os.environ["CODAT_TEST_COMPANY"]
     with DAG("{DAG_ID}", schedule=None, catchup=False):
         refresh = CodatQueueDataTypesOperator(task_id="refresh", company_id=COMPANY, data_types=["invoices"])
-        for task_id, deferrable in (("wait_poke", False), ("wait_deferred", True)):
-            refresh >> CodatSyncSensor(
+        # The deferred wait goes first, while the sync still runs, so that it really hands over to a trigger;
+        # the others then find the same sync finished.
+        deferred, poke = (
+            CodatSyncSensor(
                 task_id=task_id, ticket=refresh.output, fail_on_error=False, deferrable=deferrable, poke_interval=1
             )
-        refresh >> CodatSyncSensor(task_id="wait_failing", ticket=refresh.output, poke_interval=1)
+            for task_id, deferrable in (("wait_deferred", True), ("wait_poke", False))
+        )
+        failing = CodatSyncSensor(task_id="wait_failing", ticket=refresh.output, poke_interval=1)
+        refresh >> deferred >> [poke, failing]
         CodatQueueDataTypesOperator(task_id="blocked", company_id=COMPANY, data_types=["bills"])
     '''
 )
@@ -57,7 +62,7 @@ def _rows_of_the_run(db_path, run_id: str) -> list[str]:
     return texts
 
 
-@pytest.mark.codat_simulator(sync_seconds=2, records=3, companies=2)
+@pytest.mark.codat_simulator(sync_seconds=6, records=3, companies=2)
 def test_echoed_key_reaches_no_xcom_log_or_database_row(airflow_cli, codat_simulator, tmp_path):
     sim = codat_simulator
     company = sim.control.linked_company_ids()[0]
