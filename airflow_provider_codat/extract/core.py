@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -250,6 +251,11 @@ def run_extract(
     return summary
 
 
+_gc_lock = threading.Lock()
+_gc_readers = 0
+_gc_saved: tuple[int, ...] = ()
+
+
 @contextlib.contextmanager
 def _fewer_gc_passes(young_threshold: int = 50_000):
     """Let the garbage collector run less often while pages are parsed.
@@ -258,14 +264,22 @@ def _fewer_gc_passes(young_threshold: int = 50_000):
     collection every few hundred records, and each one that cascades into the older generations rescans every
     object Airflow's imports left behind. Records and the hook's responses hold no reference cycles (see
     ``tests/hooks/test_memory.py``), so they are freed by reference counting: collecting less often costs no
-    memory, only CPU saved. The collector stays enabled, and its thresholds are restored afterwards.
+    memory, only CPU saved. The collector stays enabled, and its thresholds are restored when the last of the
+    reads running at once (the company operator reads types on several threads) is done.
     """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(max(young_threshold, thresholds[0]), *thresholds[1:])
+    global _gc_readers, _gc_saved
+    with _gc_lock:
+        if _gc_readers == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(young_threshold, _gc_saved[0]), *_gc_saved[1:])
+        _gc_readers += 1
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
+        with _gc_lock:
+            _gc_readers -= 1
+            if _gc_readers == 0:
+                gc.set_threshold(*_gc_saved)
 
 
 def _read_pass(

@@ -366,6 +366,14 @@ def test_gc_thresholds_are_raised_during_the_read_and_restored_after():
         with pytest.raises(RuntimeError), core._fewer_gc_passes(50_000):
             raise RuntimeError("a failed read restores them too")
         assert gc.get_threshold() == (700, 10, 10)
+        # Reads on several threads overlap: the thresholds come back when the last one ends, whatever the order.
+        first, second = core._fewer_gc_passes(50_000), core._fewer_gc_passes(50_000)
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert gc.get_threshold() == (50_000, 10, 10)
+        second.__exit__(None, None, None)
+        assert gc.get_threshold() == (700, 10, 10)
     finally:
         gc.set_threshold(*before)
 
