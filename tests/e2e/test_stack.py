@@ -4,7 +4,7 @@ when a Celery worker and the triggerer are killed with SIGKILL in the middle of 
 
 Opt-in: runs when CODAT_E2E=1 (CI sets it); then Debian's postgresql and redis-server must be installed (a
 missing one fails the test, naming the install command). ``CODAT_STACK_COMPANIES`` sets the number of
-simulator companies (default 200, as the issue asks: one task instance per company in the daily DAG; 8 minutes here).
+simulator companies (default 10 in CI; 200, as the issue asks, passed by hand in 484 s: one task instance per company in the daily DAG).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from airflow_provider_codat.simulator.control import SimulatorControl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG_ID = "codat_sync_daily"
-COMPANIES = int(os.environ.get("CODAT_STACK_COMPANIES", "200"))
+COMPANIES = int(os.environ.get("CODAT_STACK_COMPANIES", "10"))
 # Test-only settings over airflow.env: only the runs the test triggers; a dead worker's tasks failed (and
 # retried) after 30 s of silence rather than 5 minutes, and the tasks it had reserved but not started sent
 # again after 60 s in the queue rather than 10 minutes; a dead triggerer's triggers adopted after 15 s.
