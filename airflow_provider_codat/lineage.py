@@ -83,8 +83,8 @@ def extract_lineage(operator: CodatExtractOperator, task_instance: Any) -> Opera
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_codat.extract.commit import read_manifest
+    from airflow_provider_codat.extract.destination import destination_path
     from airflow_provider_codat.extract.layout import run_folder_name
-    from airflow_provider_codat.operators.extract import _destination_path
     from airflow_provider_codat.validation import require_data_type, require_uuid
 
     company_id = require_uuid(operator.company_id, "company_id")
@@ -93,7 +93,7 @@ def extract_lineage(operator: CodatExtractOperator, task_instance: Any) -> Opera
     namespace, name = codat_dataset_name(str(operator.hook.client.base_url), company_id, data_type)
     source = Dataset(namespace=namespace, name=name, facets=_schema_facets(fields, landed=False))
 
-    folder = _destination_path(operator.destination) / company_id / data_type
+    folder = destination_path(operator.destination) / company_id / data_type
     manifest = read_manifest(folder / run_folder_name(str(task_instance.run_id))) or {}
     summary = manifest.get("summary") or {}
     files = list(summary.get("files") or [])

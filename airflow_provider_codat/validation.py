@@ -129,3 +129,23 @@ def require_int(value: Any, what: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise CodatValidationError(f"{what} must be an integer >= {minimum}, got {shorten(value)}.")
     return value
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+def require_bool(value: Any, what: str) -> bool:
+    """Accept a boolean or its rendered-template spelling (``"True"``, ``"false"``, ``"1"``).
+
+    :param value: the value given, perhaps rendered from a template.
+    :param what: the parameter's name, named in the error.
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise CodatValidationError(f"{what} must be true or false, got {shorten(value)}.")

@@ -21,12 +21,12 @@ from airflow.sdk import Asset, BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY, extract_types
-from airflow_provider_codat.errors import CodatSyncTimeoutError, is_transient
+from airflow_provider_codat.errors import CodatSyncTimeoutError, CodatValidationError, is_transient
 from airflow_provider_codat.extract.core import ExtractRequest
+from airflow_provider_codat.extract.destination import destination_path
 from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
-from airflow_provider_codat.operators.extract import _as_bool, _destination_path
 from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator, CodatRefreshAllDataOperator
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sync.decision import State, decide_since
@@ -35,7 +35,7 @@ from airflow_provider_codat.sync.status import SUCCEEDED, WARNED
 from airflow_provider_codat.sync.ticket import WaitSpec, normalize_data_types, to_seconds
 from airflow_provider_codat.sync.wait import Wait, run
 from airflow_provider_codat.sync.watcher import SyncWatcher
-from airflow_provider_codat.validation import require_data_type, require_page_size, require_uuid
+from airflow_provider_codat.validation import require_bool, require_data_type, require_page_size, require_uuid
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -149,13 +149,13 @@ class CodatCompanySyncOperator(BaseOperator):
         companies = self._companies()
         types = normalize_data_types(self.data_types)
         if self.refresh not in REFRESH_MODES:
-            raise ValueError(
+            raise CodatValidationError(
                 f"refresh must be one of {', '.join(REFRESH_MODES)}, got {shorten(self.refresh)}."
             )
         from airflow_provider_codat.dag_tasks import resolve_destination
 
         destination = resolve_destination(self.destination or None)
-        _destination_path(destination)  # a malformed URI fails here, before any request
+        destination_path(destination)  # a malformed URI fails here, before any request
         state: dict[str, Any] = {
             "companies": companies,
             "types": types,
@@ -324,11 +324,11 @@ class CodatCompanySyncOperator(BaseOperator):
         return ExtractRequest(
             company_id=company_id,
             data_type=entry,
-            type_folder=_destination_path(destination) / company_id / entry.key,
+            type_folder=destination_path(destination) / company_id / entry.key,
             run_id=run_id,
             run_folder_name=run_folder_name(run_id),
-            include_deleted=_as_bool(self.include_deleted, "include_deleted"),
-            full_refresh=_as_bool(self.full_refresh, "full_refresh"),
+            include_deleted=require_bool(self.include_deleted, "include_deleted"),
+            full_refresh=require_bool(self.full_refresh, "full_refresh"),
             page_size=self.page_size,
         )
 

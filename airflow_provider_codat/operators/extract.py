@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
@@ -19,6 +17,7 @@ from airflow_provider_codat.extract.core import (
     ExtractRequest,
     run_extract,
 )
+from airflow_provider_codat.extract.destination import check_destination, destination_path
 from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
@@ -30,16 +29,18 @@ from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import CodatCompanyLink
 from airflow_provider_codat.safe_repr import shorten
-from airflow_provider_codat.validation import require_data_type, require_int, require_page_size, require_uuid
+from airflow_provider_codat.validation import (
+    require_bool,
+    require_data_type,
+    require_int,
+    require_page_size,
+    require_uuid,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = ["CodatDataNotSyncedError", "CodatExtractError", "CodatExtractOperator"]
-
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
 
 
 class CodatExtractOperator(BaseOperator):
@@ -140,9 +141,7 @@ class CodatExtractOperator(BaseOperator):
         if _is_plain(data_type):
             require_data_type(data_type)
         if _is_plain(destination):
-            _check_destination(
-                destination
-            )  # the URI's shape only: building the path may look up a connection
+            check_destination(destination)  # the URI's shape only: building the path may look up a connection
         if _is_plain(connection_id) and connection_id:
             require_uuid(connection_id, "connection_id")
 
@@ -180,11 +179,11 @@ class CodatExtractOperator(BaseOperator):
         return ExtractRequest(
             company_id=company_id,
             data_type=entry,
-            type_folder=_destination_path(self.destination) / company_id / entry.key,
+            type_folder=destination_path(self.destination) / company_id / entry.key,
             run_id=run_id,
             run_folder_name=run_folder_name(run_id),
-            include_deleted=_as_bool(self.include_deleted, "include_deleted"),
-            full_refresh=_as_bool(self.full_refresh, "full_refresh"),
+            include_deleted=require_bool(self.include_deleted, "include_deleted"),
+            full_refresh=require_bool(self.full_refresh, "full_refresh"),
             page_size=self.page_size,
             connection_id=connection_id,
             report_params=report_params,
@@ -193,7 +192,7 @@ class CodatExtractOperator(BaseOperator):
             max_file_records=self.max_file_records,
             compresslevel=self.compresslevel,
             log_interval=self.log_interval,
-            known_synced=_as_bool(self.known_synced, "known_synced"),
+            known_synced=require_bool(self.known_synced, "known_synced"),
         )
 
     def _emit(self, context: Context, summary: dict[str, Any]) -> None:
@@ -210,38 +209,3 @@ class CodatExtractOperator(BaseOperator):
 def _is_plain(value: Any) -> bool:
     """A value given as is, not a Jinja template nor an XCom reference to resolve later."""
     return isinstance(value, str) and "{{" not in value and "{%" not in value
-
-
-def _destination_path(destination: Any) -> ObjectStoragePath:
-    if isinstance(destination, ObjectStoragePath):
-        return destination
-    return ObjectStoragePath(_check_destination(destination).rstrip("/"))
-
-
-def _check_destination(destination: Any) -> str:
-    """Check the URI's shape, and that no path segment climbs out of it (``..``, also percent-encoded)."""
-    if not isinstance(destination, str) or not _URI.match(destination):
-        raise CodatValidationError(
-            f"destination must be a storage URI such as 'file:///data/codat' or 's3://aws_default@bucket/codat', "
-            f"got {shorten(destination)}."
-        )
-    path = destination.split("://", 1)[1]
-    segments = unquote(path.split("?", 1)[0].split("#", 1)[0]).replace("\\", "/").split("/")
-    if any(segment in (".", "..") for segment in segments) or "\x00" in path:
-        raise CodatValidationError(
-            f"destination must not contain '.' or '..' path segments (or a NUL byte), got {shorten(destination)}: "
-            "write the folder out in full, e.g. 'file:///data/codat' instead of 'file:///data/x/../codat'."
-        )
-    return destination
-
-
-def _as_bool(value: Any, what: str) -> bool:
-    """Accept booleans and their rendered-template spellings ("True", "false", "1")."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise CodatValidationError(f"{what} must be true or false, got {shorten(value)}.")

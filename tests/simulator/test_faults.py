@@ -50,13 +50,13 @@ def test_fault_matches_path_and_method_only(sim, client, company_id):
 
 
 def test_latency_delays_the_answer(sim, client):
-    sim.control.add_fault("latency", delay=0.3)
+    sim.control.add_fault("latency", delay=1.0)
     started = time.monotonic()
     assert client.get("/companies").status_code == 200
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 1.0
     started = time.monotonic()
     client.get("/companies")
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 1.0  # the fault fired once; the margin absorbs a busy machine
 
 
 def test_drop_closes_the_connection_mid_response(sim, client):

@@ -344,7 +344,7 @@ def test_a_slow_database_does_not_slow_the_answer():
     started = time.monotonic()
     for number in range(3):
         assert post(client, *signed(read_completed(summary("invoices")), f"msg_{number}")).status_code == 200
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.5  # written in line, the three answers would take 3 s
 
 
 def test_a_full_queue_answers_503_and_lets_the_retry_through():

@@ -1,0 +1,48 @@
+"""Where extracts land: a storage URI, checked before any request, and the path built from it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_codat.errors import CodatValidationError
+from airflow_provider_codat.safe_repr import shorten
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_destination(destination: Any) -> str:
+    """Check a destination URI's shape, and that no path segment climbs out of it.
+
+    Only the text is checked (no connection is looked up), so this is safe at DAG parse time.
+
+    :param destination: the URI given by the caller, e.g. ``file:///data/codat`` or ``s3://aws_default@bucket/codat``.
+    :return: the URI unchanged.
+    :raises CodatValidationError: not a URI, or it holds ``.``/``..`` segments (percent-encoded too) or a NUL byte.
+    """
+    if not isinstance(destination, str) or not _URI.match(destination):
+        raise CodatValidationError(
+            f"destination must be a storage URI such as 'file:///data/codat' or 's3://aws_default@bucket/codat', "
+            f"got {shorten(destination)}."
+        )
+    path = destination.split("://", 1)[1]
+    segments = unquote(path.split("?", 1)[0].split("#", 1)[0]).replace("\\", "/").split("/")
+    if any(segment in (".", "..") for segment in segments) or "\x00" in path:
+        raise CodatValidationError(
+            f"destination must not contain '.' or '..' path segments (or a NUL byte), got {shorten(destination)}: "
+            "write the folder out in full, e.g. 'file:///data/codat' instead of 'file:///data/x/../codat'."
+        )
+    return destination
+
+
+def destination_path(destination: Any) -> ObjectStoragePath:
+    """The storage path of a checked destination (an :class:`ObjectStoragePath` is taken as it is).
+
+    :param destination: a URI (checked by :func:`check_destination`) or an ``ObjectStoragePath``.
+    """
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    return ObjectStoragePath(check_destination(destination).rstrip("/"))
