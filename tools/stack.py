@@ -280,16 +280,17 @@ class Stack:
             return None
         return pid if alive else None
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> set[int]:
         """Send ``sig`` to ``name`` and every process under it, as a machine or pod dying would (Airflow
-        runs each task in a process group of its own); return the pid."""
+        runs each task in a process group of its own); return the pids signalled (its task processes too)."""
         pid = self.pid(name)
         if pid is None:
             raise RuntimeError(f"{name} is not running (no live pid in {self.pid_file(name)}).")
-        for member in process_tree(pid):
+        members = process_tree(pid)
+        for member in members:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(member, sig)
-        return pid
+        return members
 
     def component_of(self, pid: int) -> str | None:
         """The stack's process that ``pid`` runs under (itself or an ancestor), if any."""
