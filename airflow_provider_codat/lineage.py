@@ -29,7 +29,8 @@ from airflow.sdk import ObjectStoragePath
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    from airflow_provider_codat.operators.extract import CodatExtractOperator
+    from airflow_provider_codat.hooks.codat import CodatHook
+
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,15 @@ def storage_dataset_name(path: ObjectStoragePath) -> tuple[str, str]:
     return path.namespace, path.key
 
 
-def extract_lineage(operator: CodatExtractOperator, task_instance: Any) -> OperatorLineage:
-    """The lineage of one finished extract run.
+def extract_lineage(
+    *, hook: CodatHook, company_id: str, data_type: str, destination: Any, task_instance: Any
+) -> OperatorLineage:
+    """The lineage of one finished extract run (its templated fields rendered).
 
-    :param operator: the extract operator, its templated fields rendered.
+    :param hook: the extract's hook (its base URL names the source).
+    :param company_id: the company read.
+    :param data_type: the data type read.
+    :param destination: where the extract landed it (a storage URI or ``ObjectStoragePath``).
     :param task_instance: the finished task instance (its ``run_id`` finds the run's manifest).
     """
     from airflow.providers.common.compat.openlineage.facet import (
@@ -87,13 +93,13 @@ def extract_lineage(operator: CodatExtractOperator, task_instance: Any) -> Opera
     from airflow_provider_codat.extract.layout import run_folder_name
     from airflow_provider_codat.validation import require_data_type, require_uuid
 
-    company_id = require_uuid(operator.company_id, "company_id")
-    data_type = require_data_type(operator.data_type).key
+    company_id = require_uuid(company_id, "company_id")
+    data_type = require_data_type(data_type).key
     fields = record_fields().get(data_type)
-    namespace, name = codat_dataset_name(str(operator.hook.client.base_url), company_id, data_type)
+    namespace, name = codat_dataset_name(str(hook.client.base_url), company_id, data_type)
     source = Dataset(namespace=namespace, name=name, facets=_schema_facets(fields, landed=False))
 
-    folder = destination_path(operator.destination) / company_id / data_type
+    folder = destination_path(destination) / company_id / data_type
     manifest = read_manifest(folder / run_folder_name(str(task_instance.run_id))) or {}
     summary = manifest.get("summary") or {}
     files = list(summary.get("files") or [])

@@ -159,7 +159,13 @@ class CodatExtractOperator(BaseOperator):
         """OpenLineage of this run (with the ``openlineage`` extra): see :mod:`airflow_provider_codat.lineage`."""
         from airflow_provider_codat.lineage import extract_lineage
 
-        return extract_lineage(self, task_instance)
+        return extract_lineage(
+            hook=self.hook,
+            company_id=self.company_id,
+            data_type=self.data_type,
+            destination=self.destination,
+            task_instance=task_instance,
+        )
 
     def _request(self, context: Context) -> ExtractRequest:
         company_id = require_uuid(self.company_id, "company_id")
