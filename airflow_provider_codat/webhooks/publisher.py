@@ -13,7 +13,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from airflow_provider_codat.webhooks.dedupe import DEFAULT_TTL_SECONDS
 from airflow_provider_codat.webhooks.events import ChangeNotice
 from airflow_provider_codat.webhooks.requeue import requeue_unconsumed
 
@@ -36,7 +39,9 @@ def write_asset_events(notices: Sequence[ChangeNotice]) -> list[int]:
     """Create one asset event per notice in one transaction, the way Airflow's ``POST /api/v2/assets/events``
     does (``asset_manager.register_asset_change``), which also queues the DAGs scheduled on the assets.
 
-    An asset no DAG refers to has no row in Airflow's database: its notice is skipped with a warning.
+    An asset no DAG refers to has no row in Airflow's database: its notice is skipped with a warning. A notice
+    whose event is already in the database (the same ``webhook-id`` and company, written by another API server
+    process in the last 30 hours) is skipped too: the database is the memory every process shares.
     Returns the ids of the events created.
     """
     from airflow.assets.manager import asset_manager
@@ -58,12 +63,40 @@ def write_asset_events(notices: Sequence[ChangeNotice]) -> list[int]:
                     "No DAG uses the asset %s, so Codat's change to it schedules nothing.", notice.asset_uri
                 )
                 continue
+            if _already_written(session, asset.id, notice):
+                log.info(
+                    "Codat webhook %s: the event on %s is already recorded (another API server process took "
+                    "this delivery); not written again.",
+                    notice.extra.get("webhook_id"),
+                    notice.asset_uri,
+                )
+                continue
             event = asset_manager.register_asset_change(
                 asset=asset, extra=notice.extra, source_is_api=True, api_user_teams=set(), session=session
             )
             if event is not None:
                 created.append(event.id)
     return created
+
+
+def _already_written(session: Any, asset_id: int, notice: ChangeNotice) -> bool:
+    """Whether an event of this delivery (``webhook_id``) and company is on the asset, within the time Codat
+    retries a message (the ``(asset_id, timestamp)`` index bounds the search)."""
+    from airflow.models.asset import AssetEvent
+    from sqlalchemy import select
+
+    cutoff = datetime.now(tz=UTC) - timedelta(seconds=DEFAULT_TTL_SECONDS)
+    found = session.scalar(
+        select(AssetEvent.id)
+        .where(
+            AssetEvent.asset_id == asset_id,
+            AssetEvent.timestamp >= cutoff,
+            AssetEvent.extra["webhook_id"].as_string() == str(notice.extra.get("webhook_id")),
+            AssetEvent.extra["company_id"].as_string() == str(notice.extra.get("company_id")),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 class AssetEventPublisher:

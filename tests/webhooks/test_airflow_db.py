@@ -66,6 +66,31 @@ DELIVER = textwrap.dedent(
 )
 
 
+# Another API server process: its memory of webhook-ids is empty, so only the database can tell a repeat.
+DELIVER_AGAIN = textwrap.dedent(
+    """
+    import json, sys
+    from datetime import UTC, datetime
+    from fastapi.testclient import TestClient
+    from standardwebhooks.webhooks import Webhook
+    from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
+
+    (mounted,) = CodatWebhooksPlugin.fastapi_apps
+    app = mounted["app"]
+    body, secret, webhook_id = sys.argv[1:4]
+    now = datetime.now(tz=UTC)
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(webhook_id, now, body),
+    }
+    answer = TestClient(app).post("/webhooks", content=body, headers=headers).json()
+    assert app.state.parts.publisher.join(60), "asset events not written in time"
+    print(json.dumps(answer))
+    """
+)
+
+
 @pytest.fixture(scope="module")
 def own_airflow(tmp_path_factory) -> AirflowCLI:
     """A database of this test's own: the session's is shared with DAG tests whose extracts emit events on the
@@ -138,3 +163,18 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
     # Neither event was consumed by a run: both stay pending, and one queue row per (asset, DAG) came back.
     assert result["pending"] == result["again"] == sorted(result["ids"])
     assert result["rows"] == ["codat_on_change"]
+
+    # Codat's retry of msg_db_1 reaches another API server process: answered, but no second event.
+    again = subprocess.run(
+        [sys.executable, "-c", DELIVER_AGAIN, body, SECRET, "msg_db_1"],
+        env={**airflow_cli.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["message"] == "accepted"
+    with sqlite3.connect(airflow_cli.db_path) as db:
+        count = db.execute("select count(*) from asset_event").fetchone()[0]
+    assert count == len(events) == 2
