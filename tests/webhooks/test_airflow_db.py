@@ -132,19 +132,24 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
             },
         }
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", DELIVER, body, SECRET],
-        env={**airflow_cli.env, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def api_server_process(script: str, *args: str) -> tuple[dict, str]:
+        """Run ``script`` as an API server process would load the app; its last line, and all it printed."""
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            env={**airflow_cli.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout + proc.stderr
+
+    result, printed = api_server_process(DELIVER, body, SECRET)
     answers = result["answers"]
     assert [a["message"] for a in answers] == ["accepted", "duplicate delivery ignored", "accepted"]
-    assert SECRET not in proc.stdout + proc.stderr
+    assert SECRET not in printed
     with sqlite3.connect(airflow_cli.db_path) as db:
         events = db.execute(
             "select asset.uri, asset_event.extra from asset_event join asset on asset.id = asset_event.asset_id "
@@ -165,16 +170,8 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
     assert result["rows"] == ["codat_on_change"]
 
     # Codat's retry of msg_db_1 reaches another API server process: answered, but no second event.
-    again = subprocess.run(
-        [sys.executable, "-c", DELIVER_AGAIN, body, SECRET, "msg_db_1"],
-        env={**airflow_cli.env, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert json.loads(again.stdout.strip().splitlines()[-1])["message"] == "accepted"
+    answer, _ = api_server_process(DELIVER_AGAIN, body, SECRET, "msg_db_1")
+    assert answer["message"] == "accepted"
     with sqlite3.connect(airflow_cli.db_path) as db:
         count = db.execute("select count(*) from asset_event").fetchone()[0]
     assert count == len(events) == 2
