@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from airflow_provider_codat.hooks._clients import SHARED
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
 from tests.sync.conftest import requests
@@ -81,6 +82,8 @@ async def test_restart_mid_wait_resumes_the_same_wait_and_deadline(sim, sim_cloc
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    # A trigger cancelled mid-wait (triggerer stopping, task cleared) gives its shared client back.
+    assert SHARED.open_clients() == 0
     polls_before = len(requests(sim, "GET", "dataStatus"))
     # The task polled at 0 before deferring; the trigger's first poll comes 5 to 10 s in, the next ones
     # doubling (each stretched by up to a quarter, fixed per wait); it is stopped past 30 s.
