@@ -23,7 +23,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY, extract_types
 from airflow_provider_codat.errors import CodatSyncTimeoutError, CodatValidationError, is_transient
 from airflow_provider_codat.extract.core import ExtractRequest
-from airflow_provider_codat.extract.destination import destination_path
+from airflow_provider_codat.extract.destination import check_destination, destination_path
 from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
@@ -155,7 +155,7 @@ class CodatCompanySyncOperator(BaseOperator):
         from airflow_provider_codat.dag_tasks import resolve_destination
 
         destination = resolve_destination(self.destination or None)
-        destination_path(destination)  # a malformed URI fails here, before any request
+        check_destination(destination)  # a malformed URI fails here, before any request
         state: dict[str, Any] = {
             "companies": companies,
             "types": types,
