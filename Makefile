@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint format simulator demo airflow stack stack-stop clean
+.PHONY: venv constraints test test-airflow lint format simulator demo airflow stack stack-stop clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,13 @@ format: venv
 test: lint
 	$(BIN)/pytest
 
+# The suite (less the multi-process stack test) on another Airflow minor and Python, in a venv of their own:
+# make test-airflow AIRFLOW_MINOR=3.1 PYTHON_VERSION=3.13 (pins: constraints/airflow-3.1.txt). .ci/run runs the matrix.
+AIRFLOW_MINOR  ?= 3.1
+PYTHON_VERSION ?= 3.11
+test-airflow:
+	tools/airflow_minor.sh $(AIRFLOW_MINOR) $(PYTHON_VERSION) --ignore=tests/e2e/test_stack.py
+
 simulator: venv
 	$(BIN)/python -m airflow_provider_codat.simulator --port 8765
 
@@ -42,5 +49,16 @@ stack: venv
 stack-stop:
 	$(BIN)/python tools/stack.py stop
 
+# Re-pin after a dependency change: constraints.txt (Airflow 3.3, what make test/demo/stack install on Python 3.11)
+# and one file per older minor's latest release, resolved for every declared Python.
+EXTRAS       := --extra test --extra dev --extra openlineage --extra stack
+OLDER_MINORS := 3.1.8 3.2.2
+constraints: venv
+	$(BIN)/uv pip compile -q pyproject.toml $(EXTRAS) --python-version 3.11 -o constraints.txt
+	for release in $(OLDER_MINORS); do \
+	  echo "apache-airflow==$$release" | $(BIN)/uv pip compile -q pyproject.toml - $(EXTRAS) --universal \
+	    --python-version 3.11 -o constraints/airflow-$${release%.*}.txt || exit 1; \
+	done
+
 clean:
-	rm -rf $(VENV) .airflow .demo .stack test-artifacts
+	rm -rf $(VENV) .venv-airflow* .airflow .demo .stack test-artifacts

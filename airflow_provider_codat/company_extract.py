@@ -122,6 +122,9 @@ def extract_types(
         raise ValueError(f"extract_types takes one company's requests, got {len(company_ids)} companies.")
     company_id = requests[0].company_id
     workers = max(1, min(max_concurrency, len(requests)))
+    # Resolve the connection and mask its secrets here, once, before the threads share the client: both talk
+    # to Airflow's supervisor, whose channel takes one caller at a time on Airflow 3.1 (interleaved, they hang).
+    _ = hook.client
     bracket = StatusBracket(lambda: hook.get_data_status(company_id), reading=workers, before=status_before)
     shared = _SharedListings(hook)
 

@@ -51,7 +51,7 @@ def resolve_destination(explicit: str | None = None) -> str:
 
 
 def _max_map_length() -> int:
-    from airflow.sdk.configuration import conf
+    from airflow_provider_codat.version_compat import conf
 
     return conf.getint("core", "max_map_length", fallback=1024)
 

@@ -40,6 +40,7 @@ from airflow_provider_codat.safe_repr import shorten
 __all__ = [
     "DESTINATION_VARIABLE",
     "POKE_INTERVAL_ENV",
+    "START_DATE",
     "SyncSpec",
     "build_sync_dag",
     "codat_sync_task_group",
@@ -56,6 +57,9 @@ POKE_INTERVAL_ENV = "CODAT_SYNC_POKE_INTERVAL"
 # Tasks of one DAG running at once. Each works for its own company (within Codat's 10 concurrent requests per
 # company) and frees its slot while Codat syncs; Codat's per-IP limits are bounded by a pool (docs/dags.md).
 DEFAULT_MAX_ACTIVE = 16
+# The DAGs' start_date: long past on any clock these DAGs meet (one in the future schedules nothing until it
+# comes; a test clock may be set to 2024). catchup=False, so no run is made for the intervals since.
+START_DATE = pendulum.datetime(2020, 1, 1, tz="UTC")
 
 
 # -- the group ----------------------------------------------------------------------------------------------
@@ -222,7 +226,7 @@ def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = "codat_default") -> D
         dag_id=spec.dag_id,
         description=spec.description,
         schedule=spec.schedule,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         max_active_tasks=spec.max_active_tasks,

@@ -7,8 +7,9 @@
 * :class:`CodatSyncTimeoutError`: a wait passed its deadline (also an ``AirflowSensorTimeout``, so that sensors
   honour ``soft_fail`` and the task is not retried into the same wait).
 
-This module sits at the bottom of the import graph: it imports nothing from the provider. Messages never carry
-the API key, its encoded header or unbounded input.
+This module sits at the bottom of the import graph: it imports nothing from the provider but
+:mod:`~airflow_provider_codat.version_compat`. Messages never carry the API key, its encoded header or unbounded
+input.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_codat.version_compat import AirflowSensorTimeout
 
 # Statuses worth another attempt later: the same request may well succeed.
 TRANSIENT_STATUSES = frozenset({408, 429})

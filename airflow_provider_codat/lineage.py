@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_codat.version_compat import object_storage_namespace
+
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
@@ -67,7 +69,7 @@ def storage_dataset_name(path: ObjectStoragePath) -> tuple[str, str]:
     """
     if path.protocol in ("file", "local"):
         return "file", "/" + path.key.lstrip("/")
-    return path.namespace, path.key
+    return object_storage_namespace(path), path.key
 
 
 def extract_lineage(

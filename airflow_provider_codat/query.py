@@ -50,8 +50,9 @@ def format_value(value: Any) -> str:
             raise CodatValidationError(
                 f"Query dates must be timezone-aware (got naive {value.isoformat()}): add tzinfo=UTC."
             )
-        utc = value.astimezone(dt.UTC)
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
+        utc = value.astimezone(dt.UTC).replace(tzinfo=None)
+        # isoformat, unlike strftime("%Y"), always writes four-digit years.
+        return utc.isoformat(timespec="microseconds") + "0Z"
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, int | Decimal):

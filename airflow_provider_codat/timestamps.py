@@ -17,18 +17,27 @@ def parse_timestamp(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):  # NaN, or epoch seconds beyond year 9999
+            return None
     if not isinstance(value, str) or len(value) > 64:
         return None
     # Python accepts at most six fractional digits; Codat writes seven.
     text = re.sub(r"(\.\d{6})\d+", r"\1", value.strip())
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def format_timestamp(moment: datetime) -> str:
-    """ISO 8601 UTC with ``Z`` (microseconds kept), the form tickets and trigger kwargs carry."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO 8601 UTC with ``Z`` (microseconds kept), the form tickets and trigger kwargs carry.
+
+    :param moment: the instant; a naive datetime is read as UTC, as :func:`parse_timestamp` reads one (never as
+        the machine's local time, which would move it by the zone's offset and by DST).
+    """
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    # isoformat, unlike strftime("%Y"), always writes four-digit years.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -85,9 +85,8 @@ def _sensor(ticket: dict) -> dict:
 
 def _deferred(ticket: dict) -> dict:
     """The deferrable sensor: its one check in ``execute``, then the trigger's polls, then ``execute_complete``."""
-    from airflow.sdk.exceptions import TaskDeferred
-
     from airflow_provider_codat.sensors.sync import CodatSyncSensor
+    from airflow_provider_codat.version_compat import TaskDeferred
 
     sensor = CodatSyncSensor(task_id="wait", ticket=ticket, timeout=7200, deferrable=True)
     try:

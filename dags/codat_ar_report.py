@@ -17,11 +17,15 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, get_current_context, task, task_group
 
 from airflow_provider_codat.dag_tasks import portfolio
-from airflow_provider_codat.dags_builder import codat_sync_task_group, company_ids_param, resolve_destination
+from airflow_provider_codat.dags_builder import (
+    START_DATE,
+    codat_sync_task_group,
+    company_ids_param,
+    resolve_destination,
+)
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 
 log = logging.getLogger(__name__)
@@ -73,7 +77,7 @@ with DAG(
     dag_id="codat_ar_report",
     description="Accounts receivable per company, gated on consistent lastSuccessfulSync.",
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["codat", "report"],

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, Asset, AssetAny, Param
 
+from airflow_provider_codat.dags_builder import START_DATE
 from airflow_provider_codat.on_change import changed_pairs, watched_asset_uris
 from airflow_provider_codat.operators.extract import CodatExtractOperator
 
@@ -23,7 +23,7 @@ with DAG(
     dag_id="codat_on_change",
     description="Extract the company data types Codat's webhooks report as changed (no polling).",
     schedule=AssetAny(*(Asset(uri) for uri in watched_asset_uris())),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     # One run at a time: events arriving meanwhile are folded into the next run, and two extracts of the same
     # company and type never race.

@@ -6,8 +6,11 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
+import time_machine
 
 # Keep Airflow's config and any SQLite file out of the user's ~/airflow: one throwaway home per test session,
 # removed when the session ends.
@@ -23,3 +26,17 @@ from tests.airflow_cli import AirflowCLI
 def airflow_cli(tmp_path_factory) -> AirflowCLI:
     """A real Airflow on SQLite in a temporary home, migrated once per test session."""
     return AirflowCLI.create(tmp_path_factory.mktemp("airflow-home"))
+
+
+@pytest.fixture
+def clock_at(request: pytest.FixtureRequest) -> Iterator[datetime]:
+    """The clock stopped at ``request.param`` (one of ``tests.moments.MOMENTS``, parametrised indirectly).
+
+    time-machine replaces ``time.time()`` and ``datetime.now()`` for every thread, so the simulator's server
+    thread (its ``Clock`` reads ``time.time()``) and Airflow see the same moment; ``time.monotonic()`` and
+    sleeping are left alone, so servers, timeouts and asyncio run as usual. A moment in a local zone also sets
+    ``TZ`` to that zone. The clock does not tick: a test at 23:59:59 cannot cross midnight halfway through.
+    Tests that wait on the clock use ``time_machine.travel(moment, tick=True)`` instead.
+    """
+    with time_machine.travel(request.param, tick=False):
+        yield request.param

@@ -15,7 +15,7 @@ def test_dags_test_reports_task_states_and_xcom(airflow_cli, tmp_path):
             import pendulum
             from airflow.sdk import dag, task
 
-            @dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
+            @dag(schedule=None, start_date=pendulum.datetime(2020, 1, 1), catchup=False)  # past on any test clock
             def harness_probe():
                 @task
                 def ok():

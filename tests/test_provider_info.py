@@ -18,6 +18,7 @@ import pytest
 from airflow.sdk import BaseOperatorLink
 
 from airflow_provider_codat import DOCUMENTATION_URL, PACKAGE_NAME, __version__, get_provider_info
+from airflow_provider_codat.version_compat import AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,10 +60,27 @@ def test_entry_point_points_at_get_provider_info():
 
 
 def test_airflows_provider_manager_accepts_the_provider_and_its_connection_form():
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
     from airflow.providers_manager import ProvidersManager
 
     manager = ProvidersManager()
     assert manager.providers[PACKAGE_NAME].version == __version__
+    # The form as the UI receives it (GET /ui/connections/hook_meta), on every minor.
+    (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "codat"]
+    standard = meta.standard_fields
+    assert (standard.host.title, standard.host.placeholder) == ("Base URL", "https://api.codat.io")
+    assert standard.password.title == "API key" and not standard.password.hidden
+    assert standard.login.hidden and standard.port.hidden and standard.url_schema.hidden
+    extra = meta.extra_fields
+    assert set(extra) == {"timeout", "max_retries", "max_retry_time", "portal_url", "webhook_secret"}
+    assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
+    assert extra["max_retries"]["schema"]["type"] == ["integer", "null"]
+    assert extra["webhook_secret"]["schema"]["format"] == "password"
+    assert "format" not in extra["portal_url"]["schema"]
+    if not AIRFLOW_V_3_2_PLUS:
+        # Airflow 3.1 takes the form from the hook's WTForms methods, which only its API server can call
+        # without WTForms installed (it stands in for WTForms, as above); 3.2+ reads the provider info anywhere.
+        return
     behaviour = manager.field_behaviours["codat"]
     assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
     assert behaviour["placeholders"]["host"] == "https://api.codat.io"
@@ -118,8 +136,10 @@ def test_providers_manager_sees_hooks_links_triggers_and_the_documentation_url()
 
     manager = ProvidersManager()
     provider = manager.providers[PACKAGE_NAME]
-    # Airflow takes the documentation URL from the package's Project-URL "Documentation".
-    assert provider.data["documentation-url"] == DOCUMENTATION_URL
+    # Airflow takes the documentation URL from the package's Project-URL "Documentation". Before 3.3 it keeps
+    # the blank after the comma of "Documentation, <url>" (Airflow's parsing, not the package's metadata).
+    expected_url = DOCUMENTATION_URL if AIRFLOW_V_3_3_PLUS else f" {DOCUMENTATION_URL}"
+    assert provider.data["documentation-url"] == expected_url
     assert "airflow_provider_codat.operators.extract" in _modules("operators")
     assert provider.data["hooks"] == get_provider_info()["hooks"]
     assert "airflow_provider_codat.links.CodatCompanyLink" in manager.extra_links_class_names

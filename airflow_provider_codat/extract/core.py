@@ -49,6 +49,7 @@ from airflow_provider_codat.extract.writer import (
     PartWriter,
     part_name,
 )
+from airflow_provider_codat.timestamps import format_timestamp
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -295,7 +296,7 @@ def _read_pass(
     data_type = request.data_type
     result = _Pass()
     progress = _Progress(label, request.log_interval)
-    stamp = extracted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = format_timestamp(extracted_at)
     writer = PartWriter(
         request.run_folder,
         max_bytes=request.max_file_bytes,

@@ -56,14 +56,15 @@ def instant_key(value: str) -> str:
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=UTC
         )
-    except ValueError as exc:
+        if zone and zone not in ("Z", "z"):
+            sign = 1 if zone[0] == "+" else -1
+            digits = zone[1:].replace(":", "").ljust(4, "0")
+            moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
+    except (ValueError, OverflowError) as exc:  # OverflowError: the offset moves it out of years 1-9999
         raise WatermarkError(f"Not a valid date-time: {shorten(value)} ({exc}).") from None
-    if zone and zone not in ("Z", "z"):
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "").ljust(4, "0")
-        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
     fraction = (fraction or "")[:9].ljust(9, "0")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + "." + fraction + "Z"
+    # isoformat, unlike strftime("%Y"), always writes four-digit years, so keys keep sorting like instants.
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "." + fraction + "Z"
 
 
 def query_value(watermark: str) -> str:

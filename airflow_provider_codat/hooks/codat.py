@@ -38,6 +38,7 @@ from airflow_provider_codat.validation import (
     require_query,
     require_uuid,
 )
+from airflow_provider_codat.version_compat import hook_field_behaviour, hook_form_widgets
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -49,6 +50,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _connection_type() -> dict[str, Any]:
+    from airflow_provider_codat import get_provider_info
+
+    (declared,) = get_provider_info()["connection-types"]
+    return declared
 
 
 class CodatHook(BaseHook, Transport):
@@ -100,6 +108,17 @@ class CodatHook(BaseHook, Transport):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(codat_conn_id={self.codat_conn_id!r})"
 
+    # -- the connection form: declared in get_provider_info(); Airflow 3.1 asks the hook for it instead ------
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The form's standard fields (hidden, relabelled, placeholders), as the provider info declares them."""
+        return hook_field_behaviour(_connection_type())
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields, as the provider info declares them (``conn-fields``)."""
+        return hook_form_widgets(_connection_type())
+
     # -- connection and clients ----------------------------------------------------------------------------
     def _get_settings(self) -> Settings:
         if self._settings is None:
@@ -114,10 +133,10 @@ class CodatHook(BaseHook, Transport):
 
     async def _aget_settings(self) -> Settings:
         if self._settings is None:
-            from airflow.sdk.log import amask_secret
+            from airflow_provider_codat.version_compat import aextra_dejson, amask_secret
 
             conn = await self.aget_connection(self.codat_conn_id)
-            extra = await conn.aextra_dejson()
+            extra = await aextra_dejson(conn)
             settings = settings_from(conn, extra, self.codat_conn_id, self._overrides)
             for secret in secrets_of(conn, settings):
                 await amask_secret(secret)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from airflow_provider_codat.datatypes import DataType, Scope
@@ -69,6 +70,11 @@ def report_params(entry: DataType, params: dict[str, Any]) -> dict[str, Any]:
         "periodLength": require_int(merged["periodLength"], "periodLength"),
         "periodsToCompare": require_int(merged["periodsToCompare"], "periodsToCompare"),
     }
-    if merged.get("startMonth") is not None:
-        out["startMonth"] = format_value(merged["startMonth"])
+    start = merged.get("startMonth")
+    if start is not None:
+        if isinstance(start, datetime):
+            # A month is a calendar date, not an instant: 1 January in Paris is 31 December in UTC, which
+            # would ask for December. Its own date is sent (a naive datetime is fine here).
+            start = start.date()
+        out["startMonth"] = format_value(start)
     return out

@@ -23,6 +23,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -96,6 +97,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
             return None
         if when is None:
             return None
+        if when.tzinfo is None:
+            # "-0000" gives a naive datetime; timestamp() would read it as this machine's local time.
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
     if math.isnan(seconds) or math.isinf(seconds):
         return None

@@ -17,8 +17,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.sdk import Asset, BaseOperator
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY, extract_types
 from airflow_provider_codat.errors import CodatSyncTimeoutError, CodatValidationError, is_transient
@@ -36,6 +36,7 @@ from airflow_provider_codat.sync.ticket import WaitSpec, normalize_data_types, t
 from airflow_provider_codat.sync.wait import Wait, run
 from airflow_provider_codat.sync.watcher import SyncWatcher
 from airflow_provider_codat.validation import require_bool, require_data_type, require_page_size, require_uuid
+from airflow_provider_codat.version_compat import TaskDeferred, conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -17,7 +17,7 @@ from datetime import UTC, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator
 
 from airflow_provider_codat.datatypes import fetch_on_first_link_types
 from airflow_provider_codat.errors import (
@@ -43,6 +43,7 @@ from airflow_provider_codat.sync.wait import Wait, resolve_event, run
 from airflow_provider_codat.timestamps import parse_timestamp
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
 from airflow_provider_codat.validation import require_uuid
+from airflow_provider_codat.version_compat import conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -8,12 +8,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.sync.interval import CLOCK
 from airflow_provider_codat.sync.ticket import normalize_data_types, to_seconds
 from airflow_provider_codat.timestamps import parse_timestamp
+from airflow_provider_codat.version_compat import AirflowSensorTimeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -7,15 +7,16 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_codat.errors import CodatSyncTimeoutError
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 from airflow_provider_codat.sync.ticket import WaitSpec, iso_utc, normalize_data_types, to_seconds
 from airflow_provider_codat.sync.wait import Wait, resolve_event
+from airflow_provider_codat.timestamps import parse_timestamp
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
+from airflow_provider_codat.version_compat import AirflowSensorTimeout, conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -133,7 +134,7 @@ class CodatSyncSensor(BaseSensorOperator):
         if self.reschedule and context.get("ti") is not None:
             first = context["ti"].get_first_reschedule_date(context)
             if first is not None:
-                started = first.timestamp()
+                started = parse_timestamp(first).timestamp()  # a naive one is UTC, not this machine's zone
         cap = self.max_poke_interval if self.exponential_backoff else self.poke_interval
         return Wait(
             spec,

@@ -193,8 +193,9 @@ def _snapshot(
     state: SimulatorState, data_type: DataType, company_id: str, connection_id: str, request: Request
 ) -> dict:
     company = state.company(company_id)
+    now = state.clock.now()  # one reading: every date of the answer is about the same moment
     if data_type.key == "company":
-        return company_info(company)
+        return company_info(company, now)
     if data_type.key == "commerce-companyInfo":
         return commerce_info(company)
     params = request.query_params
@@ -211,11 +212,9 @@ def _snapshot(
             start_month = datetime.fromisoformat(params["startMonth"].replace("Z", "+00:00"))
         except ValueError:
             raise SimulatorError(400, "startMonth must be a date.") from None
-        if start_month.tzinfo is None:
-            start_month = start_month.replace(tzinfo=state.clock.now().tzinfo)
     success = state.last_success(company_id, data_type.key)
     rng = gen.collection_rng(state.seed, company_id, data_type.key, success.id if success else "")
-    return financial_statement(data_type.key, rng, state.clock.now(), period_length, periods, start_month)
+    return financial_statement(data_type.key, rng, now, period_length, periods, start_month)
 
 
 def _register_read_routes(app: FastAPI) -> None:

@@ -39,18 +39,19 @@ class Clock:
 def fmt(moment: datetime) -> str:
     """Format an aware datetime the way the simulator writes every timestamp (7 fractional digits, Z).
 
-    :param moment: an aware datetime.
+    :param moment: an aware datetime (a naive one is read as UTC, never as the machine's local time).
     """
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    # isoformat, unlike strftime("%Y"), always writes four-digit years.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "0Z"
 
 
 def fmt_local(moment: datetime) -> str:
     """A timestamp without zone, as some platforms return ``sourceModifiedDate`` and document dates.
 
-    :param moment: an aware datetime.
+    :param moment: a datetime, written as its own wall-clock time (the simulator passes UTC ones).
     """
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return moment.replace(tzinfo=None, microsecond=0).isoformat()
 
 
 @functools.lru_cache(maxsize=262_144)
@@ -81,7 +82,10 @@ def date_ticks(value: str) -> int | None:
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
-        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        try:
+            moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable instant
+            return None
     delta = moment - _EPOCH
     ticks = (delta.days * 86400 + delta.seconds) * 10_000_000
     if fraction:

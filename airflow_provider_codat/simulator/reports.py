@@ -7,9 +7,16 @@ from a random source seeded by the company and the statement's sync, so they sta
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+
+import pendulum
 
 from airflow_provider_codat.simulator.clock import fmt_local
+
+# Codat keeps 24 months of history by default (``monthsToSync``): the earliest available month is 23 back.
+AVAILABLE_MONTHS = 24
+# The simulated companies' financial year starts on 1 April (the UK's common choice).
+FINANCIAL_YEAR_START_MONTH = 4
 
 
 def _line(rng: random.Random, name: str, parts: tuple[str, ...]) -> dict:
@@ -17,20 +24,54 @@ def _line(rng: random.Random, name: str, parts: tuple[str, ...]) -> dict:
     return {"name": name, "value": round(sum(item["value"] for item in items), 2), "items": items}
 
 
-def _month_start(year: int, month: int) -> datetime:
-    while month < 1:
-        month += 12
-        year -= 1
-    return datetime(year, month, 1, tzinfo=UTC)
+def month_start(moment: datetime) -> pendulum.DateTime:
+    """Midnight UTC on the first day of the calendar month ``moment`` falls in (in its own zone).
+
+    :param moment: a datetime; its year and month are read as written, so ``startMonth=2026-06-01+02:00``
+        names June.
+    """
+    return pendulum.datetime(moment.year, moment.month, 1, tz="UTC")
 
 
-def _periods(now: datetime, period_length: int, periods: int, start_month: datetime | None):
-    """Yield (from, to) for each period, most recent first, ending at the current month."""
-    end = start_month or _month_start(now.year, now.month)
+def statement_periods(
+    now: datetime, period_length: int, periods: int, start_month: datetime | None = None
+) -> list[tuple[pendulum.DateTime, pendulum.DateTime]]:
+    """(first day, last day) of each period, most recent first.
+
+    The latest period ends on the last day of ``start_month``'s month, else of the current month; each period
+    ends the day before the next one starts. Calendar months come from pendulum, so no month number is ever
+    worked out by hand (December + 1 is January of the next year, 31 January + 1 month is 28 February).
+
+    :param now: the simulated time.
+    :param period_length: months per period.
+    :param periods: how many periods.
+    :param start_month: the month the latest period ends in, when given.
+    """
+    after = month_start(start_month or now).add(months=1)  # the first day after the latest period
+    found = []
     for index in range(periods):
-        stop = _month_start(end.year, end.month + 1 - index * period_length)
-        begin = _month_start(stop.year, stop.month - period_length)
-        yield begin, stop
+        stop = after.subtract(months=index * period_length)
+        found.append((stop.subtract(months=period_length), stop.subtract(days=1)))
+    return found
+
+
+def available_months(now: datetime) -> tuple[pendulum.DateTime, pendulum.DateTime]:
+    """(``earliestAvailableMonth``, ``mostRecentAvailableMonth``): the first day of the month 23 months back
+    and the last day of the current month, as Codat's examples date them.
+
+    :param now: the simulated time.
+    """
+    current = month_start(now)
+    return current.subtract(months=AVAILABLE_MONTHS - 1), current.add(months=1).subtract(days=1)
+
+
+def financial_year_start(now: datetime) -> pendulum.DateTime:
+    """The start of the financial year ``now`` is in: the latest 1 April on or before ``now`` (UTC).
+
+    :param now: the simulated time.
+    """
+    start = pendulum.datetime(now.year, FINANCIAL_YEAR_START_MONTH, 1, tz="UTC")
+    return start if start <= now else start.subtract(years=1)
 
 
 def financial_statement(
@@ -51,8 +92,7 @@ def financial_statement(
     :param start_month: the month the latest period ends in, when given.
     """
     reports = []
-    for begin, stop in _periods(now, period_length, periods, start_month):
-        stop -= timedelta(days=1)  # periods end on their last day, not the next month's first
+    for begin, stop in statement_periods(now, period_length, periods, start_month):
         if key == "balanceSheet":
             assets = _line(rng, "Assets", ("Fixed assets", "Current assets"))
             liabilities = _line(rng, "Liabilities", ("Current liabilities",))
@@ -101,15 +141,17 @@ def financial_statement(
     if key == "cashFlowStatement":
         body["reportInput"] = "Indirect"
     if reports:
-        body["mostRecentAvailableMonth"] = fmt_local(_month_start(now.year, now.month))
-        body["earliestAvailableMonth"] = fmt_local(_month_start(now.year, now.month - 23))
+        earliest, latest = available_months(now)
+        body["mostRecentAvailableMonth"] = fmt_local(latest)
+        body["earliestAvailableMonth"] = fmt_local(earliest)
     return body
 
 
-def company_info(company: dict) -> dict:
+def company_info(company: dict, now: datetime) -> dict:
     """The accounting ``company`` data type (``/data/info``).
 
     :param company: the company body.
+    :param now: the simulated time (dates the current financial year).
     """
     return {
         "companyName": company["name"],
@@ -120,7 +162,7 @@ def company_info(company: dict) -> dict:
         "webLinks": [],
         "registrationNumber": "01234567",
         "taxNumber": "GB123456789",
-        "financialYearStartDate": "2026-04-01T00:00:00",
+        "financialYearStartDate": fmt_local(financial_year_start(now)),
         "baseCurrency": "GBP",
         "sourceUrls": {},
         "createdDate": company["created"],

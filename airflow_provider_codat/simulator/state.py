@@ -20,8 +20,9 @@ from airflow_provider_codat.simulator.faults import Faults
 from airflow_provider_codat.simulator.syncs import Dataset, SyncOperations
 
 DEFAULT_API_KEY = "codat-simulator-key"
-# Seeded data is dated before this moment, so the same seed gives the same records on any day.
-ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
+# Seeded data is dated before this moment, so the same seed gives the same records on any day. It is long past
+# on any clock the simulator meets: a sync finishing "now" must write later modifiedDates than the seed did.
+ANCHOR = datetime(2020, 1, 1, tzinfo=UTC)
 BANK_ACCOUNTS_PER_CONNECTION = 3
 _PLATFORMS = {
     "Accounting": ("Xero", "gbol"),

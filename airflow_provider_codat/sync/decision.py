@@ -146,8 +146,13 @@ def decide_ticket_from_history(
 
 
 def decide_since(entry: dict[str, Any] | None, synced_after: datetime) -> Decision:
-    """Decide one data type from its ``dataStatus`` entry against ``synced_after``."""
+    """Decide one data type from its ``dataStatus`` entry against ``synced_after``.
+
+    :param entry: the type's ``dataStatus`` entry.
+    :param synced_after: the moment (a naive one is UTC, as Codat's own timestamps are).
+    """
     entry = entry or {}
+    synced_after = parse_timestamp(synced_after) or synced_after
     current = entry.get("currentStatus")
     if current is None and not entry.get("latestSyncId"):
         return Decision.pending(NOT_SYNCED)
@@ -176,6 +181,7 @@ def decide_since_from_history(
 ) -> Decision:
     """Decide a failed type (since mode) from the PullOperation of its latest sync."""
     entry = entry or {}
+    synced_after = parse_timestamp(synced_after) or synced_after
     status = operation.get("status")
     if not is_finished(status):
         return Decision.pending(status)

@@ -85,14 +85,17 @@ def _already_written(session: Any, asset_id: int, notice: ChangeNotice) -> bool:
     from airflow.models.asset import AssetEvent
     from sqlalchemy import select
 
+    from airflow_provider_codat.version_compat import asset_event_extra
+
+    extra = asset_event_extra()
     cutoff = datetime.now(tz=UTC) - timedelta(seconds=DEFAULT_TTL_SECONDS)
     found = session.scalar(
         select(AssetEvent.id)
         .where(
             AssetEvent.asset_id == asset_id,
             AssetEvent.timestamp >= cutoff,
-            AssetEvent.extra["webhook_id"].as_string() == str(notice.extra.get("webhook_id")),
-            AssetEvent.extra["company_id"].as_string() == str(notice.extra.get("company_id")),
+            extra["webhook_id"].as_string() == str(notice.extra.get("webhook_id")),
+            extra["company_id"].as_string() == str(notice.extra.get("company_id")),
         )
         .limit(1)
     )

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.operators.company import (
@@ -21,6 +20,7 @@ from airflow_provider_codat.operators.company import (
     CodatCompanySyncFailed,
     CodatCompanySyncOperator,
 )
+from airflow_provider_codat.version_compat import TaskDeferred
 from tests.extract.conftest import read_records, truth, versions
 from tests.sync.conftest import FakeTI, requests
 

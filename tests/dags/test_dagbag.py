@@ -5,16 +5,18 @@ the way the README describes (table rows, chain, labels, bounds, Params). How fa
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import Asset, BaseHook, Connection, Variable
 
 from airflow_provider_codat.datatypes import fetch_on_first_link_types
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
+from airflow_provider_codat.version_compat import DagBag
+from tests.moments import MOMENTS
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 SYNC_DAGS = ["codat_sync_hourly", "codat_sync_daily", "codat_sync_weekly", "codat_sync_monthly"]
@@ -141,3 +143,16 @@ def test_the_report_gate_checks_freshness_before_computing(dags):
     assert gate.max_skew == 3600 and gate.data_types == dag.get_task("sync_ar_types.batches").op_args[1]
     assert "report.accounts_receivable" in gate.downstream_task_ids
     assert "sync_ar_types.sync" in dag.task_ids  # built with codat_sync_task_group
+
+
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+def test_start_dates_are_past_and_schedules_utc_on_every_date(dags, clock_at):
+    now = datetime.now(UTC)
+    assert now == clock_at.astimezone(UTC)  # time-machine reaches what Airflow calls too
+    for dag_id, dag in dags.items():
+        # A start date after now would schedule nothing until then (and `dags test` would refuse the run).
+        assert dag.start_date <= now, dag_id
+        assert dag.start_date.utcoffset() == timedelta(0) and dag.catchup is False, dag_id
+        # Cron schedules in UTC: no run skipped or doubled by a DST switch of the machine's local zone.
+        zone = getattr(dag.timetable, "timezone", None)  # None: asset-triggered
+        assert zone is None or getattr(zone, "name", zone) == "UTC", dag_id

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import Asset
 
 from airflow_provider_codat.datatypes import CATALOGUE
 from airflow_provider_codat.on_change import pairs_from_extras
 from airflow_provider_codat.operators.extract import CodatExtractOperator
+from airflow_provider_codat.version_compat import DagBag
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "codat_on_change.py"

@@ -19,6 +19,32 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 
 
+class _AllAdminsToken(httpx.Auth):
+    """The bearer token that ``simple_auth_manager_all_admins`` hands out (``GET /auth/token``), fetched on the
+    first 401. Airflow 3.2+ adds one to every API request itself; 3.1 wants it on each request."""
+
+    requires_response_body = True
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.token: str | None = None
+
+    def auth_flow(self, request: httpx.Request):
+        if self.token:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code == 401:
+            answer = yield httpx.Request("GET", f"{self.base}/auth/token")
+            self.token = answer.json()["access_token"]
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            yield request
+
+
+def api_client(base: str) -> httpx.Client:
+    """A client of the REST API (``/api/v2``) of the Airflow at ``base`` (`make airflow`: every user an admin)."""
+    return httpx.Client(base_url=base + "/api/v2", timeout=30, auth=_AllAdminsToken(base))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

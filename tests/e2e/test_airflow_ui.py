@@ -13,10 +13,17 @@ import re
 import shutil
 import time
 
-import httpx
 import pytest
 
-from tests.e2e.standalone import ARTIFACTS, free_port, make_airflow, tail, until, wait_until_healthy
+from tests.e2e.standalone import (
+    ARTIFACTS,
+    api_client,
+    free_port,
+    make_airflow,
+    tail,
+    until,
+    wait_until_healthy,
+)
 
 DAG_ID = "codat_sync_hourly"
 
@@ -79,7 +86,7 @@ def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_conne
     standalone, codat_simulator, tmp_path
 ):
     base, proc, log_file = standalone
-    api = httpx.Client(base_url=base + "/api/v2", timeout=30)
+    api = api_client(base)
 
     wait_until_healthy(api, proc, log_file, DAG_ID)
     control = codat_simulator.control
@@ -93,6 +100,10 @@ def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_conne
     driver = _chromium()
     wait = WebDriverWait(driver, 30)
     try:
+        # Open the home page first: Airflow 3.1 logs a browser in (every user an admin) through /auth/token/login,
+        # which lands on the home page whatever page was asked for.
+        driver.get(base)
+        _wait_for_text(driver, "Dags")
         driver.get(f"{base}/dags/{DAG_ID}")
         _wait_for_text(driver, DAG_ID)
         _click(driver, "//button[normalize-space()='Trigger']")

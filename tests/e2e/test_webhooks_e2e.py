@@ -15,7 +15,7 @@ import pytest
 from local_airflow import latest_versions, read_run_files, simulator_versions
 
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE
-from tests.e2e.standalone import free_port, make_airflow, tail, until, wait_until_healthy
+from tests.e2e.standalone import api_client, free_port, make_airflow, tail, until, wait_until_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG_ID = "codat_on_change"
@@ -63,7 +63,7 @@ def test_a_finished_sync_lands_its_records_through_the_webhook_exactly_once(
 ):
     base, proc, log_file = standalone
     control = codat_simulator.control
-    api = httpx.Client(base_url=base + "/api/v2", timeout=30)
+    api = api_client(base)
     wait_until_healthy(api, proc, log_file, DAG_ID)
     assert api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
     destination = tmp_path / "airflow" / "codat-data"

@@ -15,6 +15,7 @@ from airflow_provider_codat.extract import core
 from airflow_provider_codat.extract.core import CodatDataNotSyncedError
 from airflow_provider_codat.extract.writer import PartWriter
 from tests.extract.conftest import read_records, run_records, truth, versions
+from tests.moments import MOMENTS
 
 
 def test_first_run_then_changes_then_exactly_the_changes(codat_simulator, company, extract, out):
@@ -284,3 +285,33 @@ def test_a_connection_waiting_for_authorisation_is_not_read(codat_simulator, com
     summary = extract(company, "commerce-orders")
     assert summary["records"] == 0 and summary["files"] == []
     assert not any("/connections/" in e["path"] and "/data/" in e["path"] for e in control.request_log())
+
+
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+def test_incremental_runs_across_the_moment(codat_simulator, company, extract, out, clock_at):
+    control = codat_simulator.control
+    first = control.mutate(company, "invoices", created=2, modified=1)
+    one = extract(company, "invoices", "run1")
+    assert one["watermark_to"] == first["modifiedDate"] == control.now()
+    # One second on: past midnight, into the next month or year, over the DST hour (the instant, in UTC).
+    control.advance(1)
+    second = control.mutate(company, "invoices", created=1, modified=2, deleted=1)
+    two = extract(company, "invoices", "run2")
+    assert two["watermark_from"] == first["modifiedDate"]
+    assert two["watermark_to"] == second["modifiedDate"] > first["modifiedDate"]
+    written = run_records(out(company, "invoices"), "run2")
+    assert {r["id"] for r in written} == set(second["created"] + second["modified"] + second["deleted"])
+    # extractedAt is the (stopped) wall clock in UTC, whatever TZ time-machine set.
+    utc = clock_at.astimezone(UTC)
+    assert {r["_codat"]["extractedAt"] for r in written} == {f"{utc:%Y-%m-%dT%H:%M:%S}.000000Z"}
+    # Every current version landed (older versions of changed records stay in run1).
+    assert truth(control, company, "invoices") <= set(versions(read_records(out(company, "invoices"))))
+
+
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+def test_financial_statements_land_on_every_date(codat_simulator, company, extract, out, clock_at):
+    summary = extract(company, "profitAndLoss")
+    [report] = read_records(out(company, "profitAndLoss"))
+    assert summary["records"] == 1 and len(report["reports"]) == 24
+    utc = clock_at.astimezone(UTC)
+    assert report["reports"][0]["toDate"][:7] == f"{utc:%Y-%m}"

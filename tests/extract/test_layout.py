@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, timedelta
 from urllib.parse import quote, unquote_plus
 
 import pytest
 
 from airflow_provider_codat.extract.layout import run_folder_name
 from tests.extract.conftest import run_records
+from tests.moments import MOMENTS
 
 SAFE_NAME = re.compile(r"^run=[A-Za-z0-9._-]+$")
 AIRFLOW_RUN_IDS = [
@@ -78,3 +80,27 @@ def test_the_extract_lands_an_airflow_run_id_in_a_safe_folder(codat_simulator, c
         ":" not in f.split("://", 1)[1] and "+" not in f for f in summary["files"]
     )
     assert len(run_records(folder, run_folder.name.removeprefix("run="))) == summary["records"]
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_run_ids_around_every_moment_get_distinct_stable_folders(moment):
+    utc = moment.astimezone(UTC)
+    # Airflow's run ids carry the logical date; a moment and the second either side, in UTC and in the
+    # moment's own offset (which differs across the DST switch, and twice within the repeated hour).
+    run_ids = [
+        f"{kind}__{stamp}"
+        for kind in ("manual", "scheduled")
+        for step in (-1, 0, 1)
+        for stamp in (
+            (utc + timedelta(seconds=step)).isoformat(),
+            (utc + timedelta(seconds=step)).astimezone(moment.tzinfo).isoformat(),
+        )
+    ]
+    names = {run_id: run_folder_name(run_id) for run_id in set(run_ids)}
+    assert len(set(names.values())) == len(names)
+    assert all(SAFE_NAME.match(name) and run_folder_name(run_id) == name for run_id, name in names.items())
+
+
+def test_the_repeated_hour_gives_two_folders():
+    first, second = "scheduled__2027-10-31T01:30:00+01:00", "scheduled__2027-10-31T01:30:00+00:00"
+    assert run_folder_name(first) != run_folder_name(second)

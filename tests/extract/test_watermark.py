@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+
 import pytest
 
 from airflow_provider_codat.extract.watermark import (
@@ -10,6 +12,7 @@ from airflow_provider_codat.extract.watermark import (
     query_value,
     record_identity,
 )
+from tests.moments import MOMENTS
 
 
 @pytest.mark.parametrize(
@@ -97,3 +100,33 @@ def test_cursor_round_trip_and_corrupt_watermark():
     assert cursor.to_json()["ids_at_watermark"] == ["a", "b"]
     with pytest.raises(WatermarkError):
         Cursor.from_json({"watermark": "not a date"})
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_instant_keys_order_instants_around_every_moment(moment):
+    utc = moment.astimezone(UTC)
+    steps = [utc + timedelta(microseconds=step) for step in (-1_000_000, -1, 0, 1, 1_000_000)]
+    codat = [f"{m:%Y-%m-%dT%H:%M:%S}.{m.microsecond:06d}0Z" for m in steps]
+    assert sorted(codat, key=instant_key) == codat and len({instant_key(v) for v in codat}) == 5
+    # The same instant in the moment's own offset (BST, EDT...) and without zone (UTC) is the same key.
+    local = moment.isoformat(timespec="microseconds")
+    assert instant_key(local) == instant_key(codat[2]) == instant_key(utc.replace(tzinfo=None).isoformat())
+    assert query_value(local) == codat[2]
+
+
+def test_the_repeated_hour_is_two_instants():
+    # 01:30 happens twice on the autumn switch; the offset tells the two apart, an hour apart in order.
+    london = ["2027-10-31T01:30:00+01:00", "2027-10-31T01:30:00+00:00"]
+    new_york = ["2027-11-07T01:30:00-04:00", "2027-11-07T01:30:00-05:00"]
+    for first, second in (london, new_york):
+        assert instant_key(first) < instant_key(second)
+    assert instant_key(london[1]) == instant_key("2027-10-31T01:30:00Z")
+    assert instant_key(new_york[0]) == instant_key("2027-11-07T05:30:00.0000000Z")
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00", "2027-02-29T00:00Z"]
+)
+def test_instants_outside_the_calendar_are_refused(value):
+    with pytest.raises(WatermarkError, match="Not a valid date-time"):
+        instant_key(value)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import httpx
+import pendulum
 import pytest
 import respx
 from airflow.exceptions import AirflowException
@@ -108,6 +110,21 @@ def test_get_report_defaults_and_params(hook, api):
         "periodsToCompare": "4",
         "startMonth": "2024-01-01",
     }
+
+
+@pytest.mark.parametrize(
+    "start_month",
+    [
+        pendulum.datetime(2027, 1, 1, tz="Europe/Paris"),  # 2026-12-31T23:00Z: still January for Paris
+        pendulum.datetime(2027, 1, 1, 1, 30, tz="America/New_York"),
+        dt.datetime(2027, 1, 1),  # a month needs no zone
+        dt.date(2027, 1, 1),
+    ],
+)
+def test_get_report_start_month_is_the_calendar_month_given(hook, api, start_month):
+    route = api.get(f"/companies/{COMPANY}/data/financials/profitAndLoss").respond(200, json={"reports": []})
+    hook.get_report(COMPANY, "profitAndLoss", start_month=start_month)
+    assert route.calls.last.request.url.params["startMonth"] == "2027-01-01"
 
 
 def test_get_report_company_info_and_commerce_info(hook, api):

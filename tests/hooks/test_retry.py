@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_codat.hooks import retry
 from airflow_provider_codat.hooks.codat import CodatAPIError, CodatDatasetInProgressError, CodatHook
 from tests.hooks.conftest import COMPANY, DATASET, codat_error
+from tests.moments import MOMENTS
 
 STATUS_PATH = f"/companies/{COMPANY}/dataStatus"
 OK = httpx.Response(200, json={"invoices": {"dataType": "invoices", "currentStatus": "Complete"}})
@@ -52,6 +53,17 @@ def test_retry_after_as_http_date_is_honoured(hook, api, sleeps):
     hook.get_data_status(COMPANY)
     assert len(sleeps) == 1
     assert 17 <= sleeps[0] <= 20
+
+
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+def test_retry_after_dates_are_utc_on_every_date(clock_at):
+    # RFC 5322's "-0000" (UTC, source zone unknown) makes a naive datetime: it must not be read in the local
+    # zone time-machine set (London or New York, either side of the DST switch).
+    gmt = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert retry.parse_retry_after(gmt) == pytest.approx(30)
+    assert retry.parse_retry_after(gmt.replace("GMT", "-0000")) == pytest.approx(30)
+    local = email.utils.formatdate(time.time() + 30, localtime=True)  # "+0100", "-0400"...
+    assert retry.parse_retry_after(local) == pytest.approx(30)
 
 
 def test_parse_retry_after_forms():

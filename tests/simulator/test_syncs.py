@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, timedelta
+
 import pytest
 
 from airflow_provider_codat.datatypes import CATALOGUE, fetch_on_first_link_types
+from tests.moments import MOMENTS
 
 IN_PROGRESS = (
     "DatasetAlreadyInProgressException: Cannot queue {} sync for {} as previous sync {} is still in progress"
@@ -237,3 +240,31 @@ def test_mutate_during_a_running_sync_keeps_it_latest(sim, client, company_id):
     assert status["latestSyncId"] == running["id"] and status["currentStatus"] == "Queued"
     assert status["latestSuccessfulSyncId"] == summary["datasetId"]
     assert client.post(f"/companies/{company_id}/data/queue/invoices").status_code == 400
+
+
+@pytest.mark.codat_simulator(sync_seconds=4)
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+def test_syncs_and_records_are_dated_by_the_clock_on_every_date(sim, client, company_id, clock_at):
+    now = clock_at.astimezone(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    seeded = {r["id"] for r in sim.control.records(company_id, "invoices")}
+    queued = client.post(f"/companies/{company_id}/data/queue/invoices")
+    # The server thread's Clock reads time.time(), which time-machine stopped at the moment.
+    assert queued.json()["requested"] == stamp == sim.control.now()
+    sim.control.advance(4)  # over midnight, over the month or year end, across the DST hour
+    later = now + timedelta(seconds=4)
+    status = _status(client, company_id, "invoices")
+    assert status["lastSuccessfulSync"] == later.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    records = client.get(
+        f"/companies/{company_id}/data/invoices", params={"query": f"modifiedDate>={stamp}"}
+    ).json()["results"]
+    created = [r for r in records if r["id"] not in seeded]
+    assert created and all(r["modifiedDate"] == status["lastSuccessfulSync"] for r in records)
+    for record in created:
+        # Business dates of a new record fall in the year up to the sync's (UTC) day.
+        issued = date.fromisoformat(record["issueDate"][:10])
+        assert later.date() - timedelta(days=365) <= issued <= later.date()
+    # Codat's daily quota resets at the next 00:00 UTC.
+    reset = client.get("/companies").headers["x-rate-limit-reset"]
+    tomorrow = (later + timedelta(days=1)).date()  # the simulated clock moved on by 4 s
+    assert reset == f"{tomorrow.isoformat()}T00:00:00Z"

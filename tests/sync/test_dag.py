@@ -28,7 +28,7 @@ DAG = textwrap.dedent(
     FAST = {"poll_interval": 0.5, "max_poll_interval": 1, "timeout": 120}
 
 
-    @dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
+    @dag(schedule=None, start_date=pendulum.datetime(2020, 1, 1), catchup=False)  # past on any test clock
     def codat_sync_deferrable():
         company = "{{ var.value.codat_company }}"
         companies = CodatListCompaniesOperator(task_id="companies")

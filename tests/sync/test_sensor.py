@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_codat.errors import CodatSyncFailedError as CodatSyncFailed
 from airflow_provider_codat.hooks.codat import CodatHook
@@ -14,6 +13,12 @@ from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 from airflow_provider_codat.sensors.sync import CodatSyncSensor
 from airflow_provider_codat.timestamps import parse_timestamp
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
+from airflow_provider_codat.version_compat import (
+    AirflowRescheduleException,
+    AirflowSensorTimeout,
+    TaskDeferred,
+)
+from tests.moments import MOMENTS
 from tests.sync.conftest import FakeTI, requests
 
 pytestmark = pytest.mark.codat_simulator(sync_seconds=60)
@@ -296,3 +301,40 @@ def test_poke_does_the_work_and_airflow_drives_the_pace(sim, sim_clock, company_
 def test_max_poke_interval_is_the_former_name_of_max_wait(sim):
     sensor = CodatSyncSensor(task_id="s", ticket={}, max_poke_interval=70)
     assert sensor.max_wait == timedelta(seconds=70) and sensor.max_poke_interval == 70
+
+
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+def test_waits_and_deadlines_across_every_moment(sim, sim_clock, company_id, context, clock_at):
+    start = clock_at.timestamp()  # the stopped clock; sim_clock adds the simulated waiting to it
+    ticket = refresh(company_id, context, "invoices")
+    assert parse_timestamp(ticket["requested_at"]).timestamp() == start
+    outcomes = CodatSyncSensor(task_id="s", ticket=ticket, timeout=300).execute(context)
+    finished = parse_timestamp(outcomes["invoices"]["last_successful_sync"]).timestamp()
+    assert finished == start + 60  # the 60 s sync, in elapsed seconds over midnight or the DST hour
+    # A deadline is absolute epoch seconds: timeout seconds after now, whatever the wall clock does.
+    deferred = CodatSyncSensor(
+        task_id="d", ticket=refresh(company_id, context, "bills"), deferrable=True, timeout=900
+    )
+    with pytest.raises(TaskDeferred) as raised:
+        deferred.execute(context)
+    assert raised.value.trigger.serialize()[1]["deadline"] == sim_clock.now() + 900
+    sim.control.set_sync_seconds(3600)
+    slow = refresh(company_id, context, "payments")
+    with pytest.raises(AirflowSensorTimeout, match="after 300 s"):
+        CodatSyncSensor(task_id="t", ticket=slow, timeout=300).execute(context)
+
+
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+def test_freshness_is_elapsed_time_across_every_moment(sim, sim_clock, company_id, context, clock_at):
+    sim.control.mutate(company_id, "invoices")  # synced at the moment
+    # 26 hours later in elapsed time: a local day around a DST switch has 23 or 25 hours, which must not count.
+    sensor = CodatFreshnessSensor(
+        task_id="f", company_id=company_id, data_types=["invoices"], max_age=timedelta(hours=26), timeout=0.01,
+        poke_interval=0.01,
+    )  # fmt: skip
+    sim_clock.sleep(26 * 3600)
+    report = sensor.execute(context)
+    assert report["invoices"]["fresh"] and report["invoices"]["age_seconds"] == 26 * 3600
+    sim_clock.sleep(1)
+    with pytest.raises(AirflowSensorTimeout, match=r"older than max_age=93600 s: invoices \(93601 s old\)"):
+        sensor.execute(context)

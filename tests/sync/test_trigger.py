@@ -12,6 +12,7 @@ import pytest
 from airflow_provider_codat.hooks._clients import SHARED
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
+from tests.moments import MOMENTS
 from tests.sync.conftest import requests
 
 pytestmark = pytest.mark.codat_simulator(sync_seconds=60)
@@ -164,3 +165,19 @@ async def test_failed_sync_event_carries_codat_message(sim, sim_clock, company_i
     assert event["status"] == "failed"
     assert event["outcomes"]["payments"]["error_message"] == "QuickBooks timed out"
     assert "payments: FetchError" in event["message"] and "QuickBooks timed out" in event["message"]
+
+
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+async def test_trigger_timers_run_on_elapsed_time_across_every_moment(sim, sim_clock, company_id, clock_at):
+    datasets = queue(company_id, "invoices")
+    trigger = CodatSyncTrigger(company_id=company_id, datasets=datasets, deadline=sim_clock.now() + 600)
+    assert trigger.started_at == clock_at.timestamp()  # the default start is now, as epoch seconds
+    (event,) = await events_of(trigger)
+    assert event["status"] == "success" and 60 <= event["waited_seconds"] < 300
+    # After a triggerer restart the stored epoch deadline still holds: no second wait of the same length.
+    sim.control.set_sync_seconds(3600)
+    slow = CodatSyncTrigger(
+        company_id=company_id, datasets=queue(company_id, "bills"), deadline=sim_clock.now() + 120
+    )
+    (event,) = await events_of(rebuild(slow))
+    assert event["status"] == "timeout" and "Timed out after 120 s" in event["message"]

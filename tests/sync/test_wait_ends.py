@@ -7,12 +7,12 @@ import asyncio
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_provider_codat.errors import CodatAPIError, CodatSyncTimeoutError, CodatValidationError
 from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator
 from airflow_provider_codat.sensors.sync import CodatSyncSensor
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
+from airflow_provider_codat.version_compat import AirflowSkipException
 from tests.sync.conftest import FakeTI, connection_json, requests
 
 pytestmark = pytest.mark.codat_simulator(sync_seconds=3600)

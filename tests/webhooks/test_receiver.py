@@ -16,6 +16,7 @@ from airflow_provider_codat.webhooks.events import EVENT_SOURCE
 from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
 from airflow_provider_codat.webhooks.secret import CachedVerifier
+from tests.moments import MOMENTS
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_dGhpcyBpcyBub3QgdGhlIHJpZ2h0IHNlY3JldA=="
@@ -202,6 +203,19 @@ def test_timestamps_within_five_minutes_are_accepted(client):
     for offset in (-290, 290):
         raw, headers = signed(read_completed(summary("invoices")), f"msg_{offset}", at=time.time() + offset)
         assert post(client, raw, headers).status_code == 200
+
+
+@pytest.mark.parametrize("clock_at", MOMENTS, indirect=True)
+def test_the_five_minute_window_on_every_date(client, written, clock_at):
+    # webhook-timestamp is epoch seconds: the window is 300 elapsed seconds across midnight and the DST hour.
+    now = clock_at.timestamp()
+    for offset in (-300, 0, 300):
+        raw, headers = signed(read_completed(summary("invoices")), f"msg_{offset}", at=now + offset)
+        assert post(client, raw, headers).status_code == 200, offset
+    for offset in (-301, 301):
+        raw, headers = signed(read_completed(summary("invoices")), f"msg_late_{offset}", at=now + offset)
+        assert post(client, raw, headers).status_code == 401, offset
+    assert len(written.batches) == 3
 
 
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
@@ -398,11 +412,10 @@ def test_the_id_memory_forgets_after_its_ttl_and_stays_bounded():
 
 
 def test_the_plugin_mounts_the_receiver_at_codat_on_airflows_api_server():
-    from airflow import plugins_manager
-
+    from airflow_provider_codat.version_compat import fastapi_plugin_apps
     from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
 
-    apps, _ = plugins_manager.get_fastapi_plugins()
+    apps = fastapi_plugin_apps()
     (mounted,) = [app for app in apps if app["name"] == "Codat webhooks"]
     assert mounted["url_prefix"] == "/codat"
     assert mounted is CodatWebhooksPlugin.fastapi_apps[0]

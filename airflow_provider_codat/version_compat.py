@@ -1,0 +1,207 @@
+"""The Airflow names whose home or presence differs between the supported minors (3.1, 3.2, 3.3).
+
+The rest of the provider, and its tests, import these names from here and never look at Airflow's version
+themselves. Each name is taken from its newest home when Airflow has it there, else from the older one, so a
+patch release that back- or forward-ports a name is handled without a version table:
+
+* ``AirflowSensorTimeout``, ``AirflowSkipException``, ``AirflowRescheduleException``, ``TaskDeferred``: in
+  ``airflow.sdk.exceptions`` since 3.2, in ``airflow.exceptions`` on 3.1.
+* ``conf`` (the configuration a task reads): ``airflow.sdk.conf`` since 3.2, ``airflow.configuration.conf`` on 3.1.
+* ``DagBag`` (tests only): ``airflow.dag_processing.dagbag`` since 3.2, ``airflow.models.dagbag`` on 3.1. It is
+  imported on first use: it drags in Airflow's database models, which a task or a DAG file has no need for.
+* :func:`amask_secret` and :func:`aextra_dejson`: Airflow's async secret masking (``airflow.sdk.log.amask_secret``,
+  ``Connection.aextra_dejson``) arrived in 3.3.2. Before that the synchronous masking runs in a worker thread,
+  where it may block on the supervisor without stalling the event loop (a triggerer's, for instance).
+* :func:`hook_field_behaviour`, :func:`hook_form_widgets`: the connection form. Airflow 3.2 reads it from the
+  provider info (``ui-field-behaviour``, ``conn-fields``); 3.1 asks the hook (``get_ui_field_behaviour()``,
+  ``get_connection_form_widgets()``), so the hook answers from the same declaration.
+* :func:`asset_event_extra`: Airflow 3.1's ``AssetEvent.extra`` column type has no JSON operators.
+* :func:`fastapi_plugin_apps` (tests): how to ask Airflow for the plugins' FastAPI apps changed in 3.2.
+* :func:`object_storage_namespace`: Airflow 3.1 keeps the connection id of ``s3://conn_id@bucket/key`` in the
+  path's ``bucket`` and ``namespace``.
+
+``AIRFLOW_V_3_2_PLUS`` and ``AIRFLOW_V_3_3_PLUS`` are for the few tests whose expectation follows Airflow's own behaviour on a minor.
+
+This module sits beside :mod:`airflow_provider_codat.errors` at the bottom of the import graph: it imports
+nothing from the provider.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow import __version__ as _airflow_version
+from packaging.version import Version
+
+if TYPE_CHECKING:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import Connection, ObjectStoragePath
+
+__all__ = [
+    "AIRFLOW_V_3_2_PLUS",
+    "AIRFLOW_V_3_3_PLUS",
+    "AirflowRescheduleException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "DagBag",
+    "TaskDeferred",
+    "aextra_dejson",
+    "amask_secret",
+    "asset_event_extra",
+    "conf",
+    "fastapi_plugin_apps",
+    "hook_field_behaviour",
+    "hook_form_widgets",
+    "object_storage_namespace",
+]
+
+_base_version = Version(Version(_airflow_version).base_version)
+#: Only for the tests whose expectation depends on Airflow's own behaviour; imports go by where names live.
+AIRFLOW_V_3_2_PLUS = _base_version >= Version("3.2.0")
+AIRFLOW_V_3_3_PLUS = _base_version >= Version("3.3.0")
+
+try:
+    from airflow.sdk.exceptions import (
+        AirflowRescheduleException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+except ImportError:  # Airflow 3.1: still in core; the task runner catches these very classes
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowRescheduleException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1: the SDK has no configuration of its own yet
+    from airflow.configuration import conf  # type: ignore[no-redef,assignment]
+
+try:
+    from airflow.sdk.log import amask_secret
+except ImportError:  # before Airflow 3.3.2
+
+    async def amask_secret(secret: Any, name: str | None = None) -> None:  # type: ignore[misc]
+        """Mask ``secret`` in this process's logs and the supervisor's, from a coroutine.
+
+        The synchronous ``mask_secret`` tells the supervisor with a blocking call, which must not run on the
+        event loop thread; asgiref's worker thread lets that call reach the loop's comms while we await it.
+
+        :param secret: the value (or a JSON structure of values) to mask.
+        :param name: the key the value came under, if any.
+        """
+        from airflow.sdk import log as sdk_log
+        from asgiref.sync import sync_to_async
+
+        # Looked up at call time: mask_secret is what tests (and Airflow's own plumbing) may replace.
+        await sync_to_async(sdk_log.mask_secret, thread_sensitive=False)(secret, name)
+
+
+def hook_field_behaviour(connection_type: dict[str, Any]) -> dict[str, Any]:
+    """A hook's ``get_ui_field_behaviour()`` answer, from the provider info's declaration of the connection type.
+
+    Airflow 3.2 and later read the form's ``ui-field-behaviour`` and ``conn-fields`` from the provider info and
+    no longer call the hook's methods when they are declared; 3.1 only calls the hook's methods.
+
+    :param connection_type: the provider info's entry of ``connection-types``.
+    """
+    behaviour = connection_type.get("ui-field-behaviour", {})
+    return {
+        "hidden_fields": list(behaviour.get("hidden-fields", [])),
+        "relabeling": dict(behaviour.get("relabeling", {})),
+        "placeholders": dict(behaviour.get("placeholders", {})),
+    }
+
+
+def hook_form_widgets(connection_type: dict[str, Any]) -> dict[str, Any]:
+    """A hook's ``get_connection_form_widgets()`` answer (WTForms fields), from ``conn-fields``.
+
+    Airflow 3.1's API server calls this with stand-ins for WTForms, so it is imported here, at call time.
+    Its form has text, integer, password and checkbox fields only: a number becomes a text field (the hook
+    parses numbers given as text).
+
+    :param connection_type: the provider info's entry of ``connection-types``.
+    """
+    from wtforms import IntegerField, PasswordField, StringField
+    from wtforms.validators import Optional
+
+    widgets = {}
+    for name, field in connection_type.get("conn-fields", {}).items():
+        schema = field.get("schema", {})
+        types = schema.get("type", "string")
+        types = [types] if isinstance(types, str) else list(types)
+        if schema.get("format") == "password":
+            kind = PasswordField
+        elif "integer" in types:
+            kind = IntegerField
+        else:
+            kind = StringField
+        widgets[name] = kind(
+            field.get("label", name), validators=[Optional()], description=field.get("description", "")
+        )
+    return widgets
+
+
+def asset_event_extra() -> Any:
+    """``AssetEvent.extra`` as a column that takes JSON operators (``extra["webhook_id"].as_string()``).
+
+    Airflow 3.2 declares it ``sqlalchemy.JSON``; 3.1 declares it with sqlalchemy-jsonfield's ``JSONField``, which
+    stores JSON as well but offers no JSON operators.
+    """
+    from airflow.models.asset import AssetEvent
+    from sqlalchemy import JSON, type_coerce
+
+    return type_coerce(AssetEvent.extra, JSON)
+
+
+def fastapi_plugin_apps() -> list[dict[str, Any]]:
+    """The plugins' ``fastapi_apps`` that Airflow's API server mounts (for tests).
+
+    Airflow 3.2 returns them from ``plugins_manager.get_fastapi_plugins()``; 3.1 fills the module's
+    ``fastapi_apps`` list in ``initialize_fastapi_plugins()``.
+    """
+    from airflow import plugins_manager
+
+    if hasattr(plugins_manager, "get_fastapi_plugins"):
+        apps, _ = plugins_manager.get_fastapi_plugins()
+        return list(apps)
+    plugins_manager.initialize_fastapi_plugins()
+    return list(plugins_manager.fastapi_apps or [])
+
+
+def object_storage_namespace(path: ObjectStoragePath) -> str:
+    """``path.namespace`` (``s3://bucket``, or the bare protocol) without a connection id in it.
+
+    Airflow 3.1 leaves the ``aws_default@`` of ``s3://aws_default@bucket/key`` in ``bucket`` (and so in
+    ``namespace``); later minors take it out into the path's ``conn_id``.
+
+    :param path: the storage location.
+    """
+    scheme, sep, bucket = path.namespace.partition("://")
+    return f"{scheme}{sep}{bucket.rpartition('@')[2]}"
+
+
+async def aextra_dejson(conn: Connection) -> dict[str, Any]:
+    """Return the connection's extra as a dict, its secrets masked, without blocking the event loop.
+
+    :param conn: a connection from ``BaseHook.aget_connection``.
+    """
+    if hasattr(conn, "aextra_dejson"):
+        return await conn.aextra_dejson()
+    from asgiref.sync import sync_to_async
+
+    # Before 3.3.2 ``extra_dejson`` masks synchronously (see amask_secret): read it in a worker thread.
+    return await sync_to_async(lambda: conn.extra_dejson, thread_sensitive=False)()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DagBag":
+        try:
+            from airflow.dag_processing.dagbag import DagBag
+        except ImportError:  # Airflow 3.1
+            from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+        return DagBag
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
