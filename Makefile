@@ -50,14 +50,13 @@ stack-stop:
 	$(BIN)/python tools/stack.py stop
 
 # Re-pin after a dependency change: constraints.txt (Airflow 3.3, what make test/demo/stack install on Python 3.11)
-# and one file per older minor's latest release, resolved for every declared Python.
-EXTRAS       := --extra test --extra dev --extra openlineage --extra stack
-OLDER_MINORS := 3.1.8 3.2.2
+# and one file per older minor from constraints/airflow-{minor}.in, resolved for every declared Python.
+EXTRAS := --extra test --extra dev --extra openlineage --extra stack
 constraints: venv
 	$(BIN)/uv pip compile -q pyproject.toml $(EXTRAS) --python-version 3.11 -o constraints.txt
-	for release in $(OLDER_MINORS); do \
-	  echo "apache-airflow==$$release" | $(BIN)/uv pip compile -q pyproject.toml - $(EXTRAS) --universal \
-	    --python-version 3.11 -o constraints/airflow-$${release%.*}.txt || exit 1; \
+	for minor in 3.1 3.2; do \
+	  $(BIN)/uv pip compile -q pyproject.toml constraints/airflow-$$minor.in $(EXTRAS) --universal \
+	    --python-version 3.11 -o constraints/airflow-$$minor.txt || exit 1; \
 	done
 
 clean:
