@@ -62,7 +62,9 @@ def _rows_of_the_run(db_path, run_id: str) -> list[str]:
     return texts
 
 
-@pytest.mark.codat_simulator(sync_seconds=6, records=3, companies=2)
+# The sync outlasts the refresh task and the deferred wait's start-up, even on a loaded machine (an older
+# Airflow takes several seconds to start each task in `dags test`), so the wait always finds it running.
+@pytest.mark.codat_simulator(sync_seconds=20, records=3, companies=2)
 def test_echoed_key_reaches_no_xcom_log_or_database_row(airflow_cli, codat_simulator, tmp_path):
     sim = codat_simulator
     company = sim.control.linked_company_ids()[0]
