@@ -7,6 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+def as_utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is taken as UTC, never as this machine's local time.
+
+    :param moment: an aware or naive datetime.
+    """
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def parse_timestamp(value: Any) -> datetime | None:
     """An aware UTC datetime from Codat's timestamps (seven fractional digits, ``Z``), ISO strings, or datetimes.
 
@@ -15,7 +23,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, tz=UTC)
@@ -27,7 +35,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     text = re.sub(r"(\.\d{6})\d+", r"\1", value.strip())
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return as_utc(moment)
     except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
         return None
 
@@ -38,6 +46,6 @@ def format_timestamp(moment: datetime) -> str:
     :param moment: the instant; a naive datetime is read as UTC, as :func:`parse_timestamp` reads one (never as
         the machine's local time, which would move it by the zone's offset and by DST).
     """
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    moment = as_utc(moment)
     # isoformat, unlike strftime("%Y"), always writes four-digit years.
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -12,6 +12,8 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+from airflow_provider_codat.timestamps import format_timestamp
+
 _DATE_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
     r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?)?"
@@ -41,9 +43,8 @@ def fmt(moment: datetime) -> str:
 
     :param moment: an aware datetime (a naive one is read as UTC, never as the machine's local time).
     """
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    # isoformat, unlike strftime("%Y"), always writes four-digit years.
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "0Z"
+    # The provider's own UTC form (six digits), with Codat's seventh.
+    return format_timestamp(moment).removesuffix("Z") + "0Z"
 
 
 def fmt_local(moment: datetime) -> str:
