@@ -17,6 +17,7 @@ from airflow.sdk import get_current_context, task
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def batches(
     allowed: list[str] | None = None,
     destination: str | None = None,
     full_refresh: Any = False,
-    codat_conn_id: str = "codat_default",
+    codat_conn_id: str = DEFAULT_CONN_ID,
 ) -> list[dict[str, Any]]:
     """The work of the run, one entry per task instance: a company, or past ``max_map_length`` a batch.
 
@@ -203,7 +204,7 @@ def summary(work: list[dict] | None, results: Iterable[dict] | None) -> dict[str
 
 
 @task(multiple_outputs=True)
-def portfolio(codat_conn_id: str = "codat_default") -> dict[str, Any]:
+def portfolio(codat_conn_id: str = DEFAULT_CONN_ID) -> dict[str, Any]:
     """The run's work from its Params: the companies with their names (empty: every company with a Linked
     connection), the data types, the destination and the full-refresh flag."""
     from airflow_provider_codat.hooks.codat import CodatHook
@@ -234,7 +235,7 @@ def portfolio(codat_conn_id: str = "codat_default") -> dict[str, Any]:
 
 
 @task(trigger_rule="all_done")
-def relink_report(codat_conn_id: str = "codat_default") -> list[dict[str, Any]]:
+def relink_report(codat_conn_id: str = DEFAULT_CONN_ID) -> list[dict[str, Any]]:
     """List the companies whose connection is Deauthorized, Unlinked or PendingAuth: they must re-link."""
     from airflow_provider_codat.hooks.codat import CodatHook
 

@@ -34,6 +34,7 @@ from airflow_provider_codat.dag_tasks import (
     summary,
 )
 from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.safe_repr import shorten
 
@@ -77,7 +78,7 @@ def codat_sync_task_group(
     destination: Any = None,
     full_refresh: Any = False,
     group_id: str = "codat_sync",
-    codat_conn_id: str = "codat_default",
+    codat_conn_id: str = DEFAULT_CONN_ID,
     poke_interval: float = 30,
     max_poke_interval: float = 600,
     sync_timeout: timedelta = timedelta(hours=6),
@@ -219,7 +220,7 @@ def company_ids_param(description: str) -> Param:
     )
 
 
-def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = "codat_default") -> DAG:
+def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = DEFAULT_CONN_ID) -> DAG:
     """Build the DAG for one row of the sync table (see ``dags/codat_sync.py``)."""
     types = list(spec.data_types)
     with DAG(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from airflow_provider_codat.errors import CodatValidationError
+from airflow_provider_codat.errors import UnknownDataTypeError
 from airflow_provider_codat.safe_repr import shorten
 
 
@@ -157,12 +157,14 @@ CATALOGUE: dict[str, DataType] = {entry.key: entry for entry in _ENTRIES}
 BANK_ACCOUNTS_KEY = "bankAccounts"
 
 
-class UnknownDataTypeError(CodatValidationError):
-    """A data type key that is not in the catalogue (a ``ValueError`` too)."""
+def get_data_type(key: str | DataType) -> DataType:
+    """The catalogue entry of a Codat key (an entry is returned as it is), with an error that lists the valid
+    keys.
 
-
-def get_data_type(key: str) -> DataType:
-    """Look a data type up by its Codat key, with an error that lists the valid keys."""
+    :raises UnknownDataTypeError: a key not in the catalogue (a :class:`CodatValidationError`).
+    """
+    if isinstance(key, DataType):
+        return key
     try:
         return CATALOGUE[key]
     except (KeyError, TypeError):

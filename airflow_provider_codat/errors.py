@@ -6,6 +6,11 @@
 * :class:`CodatSyncFailedError`: an awaited sync ended in a failed status.
 * :class:`CodatSyncTimeoutError`: a wait passed its deadline (also an ``AirflowSensorTimeout``, so that sensors
   honour ``soft_fail`` and the task is not retried into the same wait).
+* :class:`CodatExtractError`: an extract could not produce a consistent output and committed nothing;
+  :class:`CodatDataNotSyncedError` (nothing synced yet to read), :class:`StateError` (an unreadable
+  ``_state.json``) and :class:`WatermarkError` (a ``modifiedDate`` that is not a date-time) are its kinds.
+* :class:`CodatCompanySyncFailedError`: some data types of a company sync did not land (the others did).
+* :class:`MalformedEventError` and :class:`SecretUnavailableError`: a webhook delivery the receiver refuses.
 
 This module sits at the bottom of the import graph: it imports nothing from the provider but
 :mod:`~airflow_provider_codat.version_compat`. Messages never carry the API key, its encoded header or unbounded
@@ -114,6 +119,10 @@ class CodatValidationError(CodatError, ValueError):
     """An argument that would make an unsafe or invalid request; raised before any request is sent."""
 
 
+class UnknownDataTypeError(CodatValidationError):
+    """A data type key that is not in the catalogue."""
+
+
 class CodatSyncFailedError(CodatError):
     """One or more awaited syncs ended in a failed status; the message lists each with Codat's errorMessage.
 
@@ -132,6 +141,34 @@ class CodatSyncFailedError(CodatError):
 
 class CodatSyncTimeoutError(CodatError, AirflowSensorTimeout):
     """A wait for Codat syncs passed its deadline; the message names the types still running."""
+
+
+class CodatExtractError(CodatError):
+    """The extract could not produce a consistent output; nothing was committed."""
+
+
+class CodatDataNotSyncedError(CodatExtractError):
+    """The data type has no completed sync for the company yet: there is nothing to read, and that is not 'empty'."""
+
+
+class StateError(CodatExtractError, ValueError):
+    """A state file (``_state.json``) that cannot be read back; it is never silently reset."""
+
+
+class WatermarkError(CodatExtractError, ValueError):
+    """A ``modifiedDate`` that is not an ISO 8601 date-time."""
+
+
+class CodatCompanySyncFailedError(CodatError):
+    """Some data types of the company (or companies) did not land; the others did and are committed."""
+
+
+class MalformedEventError(CodatValidationError):
+    """A webhook body that is not a Codat event the receiver understands (the message never quotes the body)."""
+
+
+class SecretUnavailableError(CodatError):
+    """No usable webhook signing secret (the message says what to fix, never what the value is)."""
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -1,6 +1,6 @@
 """Checks applied to every caller-supplied value before the hook sends a request.
 
-Paths are built only from the catalogue's templates and ids that passed :func:`require_uuid`, so nothing a
+Paths are built only from the catalogue's templates and checked ids (:mod:`~airflow_provider_codat.values`), so nothing a
 caller passes can add a path segment (``../``, ``/``, ``?``, ``#`` or their percent-encoded forms). Query
 parameters go through httpx's ``params=`` (encoded there), and are checked here for length, type and shape.
 """
@@ -8,12 +8,12 @@ parameters go through httpx's ``params=`` (encoded there), and are checked here 
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
-from airflow_provider_codat.datatypes import DataType, UnknownDataTypeError, get_data_type
+from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.safe_repr import shorten
+from airflow_provider_codat.values import CodatId
 
 MAX_QUERY_LENGTH = 2047  # Codat rejects a query of 2,048 characters or more.
 MAX_PAGE_SIZE = 5000
@@ -27,25 +27,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def require_uuid(value: Any, what: str) -> str:
     """Return ``value`` as a canonical lower-case UUID string, or raise :class:`CodatValidationError`.
 
-    Only the canonical ``8-4-4-4-12`` hex form is accepted (no braces, no ``urn:uuid:``, no bare hex), so an id
-    can never carry a path separator, a query or an encoded character.
+    A plain ``str``; inside the provider prefer the typed values (:class:`~airflow_provider_codat.values.CompanyId`,
+    ...), which are parsed once and trusted below.
 
     :param value: the id given by the caller.
     :param what: what the id is (``"company_id"``), named in the error.
     """
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if not isinstance(value, str):
-        raise CodatValidationError(f"{what} must be a UUID string, got {type(value).__name__}.")
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or str(parsed) != value.lower():
-        raise CodatValidationError(
-            f"{what} must be a UUID like 'c0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b', got {shorten(value)}."
-        )
-    return str(parsed)
+    return str(CodatId.parse(value, what))
 
 
 def require_segment(value: Any, what: str) -> str:
@@ -69,10 +57,7 @@ def require_data_type(key: Any) -> DataType:
 
     :param key: a Codat dataType key such as ``"invoices"``.
     """
-    try:
-        return get_data_type(key)
-    except UnknownDataTypeError as exc:
-        raise CodatValidationError(str(exc)) from None
+    return get_data_type(key)
 
 
 def require_query(value: Any, what: str = "query") -> str | None:

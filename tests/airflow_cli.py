@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_airflow import AIRFLOW, isolated_airflow_env  # tools/, on pytest's pythonpath
+from local_airflow import AIRFLOW, DAGS_TEST_ENV, isolated_airflow_env  # tools/, on pytest's pythonpath
 
 
 @dataclass
@@ -95,7 +95,7 @@ class AirflowCLI:
         timeout: float = 600,
     ) -> DagTestResult:
         """Run ``airflow dags test`` of one DAG and say what happened (the run id is read back from the DB)."""
-        env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **(extra_env or {})}
+        env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **DAGS_TEST_ENV, **(extra_env or {})}
         args = ["dags", "test", dag_id]
         if conf is not None:
             args += ["--conf", json.dumps(conf)]

@@ -18,6 +18,9 @@ if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="codat-tests-airflow-")
     atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# Triggers run in this process (or under `airflow dags test`) with no scheduler to race, so they fire at once;
+# Airflows started as servers (standalone, the stack) drop this and keep the settling (triggers/sync.py).
+os.environ.setdefault("CODAT_TRIGGER_SETTLE_SECONDS", "0")
 
 from tests.airflow_cli import AirflowCLI
 

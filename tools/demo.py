@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_airflow import (
+    DAGS_TEST_ENV,
     ROOT,
     airflow_env,
     latest_versions,
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             step(f"Run {number}: airflow dags test {DAG_ID}")
             log_file = logs / f"dags-test-{number}.log"
             t0 = time.monotonic()
-            proc = run_airflow("dags", "test", DAG_ID, env=env, log_file=log_file)
+            proc = run_airflow("dags", "test", DAG_ID, env={**env, **DAGS_TEST_ENV}, log_file=log_file)
             seconds = time.monotonic() - t0
             run_id = _latest_run_id(home / "airflow.db")
             if proc.returncode != 0 or run_id is None:

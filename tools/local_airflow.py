@@ -12,10 +12,13 @@ from collections import Counter
 from pathlib import Path
 
 from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.triggers.sync import RESUME_SETTLE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = ROOT / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+# `airflow dags test` runs triggers in its own process, with no scheduler for them to race: no settling needed.
+DAGS_TEST_ENV = {RESUME_SETTLE_ENV: "0"}
 
 
 def isolated_airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
@@ -28,7 +31,7 @@ def isolated_airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
+        if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) and key != RESUME_SETTLE_ENV
     }
     env.update(
         AIRFLOW_HOME=str(home),

@@ -29,19 +29,20 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import DataType, Kind
+from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError, WatermarkError
 from airflow_provider_codat.extract.commit import publish, read_manifest, remove_staged
+from airflow_provider_codat.extract.destination import destination_path
 from airflow_provider_codat.extract.keyset import iter_keyset_pages, read_whole
+from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.extract.plan import ReadScope, build_query, list_scopes
 from airflow_provider_codat.extract.prefetch import Prefetcher
 from airflow_provider_codat.extract.state import load_state, save_state
 from airflow_provider_codat.extract.status import (
-    CodatDataNotSyncedError,
-    CodatExtractError,
     check_synced,
     not_synced_message,
     sync_fingerprint,
 )
-from airflow_provider_codat.extract.watermark import Cursor, VersionFilter, WatermarkError, instant_key
+from airflow_provider_codat.extract.watermark import Cursor, VersionFilter, instant_key
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_codat.hooks.codat import CodatHook
+    from airflow_provider_codat.values import CompanyId
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,34 @@ class ExtractRequest:
     @property
     def run_folder(self) -> ObjectStoragePath:
         return self.type_folder / self.run_folder_name
+
+    @classmethod
+    def for_run(
+        cls,
+        *,
+        company_id: CompanyId,
+        data_type: DataType,
+        destination: str | ObjectStoragePath,
+        run_id: str,
+        **options: Any,
+    ) -> ExtractRequest:
+        """The request of one Airflow run: the folders follow from the destination, the company, the type and
+        the run id (``{destination}/{company_id}/{data_type}/run={run_id}``).
+
+        :param company_id: the checked company id.
+        :param data_type: the catalogue entry.
+        :param destination: a checked storage URI, or an ``ObjectStoragePath``.
+        :param run_id: the Airflow run id.
+        :param options: the other fields (``include_deleted``, ``page_size``, ...), already checked.
+        """
+        return cls(
+            company_id=company_id,
+            data_type=data_type,
+            type_folder=destination_path(destination) / company_id / data_type.key,
+            run_id=run_id,
+            run_folder_name=run_folder_name(run_id),
+            **options,
+        )
 
 
 @dataclass

@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_codat.errors import StateError
 from airflow_provider_codat.extract.watermark import Cursor
 
 if TYPE_CHECKING:
@@ -35,10 +36,6 @@ STATE_FILE = "_state.json"
 STATE_VERSION = 2
 INLINE_IDS = 1000
 IDS_FOLDER = "_watermark_ids"  # a folder of its own, so that finding stale files lists only them
-
-
-class StateError(ValueError):
-    """A state file that cannot be read back."""
 
 
 @dataclass

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
-
+from airflow_provider_codat.errors import CodatDataNotSyncedError
 from airflow_provider_codat.sync.status import is_finished
 
 _NOT_SUPPORTED = "NotSupported"
-
-
-class CodatExtractError(AirflowException):
-    """The extract could not produce a consistent output; nothing was committed."""
-
-
-class CodatDataNotSyncedError(CodatExtractError):
-    """The data type has no completed sync for the company yet: there is nothing to read, and that is not 'empty'."""
 
 
 def sync_fingerprint(status: dict[str, Any] | None) -> tuple[Any, Any]:

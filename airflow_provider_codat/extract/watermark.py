@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_provider_codat.errors import WatermarkError
 from airflow_provider_codat.safe_repr import shorten
 
 _ISO = re.compile(
@@ -26,10 +27,6 @@ _ISO = re.compile(
 )
 # The common shape ("2026-11-21T10:00:00.1234567Z") is turned into a key without parsing.
 _FAST = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,9}))?Z$")
-
-
-class WatermarkError(ValueError):
-    """A ``modifiedDate`` that is not an ISO 8601 date-time."""
 
 
 def instant_key(value: str) -> str:

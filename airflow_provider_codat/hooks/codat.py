@@ -12,6 +12,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from airflow_provider_codat.datatypes import Kind
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import (
     CodatAPIError,
     CodatDatasetInProgressError,
@@ -82,7 +83,7 @@ class CodatHook(BaseHook, Transport):
     """
 
     conn_name_attr = "codat_conn_id"
-    default_conn_name = "codat_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "codat"
     hook_name = "Codat"
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -36,7 +38,7 @@ class CodatListCompaniesOperator(BaseOperator):
         query: str | None = None,
         tags: str | None = None,
         connection_status: str | None = "Linked",
-        codat_conn_id: str = "codat_default",
+        codat_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

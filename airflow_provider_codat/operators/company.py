@@ -21,10 +21,15 @@ from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY, extract_types
-from airflow_provider_codat.errors import CodatSyncTimeoutError, CodatValidationError, is_transient
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.errors import (
+    CodatCompanySyncFailedError,
+    CodatSyncTimeoutError,
+    CodatValidationError,
+    is_transient,
+)
 from airflow_provider_codat.extract.core import ExtractRequest
-from airflow_provider_codat.extract.destination import check_destination, destination_path
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.extract.destination import check_destination
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.operators.refresh import CodatQueueDataTypesOperator, CodatRefreshAllDataOperator
@@ -49,10 +54,6 @@ REFRESH_MODES = ("queue", "all", "none")
 STATE_XCOM_KEY = "codat_company_sync"
 DEFERRAL_GRACE = timedelta(minutes=5)
 EXTRACTED, NOT_SUPPORTED, FAILED = "extracted", "not_supported", "failed"
-
-
-class CodatCompanySyncFailed(AirflowException):
-    """Some data types of the company (or companies) did not land; the others did and are committed."""
 
 
 class CodatCompanySyncOperator(BaseOperator):
@@ -107,7 +108,7 @@ class CodatCompanySyncOperator(BaseOperator):
         include_deleted: bool | str = True,
         full_refresh: bool | str = False,
         company_name: str | None = None,
-        codat_conn_id: str = "codat_default",
+        codat_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: timedelta | float = DEFAULT_POLL_INTERVAL,
         max_poll_interval: timedelta | float = DEFAULT_MAX_POLL_INTERVAL,
         timeout: timedelta | float = timedelta(hours=6),
@@ -320,14 +321,11 @@ class CodatCompanySyncOperator(BaseOperator):
         return {t: {"company_id": company_id, **results[t]} for t in state["types"]}
 
     def _request(self, context: Context, company_id: str, data_type: str, destination: str) -> ExtractRequest:
-        entry = require_data_type(data_type)
-        run_id = str(context["run_id"])
-        return ExtractRequest(
+        return ExtractRequest.for_run(
             company_id=company_id,
-            data_type=entry,
-            type_folder=destination_path(destination) / company_id / entry.key,
-            run_id=run_id,
-            run_folder_name=run_folder_name(run_id),
+            data_type=require_data_type(data_type),
+            destination=destination,
+            run_id=str(context["run_id"]),
             include_deleted=require_bool(self.include_deleted, "include_deleted"),
             full_refresh=require_bool(self.full_refresh, "full_refresh"),
             page_size=self.page_size,
@@ -353,7 +351,7 @@ class CodatCompanySyncOperator(BaseOperator):
         value = results[state["companies"][0]] if single else results
         if failures:
             context["ti"].xcom_push(key="codat_outcomes", value=value)
-            raise CodatCompanySyncFailed(
+            raise CodatCompanySyncFailedError(
                 f"{len(failures)} data types did not land (the others are committed): " + "; ".join(failures)
             )
         return value

@@ -9,23 +9,20 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_codat.datatypes import Scope
+from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError, CodatValidationError
 from airflow_provider_codat.extract.core import (
     DEFAULT_LOG_INTERVAL,
     DEFAULT_MAX_PASSES,
-    CodatDataNotSyncedError,
-    CodatExtractError,
     ExtractRequest,
     run_extract,
 )
-from airflow_provider_codat.extract.destination import check_destination, destination_path
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.extract.destination import check_destination
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_RECORDS,
 )
 from airflow_provider_codat.hooks.codat import CodatHook
-from airflow_provider_codat.hooks.errors import CodatValidationError
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import CodatCompanyLink
 from airflow_provider_codat.safe_repr import shorten
@@ -176,18 +173,16 @@ class CodatExtractOperator(BaseOperator):
                 f"Data type {entry.key!r} is read per company: drop connection_id (it applies to "
                 "connection-scoped types such as bankAccounts or commerce-orders)."
             )
-        run_id = str(context["run_id"])
         report_params: dict[str, Any] = {}
         if entry.report:
             report_params = {"periodLength": self.period_length, "periodsToCompare": self.periods_to_compare}
             if self.start_month:
                 report_params["startMonth"] = self.start_month
-        return ExtractRequest(
+        return ExtractRequest.for_run(
             company_id=company_id,
             data_type=entry,
-            type_folder=destination_path(self.destination) / company_id / entry.key,
-            run_id=run_id,
-            run_folder_name=run_folder_name(run_id),
+            destination=self.destination,
+            run_id=str(context["run_id"]),
             include_deleted=require_bool(self.include_deleted, "include_deleted"),
             full_refresh=require_bool(self.full_refresh, "full_refresh"),
             page_size=self.page_size,

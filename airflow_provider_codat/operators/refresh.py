@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_codat.datatypes import fetch_on_first_link_types
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import (
     CodatAPIError,
     CodatDatasetInProgressError,
@@ -69,7 +70,7 @@ class _CodatRefreshOperator(BaseOperator):
         self,
         *,
         company_id: str,
-        codat_conn_id: str = "codat_default",
+        codat_conn_id: str = DEFAULT_CONN_ID,
         wait_for_completion: bool = False,
         poll_interval: timedelta | float = DEFAULT_POLL_INTERVAL,
         max_poll_interval: timedelta | float = DEFAULT_MAX_POLL_INTERVAL,

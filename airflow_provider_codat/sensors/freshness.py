@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.sync.interval import CLOCK
 from airflow_provider_codat.sync.ticket import normalize_data_types, to_seconds
@@ -98,7 +99,7 @@ class CodatFreshnessSensor(BaseSensorOperator):
         data_types: Sequence[str] | str,
         max_age: timedelta | float | None = None,
         max_skew: timedelta | float | None = None,
-        codat_conn_id: str = "codat_default",
+        codat_conn_id: str = DEFAULT_CONN_ID,
         poke_interval: timedelta | float = 300,
         **kwargs: Any,
     ) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatSyncTimeoutError
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
@@ -75,7 +76,7 @@ class CodatSyncSensor(BaseSensorOperator):
         company_id: str | None = None,
         data_types: Sequence[str] | str | None = None,
         synced_after: Any = None,
-        codat_conn_id: str = "codat_default",
+        codat_conn_id: str = DEFAULT_CONN_ID,
         poke_interval: timedelta | float = DEFAULT_POLL_INTERVAL,
         exponential_backoff: bool = True,
         max_wait: timedelta | float | None = None,

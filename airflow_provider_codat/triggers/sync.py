@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.sync.interval import (
     CLOCK,
@@ -18,6 +20,22 @@ from airflow_provider_codat.sync.interval import (
 from airflow_provider_codat.sync.ticket import WaitSpec
 from airflow_provider_codat.sync.wait import Wait, arun, error_event
 
+# Airflow's scheduler can fail a deferred task whose trigger fires before it has processed the executor's report
+# that the deferring worker exited ("finished with state success, but the task instance's state attribute is
+# queued": apache/airflow#66374, #67287, #72716; fixed for some states in 3.2.2 and 3.3, not for all). So the
+# trigger fires no sooner than this after it starts. `airflow dags test` has no scheduler to race: it sets 0.
+RESUME_SETTLE_ENV = "CODAT_TRIGGER_SETTLE_SECONDS"
+DEFAULT_RESUME_SETTLE = 10.0
+
+
+def resume_settle() -> float:
+    """Seconds a trigger holds its event after starting (``CODAT_TRIGGER_SETTLE_SECONDS``, default 10)."""
+    value = os.environ.get(RESUME_SETTLE_ENV, "")
+    try:
+        return max(0.0, float(value)) if value else DEFAULT_RESUME_SETTLE
+    except ValueError:
+        return DEFAULT_RESUME_SETTLE
+
 
 class CodatSyncTrigger(BaseTrigger):
     """Poll one company's ``dataStatus`` until every awaited type is finished; fire exactly one event.
@@ -27,7 +45,8 @@ class CodatSyncTrigger(BaseTrigger):
     :meth:`serialize` after a triggerer restart resumes the same wait: same deadline, same pace. The task polled
     once before deferring, so the first poll here comes one to two intervals after ``started_at`` (at once after
     a restart that came later than that), and each later interval is stretched by up to a quarter, by amounts
-    fixed per wait, so that waits deferred together do not poll together. All waits of one connection in a triggerer
+    fixed per wait, so that waits deferred together do not poll together. The event is held until the trigger
+    has run for :func:`resume_settle` seconds (10), so the scheduler has seen the worker exit. All waits of one connection in a triggerer
     share one HTTP client and its connections.
 
     The kwargs are checked in full (company and dataset ids UUIDs, types in the catalogue) before any request;
@@ -57,7 +76,7 @@ class CodatSyncTrigger(BaseTrigger):
         datasets: dict[str, str] | None = None,
         data_types: list[str] | None = None,
         synced_after: str | None = None,
-        codat_conn_id: str = "codat_default",
+        codat_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
     ) -> None:
@@ -106,6 +125,12 @@ class CodatSyncTrigger(BaseTrigger):
         return CodatHook(codat_conn_id=self.codat_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        settled_at = CLOCK.now() + resume_settle()  # see RESUME_SETTLE_ENV
+        async for event in self._wait():
+            await CLOCK.asleep(max(0.0, settled_at - CLOCK.now()))
+            yield event
+
+    async def _wait(self) -> AsyncIterator[TriggerEvent]:
         # The task polled just before deferring: the first poll here comes one to two intervals after the
         # start, at a point fixed per wait, so that a thousand waits deferred together spread over a whole
         # interval instead of polling in one burst. Nothing else is done before: the triggerer's loop stays free.

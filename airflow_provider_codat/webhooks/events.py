@@ -12,15 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_codat.datatypes import CATALOGUE
+from airflow_provider_codat.errors import MalformedEventError
 
 READ_COMPLETED_EVENTS = frozenset({"read.completed", "read.completed.initial"})
 # Marks the events this receiver creates, so consumers can tell them from the extract's own outlet events.
 EVENT_SOURCE = "codat-webhook"
 _COMPLETE = "Complete"
-
-
-class MalformedEvent(ValueError):
-    """The body is not a Codat event this receiver understands (the message never quotes the body)."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +39,9 @@ def asset_uri(data_type: str) -> str:
 
 
 def event_type_of(body: Any) -> str:
-    """The ``eventType`` of a parsed body; :class:`MalformedEvent` when there is none."""
+    """The ``eventType`` of a parsed body; :class:`MalformedEventError` when there is none."""
     if not isinstance(body, dict) or not isinstance(body.get("eventType"), str):
-        raise MalformedEvent("the body is not a Codat event (a JSON object with eventType)")
+        raise MalformedEventError("the body is not a Codat event (a JSON object with eventType)")
     return body["eventType"]
 
 
@@ -54,23 +51,23 @@ def change_notices(body: dict[str, Any], webhook_id: str) -> list[ChangeNotice]:
 
     :param body: the parsed, verified body.
     :param webhook_id: the delivery's ``webhook-id`` (the same on every retry of a message).
-    :raises MalformedEvent: the company id or the data type list is missing or not of the documented shape.
+    :raises MalformedEventError: the company id or the data type list is missing or not of the documented shape.
     """
     payload = body.get("payload")
     if not isinstance(payload, dict):
-        raise MalformedEvent("read.completed without a payload object")
+        raise MalformedEventError("read.completed without a payload object")
     company = payload.get("referenceCompany")
     company_id = _uuid(company.get("id") if isinstance(company, dict) else None)
     if company_id is None:
-        raise MalformedEvent("read.completed without a valid referenceCompany.id")
+        raise MalformedEventError("read.completed without a valid referenceCompany.id")
     summaries = payload.get("dataTypes")
     if not isinstance(summaries, list):
-        raise MalformedEvent("read.completed without a dataTypes list")
+        raise MalformedEventError("read.completed without a dataTypes list")
     modified_from = payload.get("modifiedFromDate")
     notices: dict[str, ChangeNotice] = {}
     for summary in summaries:
         if not isinstance(summary, dict):
-            raise MalformedEvent("read.completed with a dataTypes entry that is not an object")
+            raise MalformedEventError("read.completed with a dataTypes entry that is not an object")
         data_type = summary.get("dataType")
         if (
             data_type not in CATALOGUE

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
@@ -21,7 +22,7 @@ URL_PREFIX = "/codat"
 def _conn_id() -> str:
     from airflow.configuration import conf
 
-    return conf.get("codat", "webhook_conn_id", fallback="codat_default")
+    return conf.get("codat", "webhook_conn_id", fallback=DEFAULT_CONN_ID)
 
 
 def build_app():

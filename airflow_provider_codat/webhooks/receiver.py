@@ -27,15 +27,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from airflow_provider_codat.errors import MalformedEventError, SecretUnavailableError
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.events import (
     READ_COMPLETED_EVENTS,
-    MalformedEvent,
     change_notices,
     event_type_of,
 )
 from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
-from airflow_provider_codat.webhooks.secret import CachedVerifier, SecretUnavailable
+from airflow_provider_codat.webhooks.secret import CachedVerifier
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def create_receiver_app(parts: ReceiverParts) -> FastAPI:
             return _answer(401, "webhook-timestamp is more than 5 minutes off")
         try:
             verifier = await _verifier(parts)
-        except SecretUnavailable as exc:
+        except SecretUnavailableError as exc:
             log.error("Codat webhook refused: %s", exc)
             return _answer(503, "the receiver has no signing secret configured")
         except TimeoutError:
@@ -150,8 +150,8 @@ def _accept(parts: ReceiverParts, webhook_id: str, text: str) -> JSONResponse:
         body = json.loads(text)
         event_type = event_type_of(body)
         notices = change_notices(body, webhook_id) if event_type in READ_COMPLETED_EVENTS else None
-    except (ValueError, MalformedEvent) as exc:
-        reason = str(exc) if isinstance(exc, MalformedEvent) else "the body is not JSON"
+    except (ValueError, MalformedEventError) as exc:
+        reason = str(exc) if isinstance(exc, MalformedEventError) else "the body is not JSON"
         return _answer(400, reason)
     if notices is None:
         return JSONResponse({"status": 200, "message": "event type ignored"})

@@ -13,12 +13,11 @@ from collections.abc import Callable
 
 from standardwebhooks.webhooks import Webhook
 
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.errors import SecretUnavailableError
+
 SECRET_EXTRA = "webhook_secret"
 DEFAULT_TTL_SECONDS = 60.0
-
-
-class SecretUnavailable(Exception):
-    """No usable signing secret (the message says what to fix, never what the value is)."""
 
 
 def connection_secret(conn_id: str) -> str | None:
@@ -46,7 +45,7 @@ class CachedVerifier:
 
     def __init__(
         self,
-        conn_id: str = "codat_default",
+        conn_id: str = DEFAULT_CONN_ID,
         *,
         lookup: Callable[[str], str | None] = connection_secret,
         ttl: float = DEFAULT_TTL_SECONDS,
@@ -69,7 +68,7 @@ class CachedVerifier:
     def get(self) -> Webhook:
         """The verifier, looking the secret up when the cached one is older than ``ttl`` (may block on I/O).
 
-        :raises SecretUnavailable: the connection has no ``webhook_secret`` or it is not a ``whsec_`` secret.
+        :raises SecretUnavailableError: the connection has no ``webhook_secret`` or it is not a ``whsec_`` secret.
         """
         with self._lock:
             verifier = self.cached()
@@ -77,14 +76,14 @@ class CachedVerifier:
                 return verifier
             secret = self._lookup(self.conn_id)
             if secret is None:
-                raise SecretUnavailable(
+                raise SecretUnavailableError(
                     f"The Airflow connection {self.conn_id!r} has no {SECRET_EXTRA!r} extra: paste the endpoint's "
                     "signing secret (whsec_...) from Codat's portal into it."
                 )
             try:
                 verifier = Webhook(secret.strip())
             except Exception:
-                raise SecretUnavailable(
+                raise SecretUnavailableError(
                     f"The {SECRET_EXTRA!r} extra of connection {self.conn_id!r} is not a Codat signing secret: "
                     "copy it again from Codat's portal (it starts with whsec_)."
                 ) from None

@@ -17,7 +17,7 @@ import pytest
 from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.operators.company import (
     STATE_XCOM_KEY,
-    CodatCompanySyncFailed,
+    CodatCompanySyncFailedError,
     CodatCompanySyncOperator,
 )
 from airflow_provider_codat.version_compat import TaskDeferred
@@ -119,7 +119,7 @@ def test_one_company_every_type_in_one_task_with_one_status_read_each_side(
 def test_a_failed_sync_fails_the_task_naming_it_and_the_others_commit(sim, sim_clock, company_id, tmp_path):
     sim.control.fail_next_sync(company_id, "payments", status="FetchError", error_message="Xero said no")
     context = make_context()
-    with pytest.raises(CodatCompanySyncFailed, match=r"payments: sync FetchError: Xero said no"):
+    with pytest.raises(CodatCompanySyncFailedError, match=r"payments: sync FetchError: Xero said no"):
         operator(company_id, tmp_path, types=["invoices", "payments", "bills"]).execute(context)
     outcomes = context["ti"].xcoms["codat_outcomes"]
     assert outcomes["payments"]["status"] == "failed"
@@ -136,7 +136,7 @@ def test_an_extract_failure_touches_no_other_type_and_the_retry_is_cheap(
     types = ["invoices", "payments", "bills"]
     started = datetime.now(UTC)
     sim.control.add_fault("server_error", path=r"/data/payments$", status=500, times=None)
-    with pytest.raises(CodatCompanySyncFailed, match=r"payments: CodatAPIError: .*500") as failure:
+    with pytest.raises(CodatCompanySyncFailedError, match=r"payments: CodatAPIError: .*500") as failure:
         operator(company_id, tmp_path, types=types).execute(make_context(start_date=started))
     assert "invoices" not in str(failure.value) and "bills" not in str(failure.value)
     committed = {t: (tmp_path / company_id / t / "_state.json").read_text() for t in ("invoices", "bills")}
@@ -160,7 +160,7 @@ def test_an_extract_failure_touches_no_other_type_and_the_retry_is_cheap(
 def test_a_retry_queues_again_what_did_not_sync_since_the_run_started(sim, sim_clock, company_id, tmp_path):
     started = datetime.now(UTC)
     sim.control.fail_next_sync(company_id, "payments")
-    with pytest.raises(CodatCompanySyncFailed):
+    with pytest.raises(CodatCompanySyncFailedError):
         operator(company_id, tmp_path, types=["invoices", "payments"]).execute(
             make_context(start_date=started)
         )
@@ -218,7 +218,7 @@ def test_a_batch_of_companies_in_one_task_and_the_asset_events_name_them(sim, si
 def test_a_company_whose_refresh_fails_fails_alone_in_its_batch(sim, sim_clock, tmp_path):
     linked = sim.control.linked_company_ids()
     [deauthorized] = sim.control.deauthorized_company_ids()
-    with pytest.raises(CodatCompanySyncFailed, match=re.escape(deauthorized)) as failure:
+    with pytest.raises(CodatCompanySyncFailedError, match=re.escape(deauthorized)) as failure:
         operator([linked[0], deauthorized], tmp_path, types=["invoices"]).execute(make_context())
     assert linked[0] not in str(failure.value)
     assert_landed(sim, tmp_path, linked[0], "invoices")

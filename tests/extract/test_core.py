@@ -11,10 +11,9 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError
 from airflow_provider_codat.extract import core, keyset
 from airflow_provider_codat.extract.core import (
-    CodatDataNotSyncedError,
-    CodatExtractError,
     ExtractRequest,
     run_extract,
 )

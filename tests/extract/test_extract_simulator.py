@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from airflow_provider_codat.datatypes import CATALOGUE, Kind, Scope
+from airflow_provider_codat.errors import CodatDataNotSyncedError
 from airflow_provider_codat.extract import core
-from airflow_provider_codat.extract.core import CodatDataNotSyncedError
 from airflow_provider_codat.extract.writer import PartWriter
 from tests.extract.conftest import read_records, run_records, truth, versions
 from tests.moments import MOMENTS

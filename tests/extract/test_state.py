@@ -5,12 +5,12 @@ import json
 import pytest
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_codat.errors import StateError
 from airflow_provider_codat.extract.state import (
     IDS_FOLDER,
     INLINE_IDS,
     STATE_FILE,
     ExtractState,
-    StateError,
     load_state,
     save_state,
 )

@@ -4,10 +4,10 @@ from datetime import UTC, timedelta
 
 import pytest
 
+from airflow_provider_codat.errors import WatermarkError
 from airflow_provider_codat.extract.watermark import (
     Cursor,
     VersionFilter,
-    WatermarkError,
     instant_key,
     query_value,
     record_identity,

@@ -181,3 +181,28 @@ async def test_trigger_timers_run_on_elapsed_time_across_every_moment(sim, sim_c
     )
     (event,) = await events_of(rebuild(slow))
     assert event["status"] == "timeout" and "Timed out after 120 s" in event["message"]
+
+
+@pytest.mark.parametrize(("settle", "earliest"), [(None, 10.0), ("25", 25.0), ("0", 0.0)])
+async def test_the_event_waits_until_the_scheduler_has_seen_the_worker_exit(
+    sim, sim_clock, company_id, monkeypatch, settle, earliest
+):
+    # A sync already finished when the wait began (its start long past): the answer is known at the first poll,
+    # but a trigger under a scheduler holds it for the settling time (Airflow may otherwise fail the task).
+    sim.control.set_sync_seconds(1)
+    datasets = queue(company_id, "invoices")
+    sim_clock.sleep(5)
+    if settle is None:
+        monkeypatch.delenv("CODAT_TRIGGER_SETTLE_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("CODAT_TRIGGER_SETTLE_SECONDS", settle)
+    trigger = CodatSyncTrigger(
+        company_id=company_id,
+        datasets=datasets,
+        deadline=sim_clock.now() + 600,
+        started_at=sim_clock.now() - 60,
+    )
+    fired = sim_clock.now()
+    (event,) = await events_of(trigger)
+    assert event["status"] == "success"
+    assert earliest <= sim_clock.now() - fired < earliest + 1

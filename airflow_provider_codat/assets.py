@@ -1,0 +1,52 @@
+"""The Assets ``codat://{dataType}``: one per data type, updated by the extracts and by Codat's webhooks.
+
+The one place that spells the URI, and the one way a task sets the extra of the asset events it emits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_codat.datatypes import DataType
+
+SCHEME = "codat"
+
+
+def asset_uri(data_type: str | DataType) -> str:
+    """``codat://{dataType}``: the asset a data type's extract emits and its webhook events land on."""
+    return f"{SCHEME}://{getattr(data_type, 'key', data_type)}"
+
+
+def codat_asset(data_type: str | DataType) -> Asset:
+    """The :class:`Asset` of a data type (for ``outlets`` and schedules)."""
+    return Asset(asset_uri(data_type))
+
+
+def codat_assets(data_types: Iterable[str | DataType]) -> list[Asset]:
+    """The Assets of several data types, in their order (the Assets page lists them)."""
+    return [codat_asset(data_type) for data_type in data_types]
+
+
+def set_asset_extras(
+    context: Context, outlets: Iterable[Any], extras: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Set the extra of the asset event of each declared outlet ``codat://{dataType}`` named in ``extras``.
+
+    :param context: the task's context (its ``outlet_events``; nothing happens without them).
+    :param outlets: the task's declared outlets; other assets and data types not in ``extras`` are left alone.
+    :param extras: data type key -> the extra of its event.
+    """
+    events = context.get("outlet_events")
+    if events is None:
+        return
+    by_uri = {codat_asset(data_type).uri: extra for data_type, extra in extras.items()}
+    for outlet in outlets or ():
+        extra = by_uri.get(outlet.uri) if isinstance(outlet, Asset) else None
+        if extra is not None:
+            events[outlet].extra.update(extra)
