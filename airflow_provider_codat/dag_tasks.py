@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,37 +17,12 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.extract.destination import resolve_destination
 
 log = logging.getLogger(__name__)
 
-DESTINATION_VARIABLE = "codat_destination"
 # Connection statuses that mean the company has to link its platform again (Codat: only Linked syncs).
 RELINK_STATUSES = ("Deauthorized", "Unlinked", "PendingAuth")
-
-
-def default_destination() -> str:
-    """Where data lands when neither the Params nor the ``codat_destination`` Variable say: a folder under
-    ``AIRFLOW_HOME``. Called at run time only."""
-    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-    return "file://" + os.path.abspath(os.path.join(home, "codat-data"))
-
-
-def _as_uri(destination: str) -> str:
-    """Accept a plain local path as well as a storage URI."""
-    destination = destination.strip()
-    if destination.startswith("/"):
-        return "file://" + destination
-    return destination
-
-
-def resolve_destination(explicit: str | None = None) -> str:
-    """The destination URI a run writes to: ``explicit``, else the ``codat_destination`` Variable, else
-    :func:`default_destination`. Call it in a task, never at parse time (it reads a Variable)."""
-    if explicit:
-        return _as_uri(str(explicit))
-    from airflow.sdk import Variable
-
-    return _as_uri(Variable.get(DESTINATION_VARIABLE, default=None) or default_destination())
 
 
 def _max_map_length() -> int:

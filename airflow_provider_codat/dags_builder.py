@@ -24,17 +24,14 @@ import pendulum
 from airflow.sdk import DAG, Asset, Param, TaskGroup
 
 from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY
-from airflow_provider_codat.dag_tasks import (
-    DESTINATION_VARIABLE,
-    batches,
-    default_destination,
-    portfolio,
-    relink_report,
-    resolve_destination,
-    summary,
-)
+from airflow_provider_codat.dag_tasks import batches, portfolio, relink_report, summary
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.extract.destination import (
+    DESTINATION_VARIABLE,
+    default_destination,
+    resolve_destination,
+)
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.safe_repr import shorten
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from airflow.sdk import get_current_context, task
 
-from airflow_provider_codat.dag_tasks import resolve_destination
 from airflow_provider_codat.datatypes import CATALOGUE
+from airflow_provider_codat.extract.destination import resolve_destination
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE, asset_uri
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
-"""Where extracts land: a storage URI, checked before any request, and the path built from it."""
+"""Where extracts land: the destination resolved at run time (argument, Variable, default), its URI checked
+before any request, and the path built from it."""
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -12,6 +14,33 @@ from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.safe_repr import shorten
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# The Airflow Variable naming the destination when a run does not.
+DESTINATION_VARIABLE = "codat_destination"
+
+
+def default_destination() -> str:
+    """Where data lands when neither the Params nor the ``codat_destination`` Variable say: a folder under
+    ``AIRFLOW_HOME``. Called at run time only."""
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return "file://" + os.path.abspath(os.path.join(home, "codat-data"))
+
+
+def _as_uri(destination: str) -> str:
+    """Accept a plain local path as well as a storage URI."""
+    destination = destination.strip()
+    if destination.startswith("/"):
+        return "file://" + destination
+    return destination
+
+
+def resolve_destination(explicit: str | None = None) -> str:
+    """The destination URI a run writes to: ``explicit``, else the ``codat_destination`` Variable, else
+    :func:`default_destination`. Call it in a task, never at parse time (it reads a Variable)."""
+    if explicit:
+        return _as_uri(str(explicit))
+    from airflow.sdk import Variable
+
+    return _as_uri(Variable.get(DESTINATION_VARIABLE, default=None) or default_destination())
 
 
 def check_destination(destination: Any) -> str:

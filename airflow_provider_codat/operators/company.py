@@ -154,7 +154,7 @@ class CodatCompanySyncOperator(BaseOperator):
             raise CodatValidationError(
                 f"refresh must be one of {', '.join(REFRESH_MODES)}, got {shorten(self.refresh)}."
             )
-        from airflow_provider_codat.dag_tasks import resolve_destination
+        from airflow_provider_codat.extract.destination import resolve_destination
 
         destination = resolve_destination(self.destination or None)
         check_destination(destination)  # a malformed URI fails here, before any request

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_codat.dag_tasks import batches, resolve_destination, summary
+from airflow_provider_codat.dag_tasks import batches, summary
 from airflow_provider_codat.dags_builder import SyncSpec
 from airflow_provider_codat.datatypes import UnknownDataTypeError
+from airflow_provider_codat.extract.destination import resolve_destination
 
 A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in "abc")
 
