@@ -1,8 +1,11 @@
-"""Checks applied to every caller-supplied value before the hook sends a request.
+"""Checks of the caller-supplied parameters that are not ids: queries, ``orderBy``, page sizes, integers,
+booleans and the one path segment taken from a source platform (a bank account id).
 
-Paths are built only from the catalogue's templates and checked ids (:mod:`~airflow_provider_codat.values`), so nothing a
-caller passes can add a path segment (``../``, ``/``, ``?``, ``#`` or their percent-encoded forms). Query
-parameters go through httpx's ``params=`` (encoded there), and are checked here for length, type and shape.
+Query parameters go through httpx's ``params=`` (encoded there), and are checked here for length, type and
+shape. Ids and data types are parsed into checked values instead (:mod:`~airflow_provider_codat.values`,
+:func:`~airflow_provider_codat.datatypes.get_data_type`), and paths are built from those in one place
+(:mod:`~airflow_provider_codat.hooks.paths`); :func:`require_uuid` and :func:`require_data_type` remain as thin
+compatibility functions over them.
 """
 
 from __future__ import annotations
@@ -24,18 +27,6 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def require_uuid(value: Any, what: str) -> str:
-    """Return ``value`` as a canonical lower-case UUID string, or raise :class:`CodatValidationError`.
-
-    A plain ``str``; inside the provider prefer the typed values (:class:`~airflow_provider_codat.values.CompanyId`,
-    ...), which are parsed once and trusted below.
-
-    :param value: the id given by the caller.
-    :param what: what the id is (``"company_id"``), named in the error.
-    """
-    return str(CodatId.parse(value, what))
-
-
 def require_segment(value: Any, what: str) -> str:
     """Check an id that Codat takes from the source platform (a bank account id): one safe path segment.
 
@@ -50,14 +41,6 @@ def require_segment(value: Any, what: str) -> str:
             f"{what} must be a plain id (letters, digits, '-', '_', '.'), got {shorten(value)}."
         )
     return value
-
-
-def require_data_type(key: Any) -> DataType:
-    """Return the catalogue entry for ``key``, or raise :class:`CodatValidationError` listing the valid keys.
-
-    :param key: a Codat dataType key such as ``"invoices"``.
-    """
-    return get_data_type(key)
 
 
 def require_query(value: Any, what: str = "query") -> str | None:
@@ -134,3 +117,24 @@ def require_bool(value: Any, what: str) -> bool:
     if text in _FALSE:
         return False
     raise CodatValidationError(f"{what} must be true or false, got {shorten(value)}.")
+
+
+# -- compatibility: ids and data types are checked into values (values.py, datatypes.get_data_type) --------
+def require_uuid(value: Any, what: str) -> str:
+    """Return ``value`` as a canonical lower-case UUID string, or raise :class:`CodatValidationError`.
+
+    A plain ``str``; inside the provider prefer the typed values (:class:`~airflow_provider_codat.values.CompanyId`,
+    ...), which are parsed once and trusted below.
+
+    :param value: the id given by the caller.
+    :param what: what the id is (``"company_id"``), named in the error.
+    """
+    return str(CodatId.parse(value, what))
+
+
+def require_data_type(key: Any) -> DataType:
+    """Return the catalogue entry for ``key``, or raise :class:`CodatValidationError` listing the valid keys.
+
+    :param key: a Codat dataType key such as ``"invoices"``.
+    """
+    return get_data_type(key)

@@ -25,10 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_codat.errors import CodatExtractError
+from airflow_provider_codat.errors import CodatExtractError, CodatPagingError
 from airflow_provider_codat.extract.plan import ReadScope, build_query
 from airflow_provider_codat.extract.watermark import Cursor, instant_key, record_identity, record_instant
-from airflow_provider_codat.hooks.errors import CodatPagingError
 from airflow_provider_codat.safe_repr import shorten
 
 if TYPE_CHECKING:

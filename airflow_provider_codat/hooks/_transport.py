@@ -21,7 +21,7 @@ import httpx
 from airflow_provider_codat import __version__
 from airflow_provider_codat.errors import CodatAPIError, CodatValidationError
 from airflow_provider_codat.hooks._deadline import request_budget
-from airflow_provider_codat.hooks.errors import error_from_response, error_from_transport
+from airflow_provider_codat.hooks.error_messages import error_from_response, error_from_transport
 from airflow_provider_codat.hooks.redact import Redactor, literal_forms, redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, parse_retry_after, release, retrying
 from airflow_provider_codat.safe_repr import shorten
@@ -48,6 +48,26 @@ class Settings:
     max_retries: int = DEFAULT_MAX_RETRIES
     max_retry_time: float = DEFAULT_MAX_RETRY_TIME
     portal_url: str = DEFAULT_PORTAL_URL
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the hook means it: what to send, which failures to retry, and until when.
+
+    :param method: the HTTP method.
+    :param path: the URL path, built by :mod:`~airflow_provider_codat.hooks.paths`.
+    :param params: query parameters (``None`` values are left out).
+    :param policy: which failures are retried.
+    :param retries: overrides the connection's ``max_retries``.
+    :param deadline: epoch seconds: no attempt runs, and no retry waits, past it.
+    """
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    policy: RetryPolicy = RetryPolicy.ALL
+    retries: int | None = None
+    deadline: float | None = None
 
 
 def user_agent() -> str:
@@ -155,45 +175,41 @@ class Transport:
         raise NotImplementedError
 
     def _prepare(
-        self,
-        settings: Settings,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None,
-        policy: RetryPolicy,
-        retries: int | None,
-        *,
-        deadline: float | None = None,
-        asynchronous: bool = False,
+        self, settings: Settings, call: Call, *, asynchronous: bool = False
     ) -> tuple[dict[str, Any] | None, list, Any]:
         """What :meth:`_send` and :meth:`_asend` start from: the cleaned params, the (empty) list of outcomes
         and the retry loop.
 
         :raises CodatAPIError: Codat's last answer said no request is left until its reset: none is sent.
         """
-        if self._quota_empty_until is not None:
-            if time.time() < self._quota_empty_until:
-                raise CodatAPIError(
-                    "Codat's request quota is used up (X-Rate-Limit-Remaining: 0) until "
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self._quota_empty_until))}; no request "
-                    "was sent. Daily quotas reset at 00:00 UTC: run again after it, or spread the companies.",
-                    status_code=429,
-                    method=method,
-                    path=path,
-                )
-            self._quota_empty_until = None
+        self._check_quota(call)
         loop = retrying(
-            method,
-            path,
-            policy=policy,
-            max_retries=settings.max_retries if retries is None else retries,
+            call.method,
+            call.path,
+            policy=call.policy,
+            max_retries=settings.max_retries if call.retries is None else call.retries,
             max_retry_time=settings.max_retry_time,
-            deadline=deadline,
+            deadline=call.deadline,
             sleep=self.async_sleep if asynchronous else self.sleep,
             rng=self.rng,
             asynchronous=asynchronous,
         )
-        return _clean(params), [], loop
+        return _clean(call.params), [], loop
+
+    def _check_quota(self, call: Call) -> None:
+        """Refuse to send while Codat's last answer says no request is left (``X-Rate-Limit-Remaining: 0``)."""
+        if self._quota_empty_until is None:
+            return
+        if time.time() < self._quota_empty_until:
+            raise CodatAPIError(
+                "Codat's request quota is used up (X-Rate-Limit-Remaining: 0) until "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self._quota_empty_until))}; no request "
+                "was sent. Daily quotas reset at 00:00 UTC: run again after it, or spread the companies.",
+                status_code=429,
+                method=call.method,
+                path=call.path,
+            )
+        self._quota_empty_until = None
 
     def _record(self, outcomes: list, response: httpx.Response) -> httpx.Response:
         """Note an attempt's response (read and unbound) among the outcomes and its rate-limit headers."""
@@ -201,31 +217,17 @@ class Transport:
         self._note_rate_limit(response)
         return response
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None = None,
-        *,
-        policy: RetryPolicy = RetryPolicy.ALL,
-        retries: int | None = None,
-        deadline: float | None = None,
-    ) -> tuple[httpx.Response, list]:
-        """Send with retries; return the final response (any status) and every attempt's outcome.
-
-        :param deadline: epoch seconds: no attempt runs, and no retry waits, past it.
-        """
+    def _send(self, call: Call) -> tuple[httpx.Response, list]:
+        """Send with retries; return the final response (any status) and every attempt's outcome."""
         settings = self._get_settings()
         client = self.client
-        params, outcomes, loop = self._prepare(
-            settings, method, path, params, policy, retries, deadline=deadline
-        )
+        params, outcomes, loop = self._prepare(settings, call)
 
         def attempt() -> httpx.Response:
-            budget = attempt_budget(settings, deadline)
+            budget = attempt_budget(settings, call.deadline)
             try:
                 with request_budget(budget):
-                    request = client.build_request(method, path, params=params, timeout=budget)
+                    request = client.build_request(call.method, call.path, params=params, timeout=budget)
                     response = client.send(request, stream=True)
                     try:
                         response.read()
@@ -239,36 +241,25 @@ class Transport:
         try:
             response = loop(attempt)
         except BaseException as exc:
-            _give_up(exc, loop, outcomes, method, path)  # raises the CodatAPIError for a transport error
+            _give_up(exc, loop, outcomes, call)  # raises the CodatAPIError for a transport error
             raise
         release(loop, outcomes)
         return response, outcomes
 
-    async def _asend(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None = None,
-        *,
-        policy: RetryPolicy = RetryPolicy.ALL,
-        retries: int | None = None,
-        deadline: float | None = None,
-    ) -> tuple[httpx.Response, list]:
+    async def _asend(self, call: Call) -> tuple[httpx.Response, list]:
         """The async twin of :meth:`_send`."""
         settings = await self._aget_settings()
         client = await self._aclient()
-        params, outcomes, loop = self._prepare(
-            settings, method, path, params, policy, retries, deadline=deadline, asynchronous=True
-        )
+        params, outcomes, loop = self._prepare(settings, call, asynchronous=True)
 
         gate = self._async_gate
 
         async def attempt() -> httpx.Response:
-            budget = attempt_budget(settings, deadline)
+            budget = attempt_budget(settings, call.deadline)
             try:
                 with request_budget(budget):
                     async with _turn(gate, budget):
-                        request = client.build_request(method, path, params=params, timeout=budget)
+                        request = client.build_request(call.method, call.path, params=params, timeout=budget)
                         response = await client.send(request, stream=True)
                         try:
                             await response.aread()
@@ -282,7 +273,7 @@ class Transport:
         try:
             response = await loop(attempt)
         except BaseException as exc:
-            _give_up(exc, loop, outcomes, method, path)  # raises the CodatAPIError for a transport error
+            _give_up(exc, loop, outcomes, call)  # raises the CodatAPIError for a transport error
             raise
         release(loop, outcomes)
         return response, outcomes
@@ -305,10 +296,10 @@ class Transport:
         )
 
     def _request(self, method: str, path: str, params=None, **kw) -> httpx.Response:
-        return self._raise_for(*self._send(method, path, params, **kw))
+        return self._raise_for(*self._send(Call(method, path, params, **kw)))
 
     async def _arequest(self, method: str, path: str, params=None, **kw) -> httpx.Response:
-        return self._raise_for(*(await self._asend(method, path, params, **kw)))
+        return self._raise_for(*(await self._asend(Call(method, path, params, **kw))))
 
     def _get_json(self, path: str, params=None, *, deadline: float | None = None) -> Any:
         """The decoded answer, scrubbed (pages of records are read by ``_get_exact``, as Codat sent them)."""
@@ -354,7 +345,7 @@ async def _turn(gate: asyncio.Semaphore | None, budget: float):
         gate.release()
 
 
-def _give_up(exc: BaseException, loop, outcomes: list, method: str, path: str) -> None:
+def _give_up(exc: BaseException, loop, outcomes: list, call: Call) -> None:
     """The retry loop raised ``exc``: break its cycles; for a transport error, raise the error that reports it.
 
     The error is raised here rather than bound to a name in ``_send``, whose frame its traceback holds.
@@ -365,7 +356,7 @@ def _give_up(exc: BaseException, loop, outcomes: list, method: str, path: str) -
     # the error's cause, a cycle that would keep the earlier attempts' responses.
     outcomes.clear()
     if isinstance(exc, httpx.TransportError):
-        raise error_from_transport(exc, method=method, path=path, retries=retries) from exc
+        raise error_from_transport(exc, method=call.method, path=call.path, retries=retries) from exc
 
 
 # httpx wraps each response's stream in a ``Bound(Async)Stream`` that points back at the response (to set

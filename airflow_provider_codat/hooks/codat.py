@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from airflow.sdk import BaseHook
 
-from airflow_provider_codat.datatypes import Kind
+from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import (
     CodatAPIError,
@@ -21,24 +21,28 @@ from airflow_provider_codat.errors import (
 )
 from airflow_provider_codat.hooks._clients import SHARED, build_client
 from airflow_provider_codat.hooks._transport import (
+    Call,
     Settings,
     Transport,
     client_kwargs,
     secrets_of,
     settings_from,
 )
+from airflow_provider_codat.hooks.error_messages import restated
 from airflow_provider_codat.hooks.exact_json import loads_exact
-from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE, Page, check_envelope, iter_envelopes
-from airflow_provider_codat.hooks.paths import history_path, read_path, report_params
+from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE, Page, PagedRead, iter_envelopes
+from airflow_provider_codat.hooks.paths import (
+    company_path,
+    connection_param,
+    history_path,
+    list_path,
+    queue_path,
+    report_request,
+)
 from airflow_provider_codat.hooks.redact import redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, outcome_is_ambiguous
-from airflow_provider_codat.validation import (
-    require_data_type,
-    require_order_by,
-    require_page_size,
-    require_query,
-    require_uuid,
-)
+from airflow_provider_codat.validation import require_order_by, require_page_size, require_query
+from airflow_provider_codat.values import CompanyId
 from airflow_provider_codat.version_compat import hook_field_behaviour, hook_form_widgets
 
 __all__ = [
@@ -183,8 +187,8 @@ class CodatHook(BaseHook, Transport):
 
     def portal_url(self, company_id: str) -> str:
         """The company's page in the Codat portal (``portal_url`` extra, default ``https://app.codat.io``)."""
-        company_id = require_uuid(company_id, "company_id")
-        return f"{self._get_settings().portal_url}/companies/{company_id}/summary"
+        path = company_path(company_id, "/summary")  # checked before the connection is read
+        return f"{self._get_settings().portal_url}{path}"
 
     def test_connection(self) -> tuple[bool, str]:
         """Read one company (one cheap request, no retries); never puts the key in the reason."""
@@ -219,17 +223,17 @@ class CodatHook(BaseHook, Transport):
 
     def get_company(self, company_id: str) -> dict:
         """One company, with its ``dataConnections``."""
-        return self._get_json(f"/companies/{require_uuid(company_id, 'company_id')}")
+        return self._get_json(company_path(company_id))
 
     async def aget_company(self, company_id: str) -> dict:
         """Async twin of :meth:`get_company`."""
-        return await self._aget_json(f"/companies/{require_uuid(company_id, 'company_id')}")
+        return await self._aget_json(company_path(company_id))
 
     def list_connections(
         self, company_id: str, *, query: str | None = None, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[dict]:
         """Every data connection of a company (all pages)."""
-        path = f"/companies/{require_uuid(company_id, 'company_id')}/connections"
+        path = company_path(company_id, "/connections")
         return self._records(path, {"query": require_query(query)}, require_page_size(page_size))
 
     def get_sync_settings(self) -> list[dict]:
@@ -244,12 +248,12 @@ class CodatHook(BaseHook, Transport):
         :param deadline: epoch seconds the call (with its retries) must not outlive.
         :raises CodatAPIError: also when the answer is not an object keyed by data type (not transient).
         """
-        path = f"/companies/{require_uuid(company_id, 'company_id')}/dataStatus"
+        path = company_path(company_id, "/dataStatus")
         return _status(self._get_json(path, deadline=deadline), path)
 
     async def aget_data_status(self, company_id: str, *, deadline: float | None = None) -> dict[str, dict]:
         """Async twin of :meth:`get_data_status`."""
-        path = f"/companies/{require_uuid(company_id, 'company_id')}/dataStatus"
+        path = company_path(company_id, "/dataStatus")
         return _status(await self._aget_json(path, deadline=deadline), path)
 
     def refresh_all_data(self, company_id: str) -> None:
@@ -259,23 +263,21 @@ class CodatHook(BaseHook, Transport):
         connection, 5xx) Codat may have queued the syncs already, and a second ``data/all`` could queue a second
         round. The caller then sees the error and can look at ``dataStatus`` to find out.
         """
-        path = f"/companies/{require_uuid(company_id, 'company_id')}/data/all"
+        path = company_path(company_id, "/data/all")
         try:
             self._request("POST", path, policy=RetryPolicy.UNSENT)
         except CodatAPIError as exc:
             if exc.status_code is not None and exc.status_code != 408 and exc.status_code < 500:
                 raise
-            raise CodatAPIError(
+            message = (
                 f"{exc.message} The answer to data/all was lost, so Codat may have queued the syncs anyway: "
-                "look at dataStatus before queueing again.",
-                status_code=exc.status_code,
-                error=exc.error,
-                correlation_id=exc.correlation_id,
-                method=exc.method,
-                path=exc.path,
-            ) from exc
+                "look at dataStatus before queueing again."
+            )
+            raise restated(exc, message) from exc
 
-    def queue_data_type(self, company_id: str, data_type: str, connection_id: str | None = None) -> dict:
+    def queue_data_type(
+        self, company_id: str, data_type: str | DataType, connection_id: str | None = None
+    ) -> dict:
         """Queue one data type (``POST data/queue/{dataType}``); return the PullOperation.
 
         Retried like a read. A retry cannot queue a second sync while the first is running: if the first
@@ -286,10 +288,10 @@ class CodatHook(BaseHook, Transport):
 
         :raises CodatDatasetInProgressError: a sync of the type was already running.
         """
-        company_id = require_uuid(company_id, "company_id")
-        entry = require_data_type(data_type)
-        params = {"connectionId": require_uuid(connection_id, "connection_id") if connection_id else None}
-        response, outcomes = self._send("POST", f"/companies/{company_id}/data/queue/{entry.key}", params)
+        company_id = CompanyId.parse(company_id)
+        entry = get_data_type(data_type)
+        params = {"connectionId": connection_param(connection_id)}
+        response, outcomes = self._send(Call("POST", queue_path(company_id, entry), params))
         try:
             self._raise_for(response, outcomes)
         except CodatDatasetInProgressError as exc:
@@ -327,7 +329,7 @@ class CodatHook(BaseHook, Transport):
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[dict]:
         """PullOperations of a company (``data/history``, all pages), newest first by default."""
-        path = f"/companies/{require_uuid(company_id, 'company_id')}/data/history"
+        path = company_path(company_id, "/data/history")
         params = {"query": require_query(query), "orderBy": require_order_by(order_by)}
         return self._records(path, params, require_page_size(page_size))
 
@@ -335,23 +337,23 @@ class CodatHook(BaseHook, Transport):
     def iter_pages(
         self,
         company_id: str,
-        data_type: str,
+        data_type: str | DataType,
         *,
         query: str | None = None,
         order_by: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         connection_id: str | None = None,
         account_id: str | None = None,
-    ) -> Iterator[Page]:
+    ) -> PagedRead:
         """Yield the records of a paged data type one page (a list) at a time.
 
         The default page size, 1000, makes ten times fewer calls than Codat's default of 100 while avoiding
-        the slow 5000-record pages. Arguments are checked now, before the first request. Numbers keep every
-        digit (decimals come back as :class:`~decimal.Decimal`). Each page is a :class:`Page`: a list that
-        also carries ``number``, ``total`` (``totalResults``) and ``has_next``.
+        the slow 5000-record pages. Arguments are checked now, once, before the first request. Numbers keep
+        every digit (decimals come back as :class:`~decimal.Decimal`). Each page is a :class:`Page`: a list
+        that also carries ``number``, ``total`` (``totalResults``) and ``has_next``.
 
-        :param company_id: the company.
-        :param data_type: a catalogue key (``invoices``, ``chartOfAccounts``, ``bankTransactions`` ...).
+        :param company_id: the company (a :class:`~airflow_provider_codat.values.CompanyId` is taken as it is).
+        :param data_type: a catalogue entry (taken as it is) or key (``invoices``, ``bankTransactions`` ...).
         :param query: a Codat query (build it with :mod:`airflow_provider_codat.query`).
         :param order_by: a field, ``-field`` for descending.
         :param page_size: records per request, 1 to 5000.
@@ -359,53 +361,22 @@ class CodatHook(BaseHook, Transport):
         :param account_id: the bank account, required for ``bankTransactions``.
         :raises CodatPagingError: when an envelope contradicts itself or the list cycles.
         """
-        path, params = self._list_request(company_id, data_type, query, order_by, connection_id, account_id)
-        size = require_page_size(page_size)
-        return iter_envelopes(lambda p: self._get_exact(path, p), path, params, size)
+        path = list_path(data_type, company_id, connection_id, account_id)
+        params = {"query": require_query(query), "orderBy": require_order_by(order_by)}
+        return PagedRead(lambda p: self._get_exact(path, p), path, params, require_page_size(page_size))
 
-    def get_page(
-        self,
-        company_id: str,
-        data_type: str,
-        *,
-        query: str | None = None,
-        order_by: str | None = None,
-        page: int = 1,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        connection_id: str | None = None,
-        account_id: str | None = None,
-    ) -> Page:
-        """Read one page of a paged data type (see :meth:`iter_pages` for the arguments).
+    def get_page(self, company_id: str, data_type: str | DataType, *, page: int = 1, **options: Any) -> Page:
+        """Read one page of a paged data type.
 
         :param page: the page number, from 1.
+        :param options: the keyword arguments of :meth:`iter_pages` (``query``, ``order_by``, ``page_size``,
+            ``connection_id``, ``account_id``), checked the same way.
         :raises CodatPagingError: when the envelope contradicts itself.
         """
-        path, params = self._list_request(company_id, data_type, query, order_by, connection_id, account_id)
-        size = require_page_size(page_size)
-        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
-            raise CodatValidationError("page must be a whole number from 1.")
-        body = self._get_exact(path, {**params, "page": page, "pageSize": size})
-        return check_envelope(body, page, size, path)
-
-    def _list_request(
-        self,
-        company_id: str,
-        data_type: str,
-        query: str | None,
-        order_by: str | None,
-        connection_id: str | None,
-        account_id: str | None,
-    ) -> tuple[str, dict[str, Any]]:
-        entry = require_data_type(data_type)
-        if not entry.paged:
-            raise CodatValidationError(
-                f"Data type {entry.key!r} is one object, not a list: use get_report()."
-            )
-        path = read_path(entry, company_id, connection_id, account_id)
-        return path, {"query": require_query(query), "orderBy": require_order_by(order_by)}
+        return self.iter_pages(company_id, data_type, **options).read(page)
 
     def get_report(
-        self, company_id: str, data_type: str, *, connection_id: str | None = None, **params: Any
+        self, company_id: str, data_type: str | DataType, *, connection_id: str | None = None, **params: Any
     ) -> dict:
         """Read a one-object data type: ``company`` (info), a financial statement, ``commerce-companyInfo``.
 
@@ -413,11 +384,8 @@ class CodatHook(BaseHook, Transport):
         month) and optionally ``startMonth`` (a date); snake_case names are accepted too. Numbers keep every
         digit (decimals come back as :class:`~decimal.Decimal`).
         """
-        entry = require_data_type(data_type)
-        if entry.kind is not Kind.SNAPSHOT:
-            raise CodatValidationError(f"Data type {entry.key!r} is a paged list: use iter_pages().")
-        path = read_path(entry, company_id, connection_id, None)
-        body = self._get_exact(path, report_params(entry, params))
+        path, query = report_request(data_type, company_id, connection_id, params)
+        body = self._get_exact(path, query)
         if not isinstance(body, dict):
             raise CodatAPIError(
                 f"Codat answered GET {path} with something other than a JSON object.", path=path

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import httpx
 
-from airflow_provider_codat.errors import CodatPagingError
+from airflow_provider_codat.errors import CodatPagingError, CodatValidationError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def iter_envelopes(
     path: str,
     params: dict[str, Any],
     page_size: int,
-) -> Iterator[Page]:
+) -> Generator[Page, None, None]:
     """Yield each page, from page 1 until the last page, checking each envelope (:func:`check_envelope`).
 
     :param fetch: sends one GET for ``path`` with the given query parameters, returns the decoded body.
@@ -127,6 +127,45 @@ def iter_envelopes(
             return
         log.debug("Codat %s: page %s read (%s records)", path, page, len(current))
         page += 1
+
+
+class PagedRead(Iterator[Page]):
+    """The pages of one list read whose arguments are checked already: iterate it for every page in turn
+    (:func:`iter_envelopes`, nothing is sent before the first ``next``), or :meth:`read` one page.
+
+    :param fetch: sends one GET for ``path`` with the given query parameters, returns the decoded body.
+    :param path: the list's path.
+    :param params: query parameters other than ``page``/``pageSize``.
+    :param page_size: records per page.
+    """
+
+    def __init__(
+        self, fetch: Callable[[dict[str, Any]], Any], path: str, params: dict[str, Any], page_size: int
+    ) -> None:
+        self.fetch, self.path, self.params, self.page_size = fetch, path, params, page_size
+        self._pages: Generator[Page, None, None] | None = None
+
+    def __next__(self) -> Page:
+        return next(self._started())
+
+    def close(self) -> None:
+        """Stop reading: no further request is sent."""
+        self._started().close()
+
+    def _started(self) -> Generator[Page, None, None]:
+        if self._pages is None:
+            self._pages = iter_envelopes(self.fetch, self.path, self.params, self.page_size)
+        return self._pages
+
+    def read(self, page: int) -> Page:
+        """Read one page, its envelope checked (:func:`check_envelope`); the iteration does not move.
+
+        :param page: the page number, from 1.
+        """
+        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+            raise CodatValidationError("page must be a whole number from 1.")
+        body = self.fetch({**self.params, "page": page, "pageSize": self.page_size})
+        return check_envelope(body, page, self.page_size, self.path)
 
 
 def _next_page(body: dict[str, Any], page: int, count: int, size: int, total: int | None) -> int | None:

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_provider_codat.hooks.errors import CodatPagingError
+from airflow_provider_codat.errors import CodatPagingError
 from tests.extract.conftest import read_records, truth, versions
 
 

@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk import Asset
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from airflow_provider_codat.hooks.errors import CodatValidationError
+from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.operators.extract import CodatExtractOperator
 
 COMPANY = "8a210b68-6988-11ed-a1eb-0242ac120002"
