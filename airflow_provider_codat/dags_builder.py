@@ -23,10 +23,10 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, Param, TaskGroup
 
-from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.dag_tasks import batches, portfolio, relink_report, summary
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.extract.company import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.extract.destination import (
     DESTINATION_VARIABLE,
     default_destination,

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from airflow_provider_codat.datatypes import DataType
     from airflow_provider_codat.hooks.codat import CodatHook
     from airflow_provider_codat.hooks.paging import Page
+    from airflow_provider_codat.values import CompanyId
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ INSTANT_PAGE_SIZE = 5000  # Codat's largest page: one request for most groups, a
 
 def iter_keyset_pages(
     hook: CodatHook,
-    company_id: str,
+    company_id: CompanyId,
     data_type: DataType,
     scope: ReadScope,
     start: Cursor,
@@ -56,8 +57,8 @@ def iter_keyset_pages(
     Pages can repeat records (at the instants where requests meet): the caller's version filter drops them.
 
     :param hook: the Codat hook.
-    :param company_id: the company.
-    :param data_type: an incremental catalogue entry.
+    :param company_id: the checked company id.
+    :param data_type: an incremental catalogue entry (passed to the hook as it is).
     :param scope: where the records are read from.
     :param start: where the read starts.
     :param include_deleted: keep records carrying ``metadata.isDeleted: true``.
@@ -71,7 +72,7 @@ def iter_keyset_pages(
         query = build_query(data_type, cursor, include_deleted, op=op)
         page = hook.get_page(
             company_id,
-            data_type.key,
+            data_type,
             query=query,
             order_by="modifiedDate",
             page_size=page_size,
@@ -122,11 +123,11 @@ def _check_order(
 
 def _read_instant(
     hook: CodatHook,
-    company_id: str,
+    company_id: CompanyId,
     data_type: DataType,
     instant: str,
     include_deleted: bool,
-    where: dict[str, str | None],
+    where: dict[str, Any],
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield the pages of every record stamped exactly ``instant`` (see :func:`read_whole`)."""
     query = build_query(data_type, instant, include_deleted, op="=")
@@ -141,7 +142,7 @@ def _read_instant(
     pages = partial(
         hook.iter_pages,
         company_id,
-        data_type.key,
+        data_type,
         query=query,
         order_by="modifiedDate",
         page_size=INSTANT_PAGE_SIZE,

@@ -5,30 +5,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_codat.datatypes import BANK_ACCOUNTS_KEY, DataType, Scope
+from airflow_provider_codat.datatypes import BANK_ACCOUNTS_KEY, DataType, Scope, get_data_type
 from airflow_provider_codat.extract.watermark import query_value
 
 if TYPE_CHECKING:
     from airflow_provider_codat.hooks.codat import CodatHook
+    from airflow_provider_codat.values import CompanyId, ConnectionId
+
+_BANK_ACCOUNTS = get_data_type(BANK_ACCOUNTS_KEY)
 
 
 @dataclass(frozen=True)
 class ReadScope:
     """One place a data type is read from.
 
-    :param key: the key of the scope's cursor in the state: ``""`` for the company, the connection id, or
-        ``"{connection_id}/{account_id}"`` for a bank account.
-    :param connection_id: the connection, for connection- and bank-account-scoped types.
+    :param key: the key of the scope's cursor in the state (a plain ``str``): ``""`` for the company, the
+        connection id, or ``"{connection_id}/{account_id}"`` for a bank account.
+    :param connection_id: the connection, for connection- and bank-account-scoped types: the checked id the
+        caller gave, or one of the ids Codat listed.
     :param account_id: the bank account, for bank transactions.
     """
 
     key: str = ""
-    connection_id: str | None = None
+    connection_id: ConnectionId | str | None = None
     account_id: str | None = None
 
 
 def list_scopes(
-    hook: CodatHook, company_id: str, data_type: DataType, connection_id: str | None = None
+    hook: CodatHook, company_id: CompanyId, data_type: DataType, connection_id: ConnectionId | None = None
 ) -> list[ReadScope]:
     """The scopes to read, in a stable order.
 
@@ -38,9 +42,9 @@ def list_scopes(
     connections, deleted accounts included, since their transactions stay readable.
 
     :param hook: the Codat hook.
-    :param company_id: the company.
+    :param company_id: the checked company id.
     :param data_type: the catalogue entry.
-    :param connection_id: restrict to this connection.
+    :param connection_id: restrict to this (checked) connection.
     """
     if data_type.scope is Scope.COMPANY:
         return [ReadScope()]
@@ -54,13 +58,13 @@ def list_scopes(
             if _source_type(conn) == data_type.source_type.lower() and conn.get("status") != "PendingAuth"
         )
     if data_type.scope is Scope.CONNECTION:
-        return [ReadScope(key=conn_id, connection_id=conn_id) for conn_id in connection_ids]
+        return [ReadScope(key=str(conn_id), connection_id=conn_id) for conn_id in connection_ids]
     scopes = []
     for conn_id in connection_ids:
         account_ids = sorted(
             {
                 str(account["id"])
-                for page in hook.iter_pages(company_id, BANK_ACCOUNTS_KEY, connection_id=conn_id)
+                for page in hook.iter_pages(company_id, _BANK_ACCOUNTS, connection_id=conn_id)
                 for account in page
                 if account.get("id")
             }

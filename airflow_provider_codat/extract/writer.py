@@ -21,7 +21,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -170,14 +170,7 @@ class PartWriter:
             self.abort()
 
     def _put(self, item: Any) -> None:
-        # Wait in short steps so that a failed writer thread cannot leave the caller blocked forever.
-        while True:
-            self._check()
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        self._offer(item, self._healthy)
 
     def _finish(self) -> None:
         if self._closed:
@@ -185,16 +178,24 @@ class PartWriter:
         self._closed = True
         if self._thread is not None:
             if self._thread.is_alive():
-                self._put_close()
+                self._offer(_CLOSE, self._thread.is_alive)
             self._thread.join()
 
-    def _put_close(self) -> None:
-        while self._thread is not None and self._thread.is_alive():
+    def _offer(self, item: Any, keep_trying: Callable[[], bool]) -> None:
+        """Queue ``item``, waiting in short steps while ``keep_trying()`` holds (it may raise instead).
+
+        Short steps, so that a writer thread that failed or stopped cannot leave the caller blocked forever.
+        """
+        while keep_trying():
             try:
-                self._queue.put(_CLOSE, timeout=0.5)
+                self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
+
+    def _healthy(self) -> bool:
+        self._check()
+        return True
 
     def _check(self) -> None:
         if self._error is not None:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_codat.company_extract import DEFAULT_MAX_CONCURRENCY, extract_types
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import (
     CodatCompanySyncFailedError,
@@ -28,6 +27,7 @@ from airflow_provider_codat.errors import (
     CodatValidationError,
     is_transient,
 )
+from airflow_provider_codat.extract.company import DEFAULT_MAX_CONCURRENCY, extract_types
 from airflow_provider_codat.extract.core import ExtractRequest
 from airflow_provider_codat.extract.destination import check_destination
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE

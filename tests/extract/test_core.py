@@ -10,17 +10,21 @@ import random
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError
-from airflow_provider_codat.extract import core, keyset
+from airflow_provider_codat.extract import core, keyset, pass_reader
+from airflow_provider_codat.extract.company import extract_types
 from airflow_provider_codat.extract.core import (
     ExtractRequest,
     run_extract,
 )
+from airflow_provider_codat.extract.synced import check_synced
 from airflow_provider_codat.extract.watermark import instant_key
 from airflow_provider_codat.hooks.paging import check_envelope
+from airflow_provider_codat.values import CompanyId, ConnectionId
 
 COMPANY = "8a210b68-6988-11ed-a1eb-0242ac120002"
+CONNECTION = "9b210b68-6988-11ed-a1eb-0242ac120002"
 
 
 def stamp(second: int, tick: int = 0) -> str:
@@ -39,6 +43,7 @@ class FakeHook:
         self.records = records
         self.sync_id = "sync-1"
         self.queries: list[str | None] = []
+        self.data_types: list = []  # what the reads were given as the data type
         self.requests = 0
         self.after_request: dict[int, callable] = {}
         self.shuffle_ties = shuffle_ties
@@ -54,6 +59,7 @@ class FakeHook:
         self, company_id, data_type, *, query, order_by, page=1, page_size, connection_id, account_id
     ):
         self.queries.append(query)
+        self.data_types.append(data_type)
         rows = self._view(query)
         chunk = rows[(page - 1) * page_size : page * page_size]
         body = {
@@ -67,21 +73,11 @@ class FakeHook:
             self.after_request.pop(self.requests)()
         return check_envelope(body, page, page_size, "/fake")
 
-    def iter_pages(
-        self, company_id, data_type, *, query, order_by=None, page_size, connection_id, account_id
-    ):
+    def iter_pages(self, company_id, data_type, *, order_by=None, **where):
+        """Every page of one query; ``where`` holds ``get_page``'s other arguments."""
         page = 1
         while True:
-            current = self.get_page(
-                company_id,
-                data_type,
-                query=query,
-                order_by=order_by,
-                page=page,
-                page_size=page_size,
-                connection_id=connection_id,
-                account_id=account_id,
-            )
+            current = self.get_page(company_id, data_type, order_by=order_by, page=page, **where)
             if current:
                 yield current
             if not current.has_next:
@@ -122,7 +118,8 @@ def record(ident: str, when: str, deleted: bool = False) -> dict:
 def request(tmp_path, run_id: str, **kw) -> ExtractRequest:
     folder = ObjectStoragePath(f"file://{tmp_path}/out/{COMPANY}/invoices")
     kw.setdefault("page_size", 2)
-    return ExtractRequest(COMPANY, get_data_type("invoices"), folder, run_id, f"run={run_id}", **kw)
+    entry = get_data_type("invoices")
+    return ExtractRequest(CompanyId.parse(COMPANY), entry, folder, run_id, f"run={run_id}", **kw)
 
 
 def written(tmp_path) -> list[tuple[str, str]]:
@@ -285,9 +282,10 @@ def test_a_modified_date_that_is_not_a_date_fails_naming_the_record(tmp_path):
 def full_request(tmp_path, run_id: str, **kw) -> ExtractRequest:
     folder = ObjectStoragePath(f"file://{tmp_path}/out/{COMPANY}/commerce-products")
     kw.setdefault("page_size", 2)
-    connection = "9b210b68-6988-11ed-a1eb-0242ac120002"
+    connection = ConnectionId.parse(CONNECTION)
     entry = get_data_type("commerce-products")
-    return ExtractRequest(COMPANY, entry, folder, run_id, f"run={run_id}", connection_id=connection, **kw)
+    company = CompanyId.parse(COMPANY)
+    return ExtractRequest(company, entry, folder, run_id, f"run={run_id}", connection_id=connection, **kw)
 
 
 def test_syncs_that_never_stop_fail_a_full_type_without_commit(tmp_path):
@@ -358,15 +356,15 @@ def test_gc_thresholds_are_raised_during_the_read_and_restored_after():
     before = gc.get_threshold()
     try:
         gc.set_threshold(700, 10, 10)
-        with core._fewer_gc_passes(50_000):
+        with pass_reader._fewer_gc_passes(50_000):
             assert gc.get_threshold() == (50_000, 10, 10)
             assert gc.isenabled()
         assert gc.get_threshold() == (700, 10, 10)
-        with pytest.raises(RuntimeError), core._fewer_gc_passes(50_000):
+        with pytest.raises(RuntimeError), pass_reader._fewer_gc_passes(50_000):
             raise RuntimeError("a failed read restores them too")
         assert gc.get_threshold() == (700, 10, 10)
         # Reads on several threads overlap: the thresholds come back when the last one ends, whatever the order.
-        first, second = core._fewer_gc_passes(50_000), core._fewer_gc_passes(50_000)
+        first, second = pass_reader._fewer_gc_passes(50_000), pass_reader._fewer_gc_passes(50_000)
         first.__enter__()
         second.__enter__()
         first.__exit__(None, None, None)
@@ -387,7 +385,7 @@ def test_gc_thresholds_are_raised_during_the_read_and_restored_after():
 )
 def test_not_synced_messages_say_why(entry, phrase):
     with pytest.raises(CodatDataNotSyncedError, match=phrase):
-        core.check_synced(entry, COMPANY, "invoices")
+        check_synced(entry, COMPANY, "invoices")
 
 
 def test_not_supported_is_an_empty_result_without_commit(tmp_path):
@@ -415,3 +413,62 @@ def test_a_full_type_read_in_a_shifting_order_is_read_until_whole(tmp_path):
         with gzip.open(path, "rt") as handle:
             ids.extend(json.loads(line)["id"] for line in handle)
     assert sorted(ids) == [f"p{n:02d}" for n in range(12)] and summary["records"] == 12
+
+
+def test_checked_values_in_plain_strings_out(tmp_path):
+    """The request carries a CompanyId, a ConnectionId and the catalogue entry; the records' ``_codat``, the
+    summary and the state hold plain ``str`` (msgspec, the part writer's and Airflow's, refuses subclasses)."""
+    company_id, connection_id = CompanyId.parse(COMPANY), ConnectionId.parse(CONNECTION)
+    hook = FakeHook([record("a", stamp(1)), record("b", stamp(2))])
+    for key, connection in (("invoices", None), ("commerce-products", connection_id)):
+        entry = get_data_type(key)
+        req = ExtractRequest.for_run(
+            company_id=company_id,
+            data_type=entry,
+            destination=f"file://{tmp_path}/out",
+            run_id="r1",
+            connection_id=connection,
+            page_size=2,
+        )
+        assert req.company_id is company_id and req.data_type is entry and req.connection_id is connection
+        summary = run_extract(hook, req)
+        assert summary["records"] == 2
+        assert type(summary["company_id"]) is str and summary["company_id"] == COMPANY
+        assert all(type(value) is str for value in summary["files"])
+        folder = tmp_path / "out" / COMPANY / key
+        state = json.loads((folder / "_state.json").read_text())
+        assert state["company_id"] == COMPANY and type(state["last_run"]["summary"]["company_id"]) is str
+        for path in folder.glob("run=r1/part-*.jsonl.gz"):
+            with gzip.open(path, "rt") as handle:
+                for meta in (json.loads(line)["_codat"] for line in handle):
+                    assert meta["companyId"] == COMPANY and meta["dataType"] == key
+                    assert meta.get("connectionId") == connection
+    assert hook.data_types and all(isinstance(data_type, DataType) for data_type in hook.data_types)
+
+
+def test_extract_types_shares_data_status_and_returns_plain_results(tmp_path):
+    hook = FakeHook([record("a", stamp(1)), record("b", stamp(2))])
+    hook.client = None  # extract_types resolves the connection before the threads start
+    reads = []
+    original = hook.get_data_status
+    hook.get_data_status = lambda company_id: reads.append(company_id) or original(company_id)
+    company_id = CompanyId.parse(COMPANY)
+    requests = [
+        ExtractRequest.for_run(
+            company_id=company_id,
+            data_type=get_data_type(key),
+            destination=f"file://{tmp_path}/out",
+            run_id="r1",
+            connection_id=connection,
+            page_size=2,
+        )
+        for key, connection in (("invoices", None), ("commerce-products", ConnectionId.parse(CONNECTION)))
+    ]
+    results = extract_types(hook, requests, max_concurrency=2)
+    assert {key: result["status"] for key, result in results.items()} == {
+        "invoices": "extracted",
+        "commerce-products": "extracted",
+    }
+    assert all(type(result["company_id"]) is str for result in results.values())
+    # One read before both types, one after the full type's pass (the keyset read needs none after).
+    assert reads == [company_id, company_id]

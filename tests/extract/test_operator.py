@@ -93,7 +93,7 @@ def test_no_metadata_without_the_outlet(codat_simulator, company, monkeypatch, t
 
 
 def test_progress_is_logged_per_page_at_a_readable_rate(codat_simulator, company, extract, caplog):
-    caplog.set_level(logging.INFO, logger="airflow_provider_codat.extract.core")
+    caplog.set_level(logging.INFO, logger="airflow_provider_codat.extract")
     extract(company, "invoices", "run1", page_size=10, log_interval=0)
     lines = [r.getMessage() for r in caplog.records if "pages read" in r.getMessage()]
     pages = len(lines)

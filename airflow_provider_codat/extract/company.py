@@ -13,12 +13,14 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.extract.core import ExtractRequest, run_extract
 
 if TYPE_CHECKING:
     from airflow_provider_codat.hooks.codat import CodatHook
+    from airflow_provider_codat.values import CompanyId
 
 log = logging.getLogger(__name__)
 
@@ -112,54 +114,76 @@ def extract_types(
     :param max_concurrency: how many types are read at once.
     :param status_before: the ``dataStatus`` entries of the types as the wait last saw them; read when ``None``.
         An entry older than the real state is safe: a sync completing meanwhile only costs one more pass.
-    :returns: per data type, ``{"status": "extracted", **summary}`` or ``{"status": "failed", "error": ...}``;
-        and the number of ``dataStatus`` reads made.
+    :returns: per data type, ``{"status": "extracted", **summary}`` or ``{"status": "failed", "error": ...}``.
     """
     if not requests:
         return {}
-    company_ids = {request.company_id for request in requests}
-    if len(company_ids) != 1:
-        raise ValueError(f"extract_types takes one company's requests, got {len(company_ids)} companies.")
-    company_id = requests[0].company_id
+    company_id = _the_company(requests)
     workers = max(1, min(max_concurrency, len(requests)))
     # Resolve the connection and mask its secrets here, once, before the threads share the client: both talk
     # to Airflow's supervisor, whose channel takes one caller at a time on Airflow 3.1 (interleaved, they hang).
     _ = hook.client
     bracket = StatusBracket(lambda: hook.get_data_status(company_id), reading=workers, before=status_before)
-    shared = _SharedListings(hook)
-
-    def extract(index: int, request: ExtractRequest) -> dict[str, Any]:
-        if index >= workers:
-            bracket.join()
-        calls = 0
-        arrived = False
-
-        def read_status() -> dict[str, dict]:
-            nonlocal calls, arrived
-            calls += 1
-            if calls == 1:
-                return bracket.before()
-            if calls == 2:
-                arrived = True
-                return bracket.after()
-            # A sync completed during this type's read: it reads again on its own, and so checks on its own.
-            return hook.get_data_status(company_id)
-
-        try:
-            return {"status": "extracted", **run_extract(shared, request, read_status=read_status)}
-        except Exception as exc:
-            log.error("%s of company %s failed: %s", request.data_type.key, company_id, exc)
-            return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        finally:
-            if not arrived:
-                bracket.leave()
-
+    extract = partial(_extract_one, _SharedListings(hook), bracket, workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="codat-extract") as pool:
         futures = {
             request.data_type.key: pool.submit(extract, index, request)
             for index, request in enumerate(requests)
         }
         return {key: future.result() for key, future in futures.items()}
+
+
+def _the_company(requests: list[ExtractRequest]) -> CompanyId:
+    """The one company of ``requests``; ``ValueError`` when they name several."""
+    company_ids = {request.company_id for request in requests}
+    if len(company_ids) != 1:
+        raise ValueError(f"extract_types takes one company's requests, got {len(company_ids)} companies.")
+    return requests[0].company_id
+
+
+def _extract_one(
+    hook: _SharedListings, bracket: StatusBracket, workers: int, index: int, request: ExtractRequest
+) -> dict[str, Any]:
+    """One type's extract on a worker thread; its failure is its result, and touches no other type."""
+    if index >= workers:
+        bracket.join()
+    read_status = _BracketedStatus(hook, bracket, request.company_id)
+    try:
+        return {"status": "extracted", **run_extract(hook, request, read_status=read_status)}
+    except Exception as exc:
+        log.error("%s of company %s failed: %s", request.data_type.key, request.company_id, exc)
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if not read_status.arrived:
+            bracket.leave()
+
+
+class _BracketedStatus:
+    """One type's ``read_status``: the shared read before its pass, the shared read after it, its own after that.
+
+    :param hook: reads ``dataStatus`` when the type reads again on its own.
+    :param bracket: the reads shared by the company's types.
+    :param company_id: the company.
+    """
+
+    def __init__(self, hook: _SharedListings, bracket: StatusBracket, company_id: CompanyId) -> None:
+        self._hook = hook
+        self._bracket = bracket
+        self._company_id = company_id
+        self._calls = 0
+        self.arrived = (
+            False  # the type asked for the shared read after (so the bracket no longer waits for it)
+        )
+
+    def __call__(self) -> dict[str, dict]:
+        self._calls += 1
+        if self._calls == 1:
+            return self._bracket.before()
+        if self._calls == 2:
+            self.arrived = True
+            return self._bracket.after()
+        # A sync completed during this type's read: it reads again on its own, and so checks on its own.
+        return self._hook.get_data_status(self._company_id)
 
 
 class _SharedListings:
@@ -170,7 +194,7 @@ class _SharedListings:
         self._lock = threading.Lock()
         self._connections: dict[str, list[dict]] = {}
 
-    def list_connections(self, company_id: str) -> list[dict]:
+    def list_connections(self, company_id: CompanyId) -> list[dict]:
         with self._lock:
             if company_id not in self._connections:
                 self._connections[company_id] = list(self._hook.list_connections(company_id))

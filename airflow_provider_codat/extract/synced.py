@@ -1,4 +1,4 @@
-"""What ``dataStatus`` says about a data type before and after a read, and the errors of the extract."""
+"""Has a data type synced? What ``dataStatus`` says about it before an extract reads, and after."""
 
 from __future__ import annotations
 
