@@ -90,13 +90,14 @@ def extract_lineage(
     )
     from airflow.providers.openlineage.extractors import OperatorLineage
 
+    from airflow_provider_codat.datatypes import get_data_type
     from airflow_provider_codat.extract.commit import read_manifest
     from airflow_provider_codat.extract.destination import destination_path
     from airflow_provider_codat.extract.layout import run_folder_name
-    from airflow_provider_codat.validation import require_data_type, require_uuid
+    from airflow_provider_codat.values import CompanyId
 
-    company_id = require_uuid(company_id, "company_id")
-    data_type = require_data_type(data_type).key
+    company_id = str(CompanyId.parse(company_id))
+    data_type = get_data_type(data_type).key
     fields = record_fields().get(data_type)
     namespace, name = codat_dataset_name(str(hook.client.base_url), company_id, data_type)
     source = Dataset(namespace=namespace, name=name, facets=_schema_facets(fields, landed=False))

@@ -13,9 +13,12 @@ from typing import Any
 
 from airflow.sdk import get_current_context, task
 
-from airflow_provider_codat.datatypes import CATALOGUE
+from airflow_provider_codat.assets import asset_uri
+from airflow_provider_codat.datatypes import CATALOGUE, get_data_type
+from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.extract.destination import resolve_destination
-from airflow_provider_codat.webhooks.events import EVENT_SOURCE, asset_uri
+from airflow_provider_codat.values import CompanyId
+from airflow_provider_codat.webhooks.events import EVENT_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +31,17 @@ def watched_asset_uris(data_types: Iterable[str] | None = None) -> list[str]:
 def pairs_from_extras(extras: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     """The distinct ``{company_id, data_type}`` pairs named by webhook events, in a stable order; events from
     elsewhere and entries that do not name a known company id and data type are left out."""
-    from airflow_provider_codat.validation import require_uuid
-
     found: set[tuple[str, str]] = set()
     for extra in extras:
         if not isinstance(extra, Mapping) or extra.get("source") != EVENT_SOURCE:
             continue
-        data_type = extra.get("data_type")
         try:
-            company_id = require_uuid(extra.get("company_id"), "company_id")
-        except ValueError:
-            company_id = None
-        if company_id is None or data_type not in CATALOGUE:
+            company_id = CompanyId.parse(extra.get("company_id"))
+            data_type = get_data_type(extra.get("data_type"))
+        except CodatValidationError:
             log.warning("Skipping a webhook asset event without a valid company id and data type")
             continue
-        found.add((company_id, data_type))
+        found.add((str(company_id), data_type.key))  # plain str: the pairs leave as XCom
     return [{"company_id": company, "data_type": data_type} for company, data_type in sorted(found)]
 
 

@@ -25,7 +25,7 @@ import structlog
 from airflow.sdk.bases import sensor as airflow_sensor
 
 from airflow_provider_codat.simulator.server import run_in_thread
-from airflow_provider_codat.simulator.state import SimulatorState
+from airflow_provider_codat.simulator.world import SimulatorState
 from airflow_provider_codat.sync.interval import CLOCK, Clock
 
 TYPES = [

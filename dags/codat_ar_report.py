@@ -19,13 +19,13 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, get_current_context, task, task_group
 
-from airflow_provider_codat.dag_tasks import portfolio
 from airflow_provider_codat.dags_builder import (
     START_DATE,
     codat_sync_task_group,
     company_ids_param,
     resolve_destination,
 )
+from airflow_provider_codat.dags_builder.tasks import portfolio
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 
 log = logging.getLogger(__name__)

@@ -13,15 +13,15 @@ if TYPE_CHECKING:
     from airflow_provider_codat.simulator.app import create_app
     from airflow_provider_codat.simulator.control import SimulatorControl
     from airflow_provider_codat.simulator.server import RunningSimulator, run_in_thread
-    from airflow_provider_codat.simulator.state import DEFAULT_API_KEY, SimulatorState
+    from airflow_provider_codat.simulator.world import DEFAULT_API_KEY, SimulatorState
 
 _EXPORTS = {
     "create_app": "app",
     "SimulatorControl": "control",
     "RunningSimulator": "server",
     "run_in_thread": "server",
-    "DEFAULT_API_KEY": "state",
-    "SimulatorState": "state",
+    "DEFAULT_API_KEY": "world",
+    "SimulatorState": "world",
 }
 
 __all__ = [

@@ -11,7 +11,7 @@ from airflow_provider_codat.simulator.app import create_app
 from airflow_provider_codat.simulator.control import SimulatorControl
 from airflow_provider_codat.simulator.portal import PORTAL_PATH
 from airflow_provider_codat.simulator.server import simulator_connection_json
-from airflow_provider_codat.simulator.state import DEFAULT_API_KEY, SimulatorState
+from airflow_provider_codat.simulator.world import DEFAULT_API_KEY, SimulatorState
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,13 +16,13 @@ from airflow_provider_codat.datatypes import CATALOGUE, DataType, Kind, Scope
 from airflow_provider_codat.simulator import data as gen
 from airflow_provider_codat.simulator.control import control_router
 from airflow_provider_codat.simulator.encoding import dumps
-from airflow_provider_codat.simulator.errors import SimulatorError, error_body
+from airflow_provider_codat.simulator.error_bodies import SimulatorError, error_body
 from airflow_provider_codat.simulator.middleware import FrontDoor
-from airflow_provider_codat.simulator.paging import envelope, parse_paging, shuffle_ties
+from airflow_provider_codat.simulator.page_envelope import envelope, parse_paging, shuffle_ties
 from airflow_provider_codat.simulator.portal import portal_router
-from airflow_provider_codat.simulator.query import QueryError, apply
+from airflow_provider_codat.simulator.query_filter import QueryError, apply
 from airflow_provider_codat.simulator.reports import commerce_info, company_info, financial_statement
-from airflow_provider_codat.simulator.state import SimulatorState
+from airflow_provider_codat.simulator.world import SimulatorState
 
 
 def _json(body, status: int = 200) -> Response:
@@ -46,6 +46,15 @@ def _paged(request: Request, records: list[dict]) -> Response:
 
 
 def _register_platform_routes(app: FastAPI) -> None:
+    """Every route of the platform API but the data reads (:func:`_register_read_routes`)."""
+    _register_company_routes(app)
+    _register_sync_routes(app)
+    _register_settings_routes(app)
+
+
+def _register_company_routes(app: FastAPI) -> None:
+    """Companies and their connections: listed (paged) and one by one."""
+
     @app.get("/companies")
     async def list_companies(request: Request) -> Response:
         state = _state(request)
@@ -72,6 +81,10 @@ def _register_platform_routes(app: FastAPI) -> None:
         with state.lock:
             return _json(state.connection(company_id, connection_id))
 
+
+def _register_sync_routes(app: FastAPI) -> None:
+    """``dataStatus``, queueing syncs (``data/all``, ``data/queue``) and their history."""
+
     @app.get("/companies/{company_id}/dataStatus")
     async def data_status(request: Request, company_id: str) -> Response:
         return _json(_state(request).data_status(company_id))
@@ -95,6 +108,10 @@ def _register_platform_routes(app: FastAPI) -> None:
     @app.get("/companies/{company_id}/data/history/{dataset_id}")
     async def history_one(request: Request, company_id: str, dataset_id: str) -> Response:
         return _json(_state(request).dataset(company_id, dataset_id))
+
+
+def _register_settings_routes(app: FastAPI) -> None:
+    """``/profile/syncSettings``: every catalogue type with Codat's default settings."""
 
     @app.get("/profile/syncSettings")
     async def sync_settings(request: Request) -> Response:

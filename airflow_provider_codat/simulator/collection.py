@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from airflow_provider_codat.simulator.query import apply
+from airflow_provider_codat.simulator.query_filter import apply
 
 
 class Collection:

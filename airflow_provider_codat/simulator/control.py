@@ -16,10 +16,10 @@ from fastapi import APIRouter, Request, Response
 
 from airflow_provider_codat.datatypes import CATALOGUE, Scope, get_data_type
 from airflow_provider_codat.simulator.encoding import dumps
-from airflow_provider_codat.simulator.errors import SimulatorError, error_body
+from airflow_provider_codat.simulator.error_bodies import SimulatorError, error_body
 from airflow_provider_codat.simulator.faults import Fault
-from airflow_provider_codat.simulator.state import SimulatorState
 from airflow_provider_codat.simulator.webhooks import WEBHOOK_OPERATIONS, WebhookControl, stop_webhooks
+from airflow_provider_codat.simulator.world import SimulatorState
 
 
 class SimulatorControl(WebhookControl):

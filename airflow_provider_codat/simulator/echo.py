@@ -12,7 +12,7 @@ import html
 import json
 from urllib.parse import quote
 
-from airflow_provider_codat.simulator.errors import error_body
+from airflow_provider_codat.simulator.error_bodies import error_body
 
 BODY_FORMATS = ("json", "html")
 ECHOES = ("header", "lower", "urlencoded", "unpadded", "folded", "key", "entities")

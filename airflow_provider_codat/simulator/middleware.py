@@ -13,8 +13,8 @@ import json
 from datetime import timedelta
 
 from airflow_provider_codat.simulator.echo import echo_answer
-from airflow_provider_codat.simulator.errors import error_body
-from airflow_provider_codat.simulator.state import SimulatorState
+from airflow_provider_codat.simulator.error_bodies import error_body
+from airflow_provider_codat.simulator.world import SimulatorState
 
 CONTROL_PREFIX = "/_simulator"
 _HTML = (
@@ -60,17 +60,35 @@ class FrontDoor:
             await self.app(scope, receive, send)
             return
         state: SimulatorState = self.get_state()
-        method, path = scope["method"], scope["path"]
+        entry = self._log(state, scope)
+        headers = self._rate_headers(state)
+        if await self._injected(state, scope, send, entry, headers):
+            return
+        key = _key_from_header(self._header(scope, b"authorization"))
+        if key is None or key != state.api_key:
+            await self._answer(
+                send, entry, 401, headers, error_body(401, "Unauthorized", service="PublicApi")
+            )
+            return
+        await self._pass_on(state, scope, receive, send, entry, headers)
+
+    @staticmethod
+    def _log(state: SimulatorState, scope) -> dict:
+        """Append the request to the state's log; the entry gets the answer's status once it is sent."""
         entry = {
-            "method": method,
-            "path": path,
+            "method": scope["method"],
+            "path": scope["path"],
             "query": scope.get("query_string", b"").decode(),
             "status": None,
         }
         with state.lock:
             state.request_log.append(entry)
-        headers = self._rate_headers(state)
+        return entry
 
+    async def _injected(self, state: SimulatorState, scope, send, entry: dict, headers: list) -> bool:
+        """Apply the faults that come before authentication: a delay, a dropped connection, or an answer in
+        place of the real one. ``True`` when the request has been answered."""
+        method, path = scope["method"], scope["path"]
         latency = state.faults.take(method, path, ("latency",))
         if latency is not None:
             await asyncio.sleep(latency.delay or 0)
@@ -81,41 +99,37 @@ class FrontDoor:
             await send({"type": "http.response.body", "body": b'{"results": [', "more_body": True})
             raise DroppedConnection(f"fault: dropped {method} {path}")
         fault = state.faults.take(method, path, ("rate_limit", "server_error", "echo_auth", "malformed"))
-        if fault is not None and fault.kind == "malformed":
+        if fault is None:
+            return False
+        await self._fault_answer(fault, scope, send, entry, headers)
+        return True
+
+    async def _fault_answer(self, fault, scope, send, entry: dict, headers: list) -> None:
+        """Answer with the fault instead of the route: a malformed body, an echo of the credentials, a 429 or
+        a server error (502/503/504 as a proxy's HTML)."""
+        if fault.kind == "malformed":
             await self._answer(send, entry, 200, headers, fault.body)
-            return
-        if fault is not None and fault.kind == "echo_auth":
+        elif fault.kind == "echo_auth":
             authorization = self._header(scope, b"authorization") or ""
             payload, content_type = echo_answer(fault.status, authorization, fault.echo, fault.body_format)
             await self._raw(send, entry, fault.status, headers, payload, content_type)
-            return
-        if fault is not None and fault.kind == "rate_limit":
+        elif fault.kind == "rate_limit":
             headers.append((b"retry-after", str(fault.retry_after).encode()))
             await self._answer(
                 send, entry, 429, headers, error_body(429, "Too many requests.", can_be_retried="Unknown")
             )
-            return
-        if fault is not None:
-            status = fault.status or 500
-            if status == 500:
-                await self._answer(
-                    send,
-                    entry,
-                    500,
-                    headers,
-                    error_body(500, "An internal error occurred.", service="PublicApi"),
-                )
-            else:
-                # Proxies in front of Codat answer 502/503/504 with HTML, not Codat's JSON.
-                await self._raw(send, entry, status, headers, _HTML % (status, status), b"text/html")
-            return
-
-        key = _key_from_header(self._header(scope, b"authorization"))
-        if key is None or key != state.api_key:
+        elif (fault.status or 500) == 500:
             await self._answer(
-                send, entry, 401, headers, error_body(401, "Unauthorized", service="PublicApi")
+                send, entry, 500, headers, error_body(500, "An internal error occurred.", service="PublicApi")
             )
-            return
+        else:
+            # Proxies in front of Codat answer 502/503/504 with HTML, not Codat's JSON.
+            status = fault.status
+            await self._raw(send, entry, status, headers, _HTML % (status, status), b"text/html")
+
+    async def _pass_on(self, state: SimulatorState, scope, receive, send, entry: dict, headers: list) -> None:
+        """Let the route answer, adding the rate-limit headers and noting the status (a ``trickle`` fault
+        sends the body slowly)."""
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
@@ -123,7 +137,7 @@ class FrontDoor:
                 message = {**message, "headers": list(message.get("headers", [])) + headers}
             await send(message)
 
-        trickle = state.faults.take(method, path, ("trickle",))
+        trickle = state.faults.take(scope["method"], scope["path"], ("trickle",))
         if trickle is not None:
             await self._trickle(scope, receive, send_with_headers, trickle.delay or 0.5)
             return

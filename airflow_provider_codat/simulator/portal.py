@@ -13,7 +13,7 @@ from html import escape
 
 from fastapi import APIRouter, Request, Response
 
-from airflow_provider_codat.simulator.errors import SimulatorError
+from airflow_provider_codat.simulator.error_bodies import SimulatorError
 
 PORTAL_PATH = "/_simulator"
 _PAGE = """<!doctype html>

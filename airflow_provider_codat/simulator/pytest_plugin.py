@@ -30,7 +30,7 @@ def codat_simulator_server() -> Iterator[RunningSimulator]:
     """The session's simulator server (state not reset; prefer ``codat_simulator``)."""
     # Imported here so that merely loading the plugin (every pytest run) does not import uvicorn/FastAPI.
     from airflow_provider_codat.simulator.server import run_in_thread
-    from airflow_provider_codat.simulator.state import SimulatorState
+    from airflow_provider_codat.simulator.world import SimulatorState
 
     with run_in_thread(SimulatorState()) as running:
         yield running
@@ -42,7 +42,7 @@ def codat_simulator(
 ) -> Iterator[RunningSimulator]:
     """A running simulator with a fresh state: yields a handle with ``base_url``, ``api_key``, ``control``,
     ``conn_env`` and ``connection_json``. Parameters come from a ``codat_simulator`` marker, if any."""
-    from airflow_provider_codat.simulator.state import SimulatorState
+    from airflow_provider_codat.simulator.world import SimulatorState
 
     marker = request.node.get_closest_marker("codat_simulator")
     params = dict(marker.kwargs) if marker else {}

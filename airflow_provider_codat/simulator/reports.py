@@ -74,6 +74,55 @@ def financial_year_start(now: datetime) -> pendulum.DateTime:
     return start if start <= now else start.subtract(years=1)
 
 
+def _balance_sheet(rng: random.Random, begin: pendulum.DateTime, stop: pendulum.DateTime) -> dict:
+    """One period of a balance sheet (dated at its last day)."""
+    assets = _line(rng, "Assets", ("Fixed assets", "Current assets"))
+    liabilities = _line(rng, "Liabilities", ("Current liabilities",))
+    net = round(assets["value"] - liabilities["value"], 2)
+    equity = {"name": "Equity", "value": net, "items": []}
+    return {
+        "date": fmt_local(stop),
+        "assets": assets,
+        "liabilities": liabilities,
+        "netAssets": net,
+        "equity": equity,
+    }
+
+
+def _profit_and_loss(rng: random.Random, begin: pendulum.DateTime, stop: pendulum.DateTime) -> dict:
+    """One period of a profit and loss statement."""
+    income = _line(rng, "Income", ("Sales", "Services"))
+    cost = _line(rng, "Cost of sales", ("Materials",))
+    expenses = _line(rng, "Expenses", ("Rent", "Wages"))
+    gross = round(income["value"] - cost["value"], 2)
+    operating = round(gross - expenses["value"], 2)
+    return {
+        "fromDate": fmt_local(begin),
+        "toDate": fmt_local(stop),
+        "income": income,
+        "costOfSales": cost,
+        "grossProfit": gross,
+        "expenses": expenses,
+        "netOperatingProfit": operating,
+        "netOtherIncome": 0,
+        "netProfit": operating,
+    }
+
+
+def _cash_flow(rng: random.Random, begin: pendulum.DateTime, stop: pendulum.DateTime) -> dict:
+    """One period of a cash flow statement."""
+    return {
+        "fromDate": fmt_local(begin),
+        "toDate": fmt_local(stop),
+        "cashReceipts": _line(rng, "Cash receipts", ("Customers",)),
+        "cashPayments": _line(rng, "Cash payments", ("Suppliers", "Payroll")),
+    }
+
+
+# The period builder of each statement; any other key is a cash flow statement.
+_PERIOD_BUILDERS = {"balanceSheet": _balance_sheet, "profitAndLoss": _profit_and_loss}
+
+
 def financial_statement(
     key: str,
     rng: random.Random,
@@ -91,50 +140,10 @@ def financial_statement(
     :param periods: how many periods to compare.
     :param start_month: the month the latest period ends in, when given.
     """
-    reports = []
-    for begin, stop in statement_periods(now, period_length, periods, start_month):
-        if key == "balanceSheet":
-            assets = _line(rng, "Assets", ("Fixed assets", "Current assets"))
-            liabilities = _line(rng, "Liabilities", ("Current liabilities",))
-            net = round(assets["value"] - liabilities["value"], 2)
-            equity = {"name": "Equity", "value": net, "items": []}
-            reports.append(
-                {
-                    "date": fmt_local(stop),
-                    "assets": assets,
-                    "liabilities": liabilities,
-                    "netAssets": net,
-                    "equity": equity,
-                }
-            )
-        elif key == "profitAndLoss":
-            income = _line(rng, "Income", ("Sales", "Services"))
-            cost = _line(rng, "Cost of sales", ("Materials",))
-            expenses = _line(rng, "Expenses", ("Rent", "Wages"))
-            gross = round(income["value"] - cost["value"], 2)
-            operating = round(gross - expenses["value"], 2)
-            reports.append(
-                {
-                    "fromDate": fmt_local(begin),
-                    "toDate": fmt_local(stop),
-                    "income": income,
-                    "costOfSales": cost,
-                    "grossProfit": gross,
-                    "expenses": expenses,
-                    "netOperatingProfit": operating,
-                    "netOtherIncome": 0,
-                    "netProfit": operating,
-                }
-            )
-        else:
-            reports.append(
-                {
-                    "fromDate": fmt_local(begin),
-                    "toDate": fmt_local(stop),
-                    "cashReceipts": _line(rng, "Cash receipts", ("Customers",)),
-                    "cashPayments": _line(rng, "Cash payments", ("Suppliers", "Payroll")),
-                }
-            )
+    build = _PERIOD_BUILDERS.get(key, _cash_flow)
+    reports = [
+        build(rng, begin, stop) for begin, stop in statement_periods(now, period_length, periods, start_month)
+    ]
     body: dict = {"reports": reports, "currency": "GBP"}
     if key != "balanceSheet":
         body["reportBasis"] = "Accrual"

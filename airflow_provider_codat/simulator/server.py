@@ -14,8 +14,8 @@ import uvicorn
 from airflow_provider_codat.simulator.app import create_app
 from airflow_provider_codat.simulator.control import SimulatorControl
 from airflow_provider_codat.simulator.portal import PORTAL_PATH
-from airflow_provider_codat.simulator.state import SimulatorState
 from airflow_provider_codat.simulator.webhooks import stop_webhooks
+from airflow_provider_codat.simulator.world import SimulatorState
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from airflow_provider_codat.datatypes import CATALOGUE, DataType, get_data_type
 from airflow_provider_codat.simulator import data as gen
 from airflow_provider_codat.simulator.clock import fmt
 from airflow_provider_codat.simulator.collection import Collection
-from airflow_provider_codat.simulator.errors import SimulatorError
+from airflow_provider_codat.simulator.error_bodies import SimulatorError
 from airflow_provider_codat.sync.status import FAILED, FINISHED
 
 # Codat's status vocabulary lives in one place; the simulator speaks the same one as the sensor.

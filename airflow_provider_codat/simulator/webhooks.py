@@ -26,8 +26,8 @@ from standardwebhooks.webhooks import Webhook
 from airflow_provider_codat.simulator.clock import fmt
 
 if TYPE_CHECKING:
-    from airflow_provider_codat.simulator.state import SimulatorState
     from airflow_provider_codat.simulator.syncs import Dataset
+    from airflow_provider_codat.simulator.world import SimulatorState
 
 log = logging.getLogger(__name__)
 

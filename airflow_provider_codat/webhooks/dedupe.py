@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+
+from airflow_provider_codat.webhooks.expiry import Expiring
 
 # Codat retries a message for about 28 hours; every attempt carries the same webhook-id.
 DEFAULT_TTL_SECONDS = 30 * 3600
 DEFAULT_MAX_IDS = 100_000
 
 
-class RecentIds:
+class RecentIds(Expiring):
     """A bounded, thread-safe set of ids that forgets them after ``ttl`` seconds (oldest first when full).
 
     :param ttl: seconds an id is remembered.
@@ -26,11 +27,9 @@ class RecentIds:
         max_ids: int = DEFAULT_MAX_IDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ttl = ttl
+        super().__init__(ttl, clock)
         self.max_ids = max_ids
-        self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
 
     def add(self, webhook_id: str) -> bool:
         """Remember ``webhook_id``; ``False`` when it was already remembered (a duplicate)."""
@@ -55,6 +54,6 @@ class RecentIds:
     def _expire(self, now: float) -> None:
         while self._seen:
             oldest, added = next(iter(self._seen.items()))
-            if now - added < self.ttl:
+            if self._fresh(added, now):
                 return
             del self._seen[oldest]

@@ -7,12 +7,13 @@ and completed becomes one asset event on ``codat://{dataType}``, the asset :clas
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_codat.datatypes import CATALOGUE
-from airflow_provider_codat.errors import MalformedEventError
+from airflow_provider_codat.assets import asset_uri
+from airflow_provider_codat.datatypes import DataType, get_data_type
+from airflow_provider_codat.errors import CodatValidationError, MalformedEventError
+from airflow_provider_codat.values import CompanyId, ConnectionId
 
 READ_COMPLETED_EVENTS = frozenset({"read.completed", "read.completed.initial"})
 # Marks the events this receiver creates, so consumers can tell them from the extract's own outlet events.
@@ -22,20 +23,22 @@ _COMPLETE = "Complete"
 
 @dataclass(frozen=True)
 class ChangeNotice:
-    """One asset event to create: ``extra`` lands on the event of ``asset_uri``.
+    """One asset event to create: ``extra`` lands on the event of :attr:`asset_uri`.
 
-    :param asset_uri: ``codat://{dataType}``.
-    :param extra: ``source``, ``webhook_id``, ``event_type``, ``company_id``, ``data_type``, ``connection_id``,
-        ``modified_from_date``.
+    :param company_id: the company whose data changed (checked).
+    :param data_type: the catalogue entry of the data type that changed.
+    :param extra: plain JSON for the event: ``source``, ``webhook_id``, ``event_type``, ``company_id``,
+        ``data_type``, ``connection_id``, ``modified_from_date``.
     """
 
-    asset_uri: str
+    company_id: CompanyId
+    data_type: DataType
     extra: dict[str, Any]
 
-
-def asset_uri(data_type: str) -> str:
-    """The asset a data type's extract emits and its webhook events land on."""
-    return f"codat://{data_type}"
+    @property
+    def asset_uri(self) -> str:
+        """``codat://{dataType}``."""
+        return asset_uri(self.data_type)
 
 
 def event_type_of(body: Any) -> str:
@@ -56,45 +59,58 @@ def change_notices(body: dict[str, Any], webhook_id: str) -> list[ChangeNotice]:
     payload = body.get("payload")
     if not isinstance(payload, dict):
         raise MalformedEventError("read.completed without a payload object")
-    company = payload.get("referenceCompany")
-    company_id = _uuid(company.get("id") if isinstance(company, dict) else None)
-    if company_id is None:
-        raise MalformedEventError("read.completed without a valid referenceCompany.id")
+    company_id = _company_id(payload.get("referenceCompany"))
     summaries = payload.get("dataTypes")
     if not isinstance(summaries, list):
         raise MalformedEventError("read.completed without a dataTypes list")
     modified_from = payload.get("modifiedFromDate")
+    common = {
+        "source": EVENT_SOURCE,
+        "webhook_id": webhook_id,
+        "event_type": body["eventType"],
+        "company_id": str(company_id),
+    }
     notices: dict[str, ChangeNotice] = {}
     for summary in summaries:
-        if not isinstance(summary, dict):
-            raise MalformedEventError("read.completed with a dataTypes entry that is not an object")
-        data_type = summary.get("dataType")
-        if (
-            data_type not in CATALOGUE
-            or summary.get("recordsModified") is not True
-            or summary.get("status") != _COMPLETE
-            or data_type in notices
-        ):
+        data_type = _changed_type(summary)
+        if data_type is None or data_type.key in notices:
             continue
-        notices[data_type] = ChangeNotice(
-            asset_uri(data_type),
-            {
-                "source": EVENT_SOURCE,
-                "webhook_id": webhook_id,
-                "event_type": body["eventType"],
-                "company_id": company_id,
-                "data_type": data_type,
-                "connection_id": _uuid(summary.get("connectionId")),
-                "modified_from_date": modified_from if isinstance(modified_from, str) else None,
-            },
-        )
+        connection_id = _optional_id(ConnectionId, summary.get("connectionId"))
+        extra = {
+            **common,
+            "data_type": data_type.key,
+            "connection_id": None if connection_id is None else str(connection_id),
+            "modified_from_date": modified_from if isinstance(modified_from, str) else None,
+        }
+        notices[data_type.key] = ChangeNotice(company_id, data_type, extra)
     return list(notices.values())
 
 
-def _uuid(value: Any) -> str | None:
-    if not isinstance(value, str) or len(value) > 64:
+def _company_id(company: Any) -> CompanyId:
+    """The payload's ``referenceCompany.id``, checked; :class:`MalformedEventError` when it is not a company id."""
+    company_id = _optional_id(CompanyId, company.get("id") if isinstance(company, dict) else None)
+    if company_id is None:
+        raise MalformedEventError("read.completed without a valid referenceCompany.id")
+    return company_id
+
+
+def _changed_type(summary: Any) -> DataType | None:
+    """The catalogue entry of a ``dataTypes`` entry that reports changed records and a complete read; ``None``
+    for the others (a type the catalogue lacks, nothing modified, a failed read)."""
+    if not isinstance(summary, dict):
+        raise MalformedEventError("read.completed with a dataTypes entry that is not an object")
+    if summary.get("recordsModified") is not True or summary.get("status") != _COMPLETE:
         return None
     try:
-        return str(uuid.UUID(value))
-    except ValueError:
+        return get_data_type(summary.get("dataType"))
+    except CodatValidationError:
+        return None
+
+
+def _optional_id(kind: type[CompanyId] | type[ConnectionId], value: Any) -> Any:
+    """``value`` parsed as ``kind`` (:meth:`~airflow_provider_codat.values.CodatId.parse`), or ``None`` when it
+    is not one."""
+    try:
+        return kind.parse(value)
+    except CodatValidationError:
         return None

@@ -95,7 +95,7 @@ def _already_written(session: Any, asset_id: int, notice: ChangeNotice) -> bool:
             AssetEvent.asset_id == asset_id,
             AssetEvent.timestamp >= cutoff,
             extra["webhook_id"].as_string() == str(notice.extra.get("webhook_id")),
-            extra["company_id"].as_string() == str(notice.extra.get("company_id")),
+            extra["company_id"].as_string() == str(notice.company_id),
         )
         .limit(1)
     )

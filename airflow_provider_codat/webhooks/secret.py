@@ -7,7 +7,6 @@ The secret itself is never logged nor put in an exception.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from standardwebhooks.webhooks import Webhook
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import SecretUnavailableError
+from airflow_provider_codat.webhooks.expiry import Expiring
 
 SECRET_EXTRA = "webhook_secret"
 DEFAULT_TTL_SECONDS = 60.0
@@ -34,7 +34,7 @@ def connection_secret(conn_id: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-class CachedVerifier:
+class CachedVerifier(Expiring):
     """A :class:`standardwebhooks.Webhook` for the current secret, rebuilt at most every ``ttl`` seconds.
 
     :param conn_id: the Codat connection holding the secret.
@@ -51,17 +51,15 @@ class CachedVerifier:
         ttl: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(ttl, clock)
         self.conn_id = conn_id
         self._lookup = lookup
-        self.ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
         self._verifier: Webhook | None = None
         self._read_at: float | None = None
 
     def cached(self) -> Webhook | None:
         """The verifier if it was built less than ``ttl`` seconds ago (no I/O)."""
-        if self._read_at is not None and self._clock() - self._read_at < self.ttl:
+        if self._fresh(self._read_at):
             return self._verifier
         return None
 

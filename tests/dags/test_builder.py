@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_codat.dag_tasks import batches, summary
-from airflow_provider_codat.dags_builder import SyncSpec
-from airflow_provider_codat.datatypes import UnknownDataTypeError
+from airflow_provider_codat.dags_builder import SyncSpec, codat_sync_task_group
+from airflow_provider_codat.dags_builder.table import trigger_params
+from airflow_provider_codat.dags_builder.tasks import batches, summary
+from airflow_provider_codat.errors import UnknownDataTypeError
 from airflow_provider_codat.extract.destination import resolve_destination
 
 A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in "abc")
@@ -76,5 +77,19 @@ def test_destination_precedence(monkeypatch, tmp_path):
 def test_a_typo_in_the_table_fails_the_import():
     with pytest.raises(UnknownDataTypeError, match="invoicez"):
         SyncSpec(dag_id="x", schedule=None, data_types=["invoicez"])
-    with pytest.raises(ValueError, match="refresh"):
+    with pytest.raises(ValueError, match="^x: refresh must be 'queue', 'all' or 'none'"):
         SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], refresh="sometimes")
+
+
+def test_the_group_checks_its_arguments_at_parse_time():
+    with pytest.raises(ValueError, match="^refresh must be 'queue', 'all' or 'none'"):
+        codat_sync_task_group(companies=[A], data_types=["invoices"], refresh="sometimes")
+    with pytest.raises(UnknownDataTypeError, match="invoicez"):
+        codat_sync_task_group(companies=[A], data_types=["invoicez"])
+
+
+def test_the_trigger_form_offers_the_rows_types():
+    params = trigger_params(["invoices", "payments"])
+    assert list(params) == ["company_ids", "data_types", "full_refresh", "destination"]
+    assert params["data_types"].value == ["invoices", "payments"]
+    assert params["data_types"].schema["items"]["enum"] == ["invoices", "payments"]

@@ -29,11 +29,14 @@ def test_many_events_become_each_pair_once():
         webhook(A.upper(), "payments"),  # the same company, spelled in capitals
         webhook(A, "invoices"),
     ]
-    assert pairs_from_extras(extras) == [
+    pairs = pairs_from_extras(extras)
+    assert pairs == [
         {"company_id": A, "data_type": "invoices"},
         {"company_id": A, "data_type": "payments"},
         {"company_id": B, "data_type": "payments"},
     ]
+    # Plain str: the pairs leave as XCom, whose serialiser refuses str subclasses such as CompanyId.
+    assert {type(value) for pair in pairs for value in pair.values()} == {str}
 
 
 def test_events_not_from_the_webhook_and_bad_entries_are_left_out():

@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
+from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.values import CompanyId
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE
 from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
@@ -134,6 +136,22 @@ def test_a_signed_read_completed_becomes_one_asset_event_per_changed_complete_ty
         "connection_id": CONNECTION,
         "modified_from_date": "2026-11-25T10:00:00Z",
     }
+
+
+def test_notices_carry_the_checked_values_and_extras_of_plain_strings(client, parts, written):
+    """The payload is parsed once: the notice carries a CompanyId and the catalogue entry; the event's extra
+    holds plain str, which msgspec (Airflow's serialiser) refuses for str subclasses."""
+    import msgspec
+
+    body = read_completed(summary("invoices"), company=COMPANY.upper())
+    assert post(client, *signed(body, "msg_typed")).is_success
+    assert parts.publisher.join()
+    (notice,) = written.batches[0]
+    assert isinstance(notice.company_id, CompanyId) and notice.company_id == COMPANY
+    assert notice.data_type is get_data_type("invoices")
+    assert notice.extra["company_id"] == COMPANY
+    assert all(type(value) is str for value in notice.extra.values() if value is not None)
+    assert msgspec.json.decode(msgspec.json.encode(notice.extra)) == notice.extra
 
 
 def test_the_initial_read_counts_too(client, parts, written):

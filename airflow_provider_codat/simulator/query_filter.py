@@ -149,18 +149,20 @@ class _Parser:
         return node
 
     def _expr(self) -> Predicate:
-        parts = [self._and_expr()]
-        while self._peek("||"):
-            self.pos += 2
-            parts.append(self._and_expr())
-        return parts[0] if len(parts) == 1 else AnyOf(tuple(parts))
+        return self._chain("||", self._and_expr, AnyOf)
 
     def _and_expr(self) -> Predicate:
-        parts = [self._primary()]
-        while self._peek("&&"):
-            self.pos += 2
-            parts.append(self._primary())
-        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+        return self._chain("&&", self._primary, AllOf)
+
+    def _chain(
+        self, operator: str, operand: Callable[[], Predicate], combine: Callable[[tuple], Predicate]
+    ) -> Predicate:
+        """``operand ( operator operand )*``: one operand as it is, several combined."""
+        parts = [operand()]
+        while self._peek(operator):
+            self.pos += len(operator)
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else combine(tuple(parts))
 
     def _primary(self) -> Predicate:
         if self._peek("{"):

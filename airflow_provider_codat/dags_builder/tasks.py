@@ -1,8 +1,8 @@
-"""The small tasks of the Codat sync DAGs (see :mod:`airflow_provider_codat.dags_builder`).
+"""The small tasks of the Codat sync DAGs: ``portfolio``, ``batches``, ``summary`` and ``relink_report``.
 
 They decide which companies a run syncs and how they are batched, resolve the destination at run time, and
-summarise a run. Plain
-Python behind ``@task``, so each can be called directly (``plan.function(...)``) in a test.
+summarise a run. Plain Python behind ``@task``, so each can be called directly (``batches.function(...)``) in a
+test.
 """
 
 from __future__ import annotations
@@ -55,6 +55,52 @@ def _label(batch: list[dict[str, str | None]]) -> str:
     return first if len(batch) == 1 else f"{first} + {len(batch) - 1} more"
 
 
+def _checked_types(data_types: Any, allowed: list[str] | None) -> list[str]:
+    """The run's data types, each once: known to the catalogue and, when ``allowed`` is given, among those."""
+    types = list(dict.fromkeys(_as_list(data_types)))
+    if not types:
+        raise AirflowException("No data types to sync: give at least one (e.g. invoices).")
+    for key in types:
+        get_data_type(key)  # an unknown key fails here, listing the valid ones
+    if allowed is not None and set(types) - set(allowed):
+        raise AirflowException(
+            f"{', '.join(sorted(set(types) - set(allowed)))}: not in this DAG's table. Choose among "
+            f"{', '.join(allowed)}, or add the type to the table."
+        )
+    return types
+
+
+def _name_companies(entries: list[dict[str, str | None]], codat_conn_id: str) -> None:
+    """Fill in the names of companies given without one, from one listing of Codat's companies."""
+    if all(entry["name"] is not None for entry in entries):
+        return
+    from airflow_provider_codat.hooks.codat import CodatHook
+
+    names = {str(c["id"]): c.get("name") for c in CodatHook(codat_conn_id=codat_conn_id).list_companies()}
+    for entry in entries:
+        entry["name"] = entry["name"] or names.get(entry["id"])
+
+
+def _work_items(
+    entries: list[dict[str, str | None]], size: int, types: list[str], destination: str, full: bool
+) -> list[dict[str, Any]]:
+    """One work item per task instance: ``size`` companies each (a single company's id as it is)."""
+    work = []
+    for start in range(0, len(entries), size):
+        batch = entries[start : start + size]
+        ids = [entry["id"] for entry in batch]
+        work.append(
+            {
+                "company_id": ids[0] if size == 1 else ids,
+                "company_name": _label(batch),
+                "data_types": types,
+                "destination": destination,
+                "full_refresh": full,
+            }
+        )
+    return work
+
+
 # -- the tasks of the group ---------------------------------------------------------------------------------
 @task
 def batches(
@@ -72,38 +118,11 @@ def batches(
     ``[core] max_map_length``: no configuration change is needed for 10,000 companies.
     """
     entries = _company_entries(companies)
-    types = list(dict.fromkeys(_as_list(data_types)))
-    if not types:
-        raise AirflowException("No data types to sync: give at least one (e.g. invoices).")
-    for key in types:
-        get_data_type(key)  # an unknown key fails here, listing the valid ones
-    if allowed is not None and set(types) - set(allowed):
-        raise AirflowException(
-            f"{', '.join(sorted(set(types) - set(allowed)))}: not in this DAG's table. Choose among "
-            f"{', '.join(allowed)}, or add the type to the table."
-        )
-    if any(entry["name"] is None for entry in entries):
-        from airflow_provider_codat.hooks.codat import CodatHook
-
-        names = {str(c["id"]): c.get("name") for c in CodatHook(codat_conn_id=codat_conn_id).list_companies()}
-        for entry in entries:
-            entry["name"] = entry["name"] or names.get(entry["id"])
+    types = _checked_types(data_types, allowed)
+    _name_companies(entries, codat_conn_id)
     size = max(1, math.ceil(len(entries) / _max_map_length()))
     resolved = resolve_destination(destination)
     full = str(full_refresh).strip().lower() in {"true", "1", "yes", "on"}
-    work = []
-    for start in range(0, len(entries), size):
-        batch = entries[start : start + size]
-        ids = [entry["id"] for entry in batch]
-        work.append(
-            {
-                "company_id": ids[0] if size == 1 else ids,
-                "company_name": _label(batch),
-                "data_types": types,
-                "destination": resolved,
-                "full_refresh": full,
-            }
-        )
     log.info(
         "Syncing %d data types for %d companies (%d per task) to %s: %s",
         len(types),
@@ -112,7 +131,7 @@ def batches(
         resolved,
         ", ".join(types),
     )
-    return work
+    return _work_items(entries, size, types, resolved, full)
 
 
 def _by_company(result: dict[str, Any] | None) -> dict[str, dict[str, dict]]:
@@ -125,23 +144,18 @@ def _by_company(result: dict[str, Any] | None) -> dict[str, dict[str, dict]]:
     return dict(result)
 
 
-@task(trigger_rule="all_done")
-def summary(work: list[dict] | None, results: Iterable[dict] | None) -> dict[str, Any]:
-    """Totals per data type, and a failure naming every company that did not land all its data.
-
-    :param work: what :func:`batches` planned.
-    :param results: the sync tasks' return values (Airflow hands over those of the tasks that succeeded).
-    """
-    if work is None:
-        raise AirflowException("The companies and data types could not be worked out: see the task before.")
-    landed: dict[str, dict[str, dict]] = {}
-    for result in results or []:
-        landed.update(_by_company(result))
+def _company_names(work: list[dict]) -> dict[str, str]:
+    """``{company_id: label}`` of every planned company: its name when it had a task of its own, else its id."""
     names = {}
     for item in work:
         ids = [item["company_id"]] if isinstance(item["company_id"], str) else item["company_id"]
         for company_id in ids:
             names[company_id] = item["company_name"] if len(ids) == 1 else company_id
+    return names
+
+
+def _totals_by_type(landed: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
+    """Companies extracted, records and deleted records per data type, each logged on one line."""
     by_type: dict[str, dict[str, int]] = {}
     for outcomes in landed.values():
         for data_type, outcome in outcomes.items():
@@ -158,23 +172,44 @@ def summary(work: list[dict] | None, results: Iterable[dict] | None) -> dict[str
             totals["records"],
             totals["deleted"],
         )
+    return by_type
+
+
+def _failure(failed: list[str], names: dict[str, str]) -> AirflowException:
+    """The summary's failure, naming the first 20 companies that did not land all their data."""
+    shown = ", ".join(f"{names[c]} ({c})" if names[c] != c else c for c in failed[:20])
+    more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
+    return AirflowException(
+        f"{len(failed)} of {len(names)} companies did not land all their data: {shown}{more}. Each failed "
+        "sync task (labelled with the company's name) names the data types and Codat's message; every "
+        "other type and company was committed."
+    )
+
+
+@task(trigger_rule="all_done")
+def summary(work: list[dict] | None, results: Iterable[dict] | None) -> dict[str, Any]:
+    """Totals per data type, and a failure naming every company that did not land all its data.
+
+    :param work: what :func:`batches` planned.
+    :param results: the sync tasks' return values (Airflow hands over those of the tasks that succeeded).
+    """
+    if work is None:
+        raise AirflowException("The companies and data types could not be worked out: see the task before.")
+    landed: dict[str, dict[str, dict]] = {}
+    for result in results or []:
+        landed.update(_by_company(result))
+    names = _company_names(work)
+    by_type = _totals_by_type(landed)
     failed = [company_id for company_id in names if company_id not in landed]
-    report = {
+    if failed:
+        raise _failure(failed, names)
+    return {
         "companies": len(names),
         "companies_ok": [company_id for company_id in names if company_id in landed],
         "destination": work[0]["destination"] if work else None,
         "by_type": by_type,
         "failed": failed,
     }
-    if failed:
-        shown = ", ".join(f"{names[c]} ({c})" if names[c] != c else c for c in failed[:20])
-        more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
-        raise AirflowException(
-            f"{len(failed)} of {len(names)} companies did not land all their data: {shown}{more}. Each failed "
-            "sync task (labelled with the company's name) names the data types and Codat's message; every "
-            "other type and company was committed."
-        )
-    return report
 
 
 @task(multiple_outputs=True)

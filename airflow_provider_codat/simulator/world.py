@@ -15,7 +15,7 @@ from airflow_provider_codat.datatypes import CATALOGUE, DataType, Kind, Scope
 from airflow_provider_codat.simulator import data as gen
 from airflow_provider_codat.simulator.clock import Clock, fmt
 from airflow_provider_codat.simulator.collection import Collection
-from airflow_provider_codat.simulator.errors import SimulatorError
+from airflow_provider_codat.simulator.error_bodies import SimulatorError
 from airflow_provider_codat.simulator.faults import Faults
 from airflow_provider_codat.simulator.syncs import Dataset, SyncOperations
 

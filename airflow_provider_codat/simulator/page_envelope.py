@@ -6,7 +6,7 @@ import random
 from itertools import groupby
 from urllib.parse import urlencode
 
-from airflow_provider_codat.simulator.errors import SimulatorError
+from airflow_provider_codat.simulator.error_bodies import SimulatorError
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000

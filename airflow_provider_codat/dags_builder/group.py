@@ -1,0 +1,143 @@
+"""The reusable group: ``batches`` → ``sync`` (one task per company) → ``summary``, in your own DAG in one call.
+
+``batches`` decides who, and how many per task (past Airflow's ``max_map_length`` each task takes a batch of
+companies); ``sync`` is one :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator` per
+company, labelled with its name; ``summary`` totals the run. A company whose refresh, sync or extract fails
+fails its own task and the ``summary``, naming the data types and Codat's message; the others are committed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import TaskGroup
+
+from airflow_provider_codat.assets import codat_assets
+from airflow_provider_codat.dags_builder.tasks import batches, summary
+from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.extract.company import DEFAULT_MAX_CONCURRENCY
+from airflow_provider_codat.operators.company import CodatCompanySyncOperator
+from airflow_provider_codat.safe_repr import shorten
+
+# Demos and tests against the simulator, whose syncs take seconds, shorten the first wait with this.
+POKE_INTERVAL_ENV = "CODAT_SYNC_POKE_INTERVAL"
+REFRESH_MODES = ("queue", "all", "none")
+
+
+def check_refresh(refresh: str, where: str = "") -> str:
+    """``refresh`` when it is one of :data:`REFRESH_MODES`, else :class:`ValueError` (prefixed with ``where``).
+
+    :param refresh: ``"queue"``, ``"all"`` or ``"none"``.
+    :param where: what the value belongs to (a DAG id), named first in the error.
+    """
+    if refresh not in REFRESH_MODES:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(f"{prefix}refresh must be 'queue', 'all' or 'none', got {shorten(refresh)}.")
+    return refresh
+
+
+def check_data_types(data_types: Sequence[str]) -> list[str]:
+    """The keys, each once in their order; a key the catalogue lacks fails (at parse time), naming the valid
+    keys.
+
+    :param data_types: Codat data type keys.
+    """
+    types = list(dict.fromkeys(data_types))
+    for key in types:
+        get_data_type(key)
+    return types
+
+
+def _sync_kwargs(
+    refresh: str, codat_conn_id: str, max_concurrency: int, pool: str | None, page_size: int | None
+) -> dict[str, Any]:
+    """What every mapped sync task shares, but the wait's timing (see :func:`_wait_kwargs`)."""
+    kwargs: dict[str, Any] = {
+        "task_id": "sync",
+        "refresh": refresh,
+        "codat_conn_id": codat_conn_id,
+        "deferrable": True,
+        "max_concurrency": max_concurrency,
+        "map_index_template": "{{ task.company_name }}",
+    }
+    if page_size:
+        kwargs["page_size"] = page_size
+    if pool:
+        kwargs["pool"] = pool
+    return kwargs
+
+
+def _wait_kwargs(poke_interval: float, max_poke_interval: float, sync_timeout: timedelta) -> dict[str, Any]:
+    """The deferred wait's timing; ``CODAT_SYNC_POKE_INTERVAL`` overrides the first interval."""
+    override = os.environ.get(POKE_INTERVAL_ENV)  # an environment read: no I/O at parse time
+    return {
+        "poll_interval": float(override) if override else poke_interval,
+        "max_poll_interval": max_poke_interval,
+        "timeout": sync_timeout,
+    }
+
+
+def codat_sync_task_group(
+    *,
+    companies: Any,
+    data_types: Sequence[str],
+    chosen_types: Any = None,
+    refresh: str = "queue",
+    destination: Any = None,
+    full_refresh: Any = False,
+    group_id: str = "codat_sync",
+    codat_conn_id: str = DEFAULT_CONN_ID,
+    poke_interval: float = 30,
+    max_poke_interval: float = 600,
+    sync_timeout: timedelta = timedelta(hours=6),
+    pool: str | None = None,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    page_size: int | None = None,
+) -> TaskGroup:
+    """Refresh, wait for exactly those syncs, and extract what changed: one task per company (call it inside a
+    DAG; the tasks are described in this module's docstring).
+
+    :param companies: Codat company ids, or ``{id, name}`` dicts: a list or an upstream task's output.
+    :param data_types: the Codat data type keys the group can sync, e.g. ``["invoices", "payments"]``.
+    :param chosen_types: the subset to sync in a run (a list, template or task output); all when ``None``.
+    :param refresh: ``"queue"`` (each type), ``"all"`` (``data/all``) or ``"none"`` (what Codat already has).
+    :param destination: a storage URI or local path (value, template or task output); ``None``: the
+        ``codat_destination`` Variable at run time, else ``$AIRFLOW_HOME/codat-data``.
+    :param full_refresh: ignore the saved watermarks and read everything again.
+    :param group_id: the task group's id.
+    :param codat_conn_id: the Airflow connection to Codat.
+    :param poke_interval: seconds before the wait's second look, doubling up to ``max_poke_interval``
+        (``CODAT_SYNC_POKE_INTERVAL`` in the environment overrides it: demos against the simulator).
+    :param max_poke_interval: the longest interval between two looks at a sync.
+    :param sync_timeout: how long to wait for the syncs before failing.
+    :param pool: an Airflow pool bounding the companies worked on at once, across DAGs (docs/dags.md).
+    :param max_concurrency: data types of one company read at once (Codat: 10 concurrent requests a company).
+    :param page_size: records per request for the extract (the operator's default when ``None``).
+    """
+    check_refresh(refresh)
+    types = check_data_types(data_types)
+    with TaskGroup(group_id=group_id, tooltip="one task per company: refresh → wait → extract") as group:
+        chosen = types if chosen_types is None else chosen_types
+        work = batches(companies, chosen, types, destination, full_refresh, codat_conn_id)
+        synced = CodatCompanySyncOperator.partial(
+            outlets=codat_assets(types),
+            **_sync_kwargs(refresh, codat_conn_id, max_concurrency, pool, page_size),
+            **_wait_kwargs(poke_interval, max_poke_interval, sync_timeout),
+        ).expand_kwargs(work)
+        summary(work, synced.output)
+    return group
+
+
+def sync_task(group: TaskGroup) -> Any:
+    """The group's mapped sync task (to hang tasks after it)."""
+    return group.children[f"{group.group_id}.sync"]
+
+
+def summary_output(group: TaskGroup) -> Any:
+    """The XCom of a sync group's ``summary`` task: ``{companies, companies_ok, destination, by_type, ...}``,
+    for tasks that build on the landed data (they run only when every company landed its data)."""
+    return group.children[f"{group.group_id}.summary"].output
