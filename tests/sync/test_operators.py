@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_codat.errors import CodatAPIError, CodatDatasetInProgressError
 from airflow_provider_codat.errors import CodatSyncFailedError as CodatSyncFailed
 from airflow_provider_codat.hooks.codat import CodatHook
-from airflow_provider_codat.hooks.errors import CodatAPIError, CodatDatasetInProgressError
 from airflow_provider_codat.links import COMPANY_URL_XCOM_KEY, CodatCompanyLink
 from airflow_provider_codat.operators.companies import CodatListCompaniesOperator
 from airflow_provider_codat.operators.refresh import (
