@@ -37,13 +37,13 @@ class CodatCompanyLink(BaseOperatorLink):
 
 def _url_from_operator(operator: BaseOperator) -> str:
     """The company page for an operator with a rendered ``company_id`` and a Codat ``hook``; else ``""``."""
-    from airflow_provider_codat.validation import require_uuid
+    from airflow_provider_codat.values import CompanyId
 
     company_id, hook = getattr(operator, "company_id", None), getattr(operator, "hook", None)
     if not isinstance(company_id, str) or not hasattr(hook, "portal_url"):
         return ""
     try:
-        company_id = require_uuid(company_id, "company_id")
+        company_id = CompanyId.parse(company_id, "company_id")
     except ValueError:  # not rendered (a template) or not a company id: no link rather than a wrong one
         return ""
     try:

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator, ObjectStoragePath
 
-from airflow_provider_codat.datatypes import Scope
+from airflow_provider_codat.assets import set_asset_extras
+from airflow_provider_codat.datatypes import DataType, Scope, get_data_type
 from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError, CodatValidationError
 from airflow_provider_codat.extract.core import (
     DEFAULT_LOG_INTERVAL,
@@ -26,13 +27,8 @@ from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import CodatCompanyLink
 from airflow_provider_codat.safe_repr import shorten
-from airflow_provider_codat.validation import (
-    require_bool,
-    require_data_type,
-    require_int,
-    require_page_size,
-    require_uuid,
-)
+from airflow_provider_codat.validation import require_bool, require_int, require_page_size
+from airflow_provider_codat.values import CompanyId, ConnectionId
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -134,22 +130,22 @@ class CodatExtractOperator(BaseOperator):
         self.known_synced = known_synced
         # Catch mistakes at parse time when the values are plain (templated ones are checked in execute).
         if _is_plain(company_id):
-            require_uuid(company_id, "company_id")
+            CompanyId.parse(company_id, "company_id")
         if _is_plain(data_type):
-            require_data_type(data_type)
+            get_data_type(data_type)
         if _is_plain(destination):
             check_destination(destination)  # the URI's shape only: building the path may look up a connection
         if _is_plain(connection_id) and connection_id:
-            require_uuid(connection_id, "connection_id")
+            ConnectionId.parse(connection_id, "connection_id")
 
     @cached_property
     def hook(self) -> CodatHook:
         return CodatHook(codat_conn_id=self.codat_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        request = self._request(context)
-        summary = run_extract(self.hook, request)
-        self._emit(context, summary)
+        summary = run_extract(self.hook, self._request(context))
+        if summary:
+            set_asset_extras(context, self.outlets, {summary["data_type"]: summary})
         return summary
 
     def get_openlineage_facets_on_complete(self, task_instance):
@@ -165,19 +161,17 @@ class CodatExtractOperator(BaseOperator):
         )
 
     def _request(self, context: Context) -> ExtractRequest:
-        company_id = require_uuid(self.company_id, "company_id")
-        entry = require_data_type(self.data_type)
-        connection_id = require_uuid(self.connection_id, "connection_id") if self.connection_id else None
+        """The templated arguments, rendered and parsed once into the run's request (before any request)."""
+        company_id = CompanyId.parse(self.company_id, "company_id")
+        entry = get_data_type(self.data_type)
+        connection_id = (
+            ConnectionId.parse(self.connection_id, "connection_id") if self.connection_id else None
+        )
         if connection_id and entry.scope is Scope.COMPANY:
             raise CodatValidationError(
                 f"Data type {entry.key!r} is read per company: drop connection_id (it applies to "
                 "connection-scoped types such as bankAccounts or commerce-orders)."
             )
-        report_params: dict[str, Any] = {}
-        if entry.report:
-            report_params = {"periodLength": self.period_length, "periodsToCompare": self.periods_to_compare}
-            if self.start_month:
-                report_params["startMonth"] = self.start_month
         return ExtractRequest.for_run(
             company_id=company_id,
             data_type=entry,
@@ -187,7 +181,7 @@ class CodatExtractOperator(BaseOperator):
             full_refresh=require_bool(self.full_refresh, "full_refresh"),
             page_size=self.page_size,
             connection_id=connection_id,
-            report_params=report_params,
+            report_params=self._report_params(entry),
             max_passes=self.max_passes,
             max_file_bytes=self.max_file_bytes,
             max_file_records=self.max_file_records,
@@ -196,15 +190,17 @@ class CodatExtractOperator(BaseOperator):
             known_synced=require_bool(self.known_synced, "known_synced"),
         )
 
-    def _emit(self, context: Context, summary: dict[str, Any]) -> None:
-        """Attach the summary to the outlet Asset ``codat://{data_type}``, when the task declares it."""
-        events = context.get("outlet_events")
-        if events is None or not summary:
-            return
-        wanted = Asset(f"codat://{summary['data_type']}").uri
-        for outlet in self.outlets or ():
-            if isinstance(outlet, Asset) and outlet.uri == wanted:
-                events[outlet].extra.update(summary)
+    def _report_params(self, entry: DataType) -> dict[str, Any]:
+        """``periodLength``, ``periodsToCompare`` and ``startMonth`` for a financial statement; else none."""
+        if not entry.report:
+            return {}
+        params: dict[str, Any] = {
+            "periodLength": self.period_length,
+            "periodsToCompare": self.periods_to_compare,
+        }
+        if self.start_month:
+            params["startMonth"] = self.start_month
+        return params
 
 
 def _is_plain(value: Any) -> bool:

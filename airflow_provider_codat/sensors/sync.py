@@ -12,21 +12,17 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatSyncTimeoutError
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
+from airflow_provider_codat.operators.deferral import defer_wait
 from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 from airflow_provider_codat.sync.ticket import WaitSpec, iso_utc, normalize_data_types, to_seconds
 from airflow_provider_codat.sync.wait import Wait, resolve_event
 from airflow_provider_codat.timestamps import parse_timestamp
-from airflow_provider_codat.triggers.sync import CodatSyncTrigger
 from airflow_provider_codat.version_compat import AirflowSensorTimeout, conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_codat.hooks.codat import CodatHook
-
-# The task-side backstop on a deferral outlives the trigger's own deadline by this much: the trigger is the one
-# that times out (with a message naming the running types); this only catches a trigger that never answers.
-DEFERRAL_GRACE = timedelta(minutes=5)
 
 
 class CodatSyncSensor(BaseSensorOperator):
@@ -169,12 +165,7 @@ class CodatSyncSensor(BaseSensorOperator):
         result = self.poke(context)
         if result:
             return result.xcom_value
-        wait = self._wait
-        self.defer(
-            trigger=CodatSyncTrigger.for_wait(wait, self.codat_conn_id),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=max(0.0, wait.deadline - CLOCK.now())) + DEFERRAL_GRACE,
-        )
+        defer_wait(self, context, self._wait)
 
     def poke(self, context: Context) -> PokeReturnValue:
         """One check: one ``dataStatus`` call (plus history only where needed), bounded by the deadline."""

@@ -52,10 +52,10 @@ def outcome(
     last_successful_sync: str | None = None,
     error_message: str | None = None,
 ) -> dict[str, Any]:
-    """One data type's result, as the sensor returns it in XCom."""
+    """One data type's result, as the sensor returns it in XCom (plain strings: the ids may come in checked)."""
     return {
         "status": status,
-        "dataset_id": dataset_id,
+        "dataset_id": str(dataset_id) if dataset_id is not None else None,
         "last_successful_sync": last_successful_sync,
         "error_message": error_message,
     }

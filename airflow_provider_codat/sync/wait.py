@@ -58,7 +58,7 @@ def make_event(
     waited: float = 0.0,
     error_type: str | None = None,
 ) -> dict[str, Any]:
-    """The payload of a wait's one event (plain JSON).
+    """The payload of a wait's one event (plain JSON: a checked company id leaves as a plain string).
 
     :param status: ``success``, ``failed``, ``timeout`` or ``error``.
     :param error_type: for ``error``: ``CodatValidationError`` or ``CodatAPIError`` (what to raise again).
@@ -67,7 +67,7 @@ def make_event(
         raise ValueError(f"Unknown event status {status!r}")
     event = {
         "status": status,
-        "company_id": company_id,
+        "company_id": str(company_id),
         "outcomes": outcomes or {},
         "pending": pending or {},
         "message": message,

@@ -49,8 +49,9 @@ class CodatSyncTrigger(BaseTrigger):
     has run for :func:`resume_settle` seconds (10), so the scheduler has seen the worker exit. All waits of one connection in a triggerer
     share one HTTP client and its connections.
 
-    The kwargs are checked in full (company and dataset ids UUIDs, types in the catalogue) before any request;
-    bad ones end the wait with an ``error`` event that names what is wrong.
+    The kwargs are parsed once, when the trigger is built, into a checked :class:`~.sync.ticket.WaitSpec`
+    (company and dataset ids UUIDs, types in the catalogue); bad ones end the wait, before any request, with an
+    ``error`` event that names what is wrong. :meth:`serialize` gives them back as plain JSON.
 
     The event's payload: ``status`` (``success``, ``failed``, ``timeout`` or ``error``), ``company_id``,
     ``outcomes`` (type -> ``{status, dataset_id, last_successful_sync, error_message}``), ``pending``
@@ -81,13 +82,20 @@ class CodatSyncTrigger(BaseTrigger):
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
     ) -> None:
         super().__init__()
-        # Kept as given: checked in run(), where a bad value can become an event rather than a crash.
-        self.wait_kwargs = {
+        given = {
             "company_id": company_id,
             "datasets": datasets,
             "data_types": data_types,
             "synced_after": synced_after,
         }
+        # Parsed once, here; a bad value is kept (with its error) to become the error event of run(), not a crash.
+        self.spec: WaitSpec | None = None
+        self.invalid: CodatValidationError | None = None
+        try:
+            self.spec = WaitSpec(**given)
+        except CodatValidationError as exc:
+            self.invalid = exc
+        self.wait_kwargs = self.spec.to_json() if self.spec is not None else _plain(given)
         self.deadline = float(deadline)
         self.started_at = float(started_at) if started_at is not None else CLOCK.now()
         self.codat_conn_id = str(codat_conn_id)
@@ -98,7 +106,7 @@ class CodatSyncTrigger(BaseTrigger):
     def for_wait(cls, wait: Wait, codat_conn_id: str) -> CodatSyncTrigger:
         """The trigger that carries on ``wait`` (same spec, deadline, start and pace) in the triggerer."""
         return cls(
-            **wait.spec.to_json(),
+            **vars(wait.spec),  # checked values: parsing them again is free
             deadline=wait.deadline,
             started_at=wait.started_at,
             codat_conn_id=codat_conn_id,
@@ -139,14 +147,12 @@ class CodatSyncTrigger(BaseTrigger):
             seed = json.dumps(self.wait_kwargs, sort_keys=True, default=str)
             first = spread(self.poll_interval, seed, 0, fraction=1.0)
             await CLOCK.asleep(max(0.0, min(first - waited, self.deadline - CLOCK.now())))
-        try:
-            spec = WaitSpec(**self.wait_kwargs)
-        except CodatValidationError as exc:
+        if self.spec is None:
             company_id = str(self.wait_kwargs["company_id"])[:64]
-            yield TriggerEvent(error_event(company_id, exc, {}, CLOCK.now() - self.started_at))
+            yield TriggerEvent(error_event(company_id, self.invalid, {}, CLOCK.now() - self.started_at))
             return
         wait = Wait(
-            spec,
+            self.spec,
             deadline=self.deadline,
             started_at=self.started_at,
             poll_interval=self.poll_interval,
@@ -163,3 +169,14 @@ class CodatSyncTrigger(BaseTrigger):
             except Exception:  # giving the client back must never replace the event
                 self.log.debug("Closing the Codat hook failed", exc_info=True)
         yield TriggerEvent(event)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every string a plain ``str`` (trigger kwargs refuse ``str`` subclasses)."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from airflow_provider_codat.datatypes import Kind, get_data_type
@@ -181,6 +182,8 @@ def test_deferrable_frees_the_worker_and_resumes_from_the_trigger_event(sim, sim
     assert classpath == "airflow_provider_codat.triggers.sync.CodatSyncTrigger"
     assert set(kwargs["datasets"]) == {"invoices", "payments"}
     assert "password" not in repr(kwargs) and sim.api_key not in repr(kwargs)
+    # What Airflow stores goes through msgspec, which refuses the checked id types: all plain.
+    msgspec.json.encode([kwargs, deferred.value.kwargs, context["ti"].xcoms])
 
     async def first_event():
         async for event in trigger.run():
@@ -192,6 +195,7 @@ def test_deferrable_frees_the_worker_and_resumes_from_the_trigger_event(sim, sim
     assert STATE_XCOM_KEY in context["ti"].xcoms
     result = op.execute_complete(context, event=event)
     assert {t: o["status"] for t, o in result.items()} == {"invoices": "extracted", "payments": "extracted"}
+    msgspec.json.encode(result)
     assert_landed(sim, tmp_path, company_id, "invoices")
 
 
