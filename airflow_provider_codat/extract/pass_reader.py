@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_codat.extract.core import ExtractRequest
+    from airflow_provider_codat.extract.request import ExtractRequest
     from airflow_provider_codat.hooks.codat import CodatHook
 
 log = logging.getLogger(__name__)

@@ -1,12 +1,12 @@
 """CodatCompanySyncOperator: refresh, wait for and extract every requested data type of one company, in one task.
 
-The work is plain code (:class:`~airflow_provider_codat.sync.company.CompanySync`); this operator parses its
+The work is plain code (:class:`~airflow_provider_codat.company_sync.CompanySync`); this operator parses its
 arguments, calls in, defers while Codat syncs, and reports: XCom, asset events, the failure naming each type.
 
 For portfolios: one task instance per company instead of one per company and data type. The refresh queues each
 type (or ``data/all``), the wait defers to :class:`~airflow_provider_codat.triggers.sync.CodatSyncTrigger` (the
 worker slot is free while Codat syncs), and the extract reads every type concurrently with one ``dataStatus``
-read before and one after (:mod:`airflow_provider_codat.extract.company`). Each type commits on its own; the task
+read before and one after (:mod:`airflow_provider_codat.extract.company_types`). Each type commits on its own; the task
 fails at the end naming each failed type with Codat's message.
 
 Past Airflow's ``max_map_length`` the example DAGs hand one task a batch of companies: they are all refreshed
@@ -20,15 +20,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.assets import set_asset_extras
+from airflow_provider_codat.company_sync import REFRESH_MODES, CompanySync, CompanySyncOptions
 from airflow_provider_codat.errors import CodatCompanySyncFailedError, CodatValidationError
-from airflow_provider_codat.extract.company import DEFAULT_MAX_CONCURRENCY
+from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.extract.destination import check_destination, resolve_destination
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import push_company_link
 from airflow_provider_codat.operators.deferral import defer_wait, resumed_value
 from airflow_provider_codat.operators.refresh import CodatWaitingOperator
 from airflow_provider_codat.safe_repr import shorten
-from airflow_provider_codat.sync.company import REFRESH_MODES, CompanySync, CompanySyncOptions
 from airflow_provider_codat.sync.ticket import normalize_data_types
 from airflow_provider_codat.validation import require_bool, require_page_size
 from airflow_provider_codat.values import CompanyId

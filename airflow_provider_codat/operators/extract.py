@@ -11,13 +11,9 @@ from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow_provider_codat.assets import set_asset_extras
 from airflow_provider_codat.datatypes import DataType, Scope, get_data_type
 from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError, CodatValidationError
-from airflow_provider_codat.extract.core import (
-    DEFAULT_LOG_INTERVAL,
-    DEFAULT_MAX_PASSES,
-    ExtractRequest,
-    run_extract,
-)
+from airflow_provider_codat.extract.core import run_extract
 from airflow_provider_codat.extract.destination import check_destination
+from airflow_provider_codat.extract.request import DEFAULT_LOG_INTERVAL, DEFAULT_MAX_PASSES, ExtractRequest
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,

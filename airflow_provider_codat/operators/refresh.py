@@ -1,5 +1,5 @@
 """Queue Codat refreshes and return a ticket naming the exact syncs to wait for (the work is in
-:mod:`airflow_provider_codat.sync.refresh`; these operators adapt it to Airflow).
+:mod:`airflow_provider_codat.sync.queueing`; these operators adapt it to Airflow).
 
 A ticket (the operators' XCom ``return_value``)::
 
@@ -26,7 +26,7 @@ from airflow_provider_codat.links import CodatCompanyLink, push_company_link
 from airflow_provider_codat.operators.deferral import defer_wait, resumed_value
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
-from airflow_provider_codat.sync.refresh import (
+from airflow_provider_codat.sync.queueing import (
     HISTORY_MARGIN,
     IF_IN_PROGRESS,
     REREAD_ATTEMPTS,

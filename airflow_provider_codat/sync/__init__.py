@@ -1,5 +1,5 @@
 """The sync side in one place: what a wait is for, how a data type's sync is judged, the wait itself, and the
-refresh and per-company work the operators adapt to Airflow.
+refresh the operators adapt to Airflow.
 
 * :mod:`.status`: the status vocabulary (:class:`SyncStatus`, terminal sets) and the checked answers.
 * :mod:`.decision`: per-type decisions and the verdict over all types.
@@ -7,15 +7,15 @@ refresh and per-company work the operators adapt to Airflow.
 * :mod:`.interval`: the pace (:func:`next_interval`) and the one :data:`CLOCK`.
 * :mod:`.watcher`: :class:`SyncWatcher`, one poll with as few calls as possible.
 * :mod:`.wait`: :class:`Wait` and the one loop shape (:func:`run`, :func:`arun`), events and their resolution.
-* :mod:`.refresh`: queue refreshes (:func:`~.refresh.queue_data_types`, :func:`~.refresh.refresh_all_data`) and
-  return the ticket.
-* :mod:`.company`: :class:`~.company.CompanySync`, refresh, wait and extract per company over a JSON-able
-  progress.
+* :mod:`.queueing`: queue refreshes (:func:`~.queueing.queue_data_types`, :func:`~.queueing.refresh_all_data`)
+  and return the ticket.
+
+Refresh, wait and extract of whole companies (:mod:`airflow_provider_codat.company_sync`) sit above this package
+and :mod:`airflow_provider_codat.extract`, so neither imports the other's orchestration.
 
 The Airflow adapters (``CodatSyncSensor``, ``CodatSyncTrigger``, the refresh operators, the company sync) sit on
-top; nothing here imports them. The hook comes in as an argument; only :mod:`.refresh` and :mod:`.company` make
-calls of their own (queue, ``data/all``), and they are not imported here: ``from airflow_provider_codat.sync
-import ...`` stays light.
+top; nothing here imports them. The hook comes in as an argument; only :mod:`.queueing` makes calls of its own
+(queue, ``data/all``), and it is not imported here: ``from airflow_provider_codat.sync import ...`` stays light.
 """
 
 from __future__ import annotations

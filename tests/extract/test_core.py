@@ -13,7 +13,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError
 from airflow_provider_codat.extract import core, keyset, pass_reader
-from airflow_provider_codat.extract.company import extract_types
+from airflow_provider_codat.extract.company_types import extract_types
 from airflow_provider_codat.extract.core import (
     ExtractRequest,
     run_extract,

@@ -1,4 +1,4 @@
-"""The plain refresh functions (sync/refresh.py) on a fake hook, and the rule that what leaves for Airflow is plain:
+"""The plain refresh functions (sync/queueing.py) on a fake hook, and the rule that what leaves for Airflow is plain:
 tickets, trigger kwargs and events hold plain strings, never the checked value types (msgspec refuses them)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from airflow_provider_codat.errors import CodatAPIError, CodatDatasetInProgressError, CodatValidationError
-from airflow_provider_codat.sync.refresh import queue_data_types, refresh_all_data
+from airflow_provider_codat.sync.queueing import queue_data_types, refresh_all_data
 from airflow_provider_codat.sync.ticket import Ticket, WaitSpec, make_ticket
 from airflow_provider_codat.sync.wait import Wait, make_event
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger

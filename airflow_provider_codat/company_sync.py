@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatSyncTimeoutError, is_transient
-from airflow_provider_codat.extract.company import extract_types
-from airflow_provider_codat.extract.core import ExtractRequest
+from airflow_provider_codat.extract.company_types import extract_types
+from airflow_provider_codat.extract.request import ExtractRequest
 from airflow_provider_codat.sync.decision import State, decide_since
 from airflow_provider_codat.sync.interval import CLOCK
-from airflow_provider_codat.sync.refresh import queue_data_types, refresh_all_data
+from airflow_provider_codat.sync.queueing import queue_data_types, refresh_all_data
 from airflow_provider_codat.sync.status import SUCCEEDED, WARNED
 from airflow_provider_codat.sync.ticket import WaitSpec
 from airflow_provider_codat.sync.wait import Wait, run

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_codat.extract.core import ExtractRequest, run_extract
+from airflow_provider_codat.extract.core import run_extract
+from airflow_provider_codat.extract.request import ExtractRequest
 
 if TYPE_CHECKING:
     from airflow_provider_codat.hooks.codat import CodatHook
