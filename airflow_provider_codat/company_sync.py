@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatSyncTimeoutError, is_transient
 from airflow_provider_codat.extract.company_types import extract_types
+from airflow_provider_codat.extract.destination import destination_path
 from airflow_provider_codat.extract.request import ExtractRequest
 from airflow_provider_codat.sync.decision import State, decide_since
 from airflow_provider_codat.sync.interval import CLOCK
@@ -91,6 +92,8 @@ class CompanySync:
         self.options = CompanySyncOptions(**progress["options"])
         self.ids = ids or {key: CompanyId.parse(key, "company_id") for key in progress["companies"]}
         self.types: list[DataType] = [get_data_type(key) for key in progress["types"]]
+        # Checked and turned into a storage path once; every type's request shares it.
+        self.destination = destination_path(progress["destination"])
         self.log = logger or log
 
     @classmethod
@@ -276,7 +279,7 @@ class CompanySync:
         return ExtractRequest.for_run(
             company_id=self.ids[key],
             data_type=data_type,
-            destination=self.progress["destination"],
+            destination=self.destination,
             run_id=self.progress["run_id"],
             include_deleted=self.options.include_deleted,
             full_refresh=self.options.full_refresh,

@@ -23,7 +23,7 @@ from airflow_provider_codat.assets import set_asset_extras
 from airflow_provider_codat.company_sync import REFRESH_MODES, CompanySync, CompanySyncOptions
 from airflow_provider_codat.errors import CodatCompanySyncFailedError, CodatValidationError
 from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
-from airflow_provider_codat.extract.destination import check_destination, resolve_destination
+from airflow_provider_codat.extract.destination import resolve_destination
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import push_company_link
 from airflow_provider_codat.operators.deferral import defer_wait, resumed_value
@@ -119,13 +119,12 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         companies = self._companies()
         types = normalize_data_types(self.data_types)
         options = self._options()
-        destination = resolve_destination(self.destination or None)
-        check_destination(destination)  # a malformed URI fails here, before any request
+        # The destination is checked (and made a storage path) in start, before any request.
         sync = CompanySync.start(
             self.hook,
             companies,
             types,
-            destination,
+            resolve_destination(self.destination or None),
             run_id=str(context["run_id"]),
             timeout=self.timeout,
             options=options,
