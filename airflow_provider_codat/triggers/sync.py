@@ -46,8 +46,8 @@ class CodatSyncTrigger(BaseTrigger):
     once before deferring, so the first poll here comes one to two intervals after ``started_at`` (at once after
     a restart that came later than that), and each later interval is stretched by up to a quarter, by amounts
     fixed per wait, so that waits deferred together do not poll together. The event is held until the trigger
-    has run for :func:`resume_settle` seconds (10), so the scheduler has seen the worker exit. All waits of one connection in a triggerer
-    share one HTTP client and its connections.
+    has run for :func:`resume_settle` seconds (10), so the scheduler has seen the worker exit. All waits of one
+    connection in a triggerer share one HTTP client and its connections.
 
     The kwargs are parsed once, when the trigger is built, into a checked :class:`~.sync.ticket.WaitSpec`
     (company and dataset ids UUIDs, types in the catalogue); bad ones end the wait, before any request, with an
