@@ -3,8 +3,8 @@
 A :class:`CompanyId` (likewise :class:`ConnectionId`, :class:`DatasetId`) is a ``str`` holding a canonical
 lower-case UUID: it prints, compares and serialises (XCom, trigger kwargs) as the id itself. Parsing a value that
 already is of the type returns it as it is, so a layer that must be sure of an id (the hook, which puts ids into
-URL paths) re-checks nothing that came in checked. Data types are checked into the catalogue's
-:class:`~airflow_provider_codat.datatypes.DataType` the same way (:func:`~airflow_provider_codat.datatypes.get_data_type`).
+URL paths) re-checks nothing that came in checked. Data types are checked the same way, into the catalogue's
+:class:`~airflow_provider_codat.datatypes.DataType` (:func:`~airflow_provider_codat.datatypes.get_data_type`).
 """
 
 from __future__ import annotations
