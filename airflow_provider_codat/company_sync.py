@@ -143,6 +143,10 @@ class CompanySync:
             except Exception as exc:  # this company fails alone; the batch goes on
                 self.log.error("Refreshing company %s failed: %s", company_id, exc)
                 self._fail(key, f"refresh failed: {exc}")
+        # The waits pace themselves from here, when the syncs exist, not from the task's start: time the task
+        # spent before (start-up, the destination's file system) would otherwise make the first look come early
+        # and find a sync still running. The deadline still counts from the start.
+        self.progress["started_at"] = CLOCK.now()
 
     def _refresh_one(self, company_id: CompanyId, retry_since: datetime | None) -> dict[str, Any]:
         keys = [data_type.key for data_type in self.types]

@@ -259,3 +259,36 @@ def test_more_types_than_workers_share_reads_in_waves_without_waiting_forever(
     status_reads = len(requests(sim, "GET", "/dataStatus"))
     # One before the reads, shared by every wave; none after (keyset reads of incremental types).
     assert status_reads == 1, status_reads
+
+
+def test_the_wait_paces_itself_from_the_refresh_not_from_the_task_start(sim, sim_clock, company_id, tmp_path):
+    # Time a task spends before its refresh (start-up, the destination's file system) must not bring the
+    # trigger's first look forward: it would find the new sync still running and cost one more dataStatus call.
+    from airflow_provider_codat.company_sync import CompanySync, CompanySyncOptions
+    from airflow_provider_codat.hooks.codat import CodatHook
+    from airflow_provider_codat.values import CompanyId
+
+    options = CompanySyncOptions(
+        refresh="queue",
+        include_deleted=True,
+        full_refresh=False,
+        page_size=1000,
+        max_concurrency=10,
+        poll_interval=5,
+        max_poll_interval=60,
+    )
+    sync = CompanySync.start(
+        CodatHook(),
+        [CompanyId.parse(company_id)],
+        ["invoices"],
+        tmp_path.as_uri(),
+        run_id="manual__run1",
+        timeout=3600,
+        options=options,
+    )
+    task_started = sync.progress["started_at"]
+    sim_clock.sleep(30)  # a slow start-up, on the simulated clock
+    sync.refresh()
+    wait = sync.advance(deferrable=True)
+    assert wait is not None and wait.started_at >= task_started + 30
+    assert wait.deadline == task_started + 3600  # the deadline still counts from the task's start
