@@ -63,22 +63,55 @@ def _chromium():
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
-def _wait_for_text(driver, text: str, timeout: float = 90, css: str = "body"):
-    from selenium.webdriver.common.by import By
+# The UI is a React app that re-renders while data arrives: an element found a moment ago can be replaced
+# before it is read or clicked. Every look below finds its element afresh and counts a replaced (stale) or
+# not-yet-rendered element as "not yet", never as a failure.
+def _patient(driver, timeout: float = 90):
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        ElementNotInteractableException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(By.CSS_SELECTOR, css).text)
-    return driver.find_element(By.CSS_SELECTOR, css)
+    transient = (
+        StaleElementReferenceException,
+        NoSuchElementException,
+        ElementClickInterceptedException,
+        ElementNotInteractableException,
+    )
+    return WebDriverWait(driver, timeout, ignored_exceptions=transient)
 
 
-def _click(driver, xpath: str, timeout: float = 90):
+def _wait_for_text(driver, text: str, timeout: float = 90, css: str = "body") -> str:
+    """Wait until the element at ``css`` shows ``text``; return all its text, read in that same look."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    element = WebDriverWait(driver, timeout).until(ec.element_to_be_clickable((By.XPATH, xpath)))
-    element.click()
-    return element
+    def shown(d):
+        content = d.find_element(By.CSS_SELECTOR, css).text
+        return content if text in content else False
+
+    return _patient(driver, timeout).until(shown)
+
+
+def _click(driver, xpath: str, timeout: float = 90) -> None:
+    from selenium.webdriver.common.by import By
+
+    def clicked(d):
+        element = d.find_element(By.XPATH, xpath)
+        if not (element.is_displayed() and element.is_enabled()):
+            return False
+        element.click()
+        return True
+
+    _patient(driver, timeout).until(clicked)
+
+
+def _type(driver, css: str, keys: str, timeout: float = 30) -> None:
+    from selenium.webdriver.common.by import By
+
+    _patient(driver, timeout).until(lambda d: d.find_element(By.CSS_SELECTOR, css).send_keys(keys) or True)
 
 
 @pytest.mark.codat_simulator(companies=3, records=10, sync_seconds=3)
@@ -94,11 +127,8 @@ def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_conne
     names = {company["id"]: company["name"] for company in control.companies()}
 
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = _chromium()
-    wait = WebDriverWait(driver, 30)
     try:
         # Open the home page first: Airflow 3.1 logs a browser in (every user an admin) through /auth/token/login,
         # which lands on the home page whatever page was asked for.
@@ -109,7 +139,7 @@ def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_conne
         _click(driver, "//button[normalize-space()='Trigger']")
         form = _wait_for_text(driver, "Run Parameters")
         driver.save_screenshot(str(ARTIFACTS / "trigger-form.png"))
-        assert "Company ids" in form.text and "Destination" in form.text
+        assert "Company ids" in form and "Destination" in form
         # With its own defaults the form is valid: the dialog's Trigger button (the page's last one) is enabled,
         # and pressing it (with "unpause on trigger", checked by default) runs the DAG.
         _click(driver, "(//button[normalize-space()='Trigger'])[last()]")
@@ -140,38 +170,30 @@ def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_conne
 
         driver.get(f"{base}/dags/{DAG_ID}/runs/{run_id}/tasks/codat_sync.sync/mapped")
         page = _wait_for_text(driver, names[linked[0]])
-        assert all(names[c] in page.text for c in linked)
+        assert all(names[c] in page for c in linked)
         time.sleep(1)  # let the grid settle before the picture
         driver.save_screenshot(str(ARTIFACTS / "grid-company-names.png"))
 
         driver.get(f"{base}/assets")
         page = _wait_for_text(driver, "codat://invoices")
-        assert "codat://payments" in page.text
+        assert "codat://payments" in page
         driver.save_screenshot(str(ARTIFACTS / "assets.png"))
 
         driver.get(f"{base}/connections")
-        wait.until(
-            ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Add Connection']"))
-        ).click()
-        dialog = _wait_for_text(driver, "Connection Type", css="[role=dialog]")
-        dialog.find_element(By.NAME, "connection_id").send_keys("codat_default")
-        dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]").send_keys("Codat")
+        _click(driver, "//button[normalize-space()='Add Connection']")
+        _wait_for_text(driver, "Connection Type", css="[role=dialog]")
+        _type(driver, "[role=dialog] [name=connection_id]", "codat_default")
+        _type(driver, "[role=dialog] input[role=combobox]", "Codat")
         # Pick the provider's type from the list once it shows up.
-        wait.until(
-            ec.element_to_be_clickable((By.XPATH, "//*[@role='option'][normalize-space()='Codat']"))
-        ).click()
+        _click(driver, "//*[@role='option'][normalize-space()='Codat']")
         # The provider's form: relabelled standard fields, then (one section open at a time) its extras.
         form = _wait_for_text(driver, "API key", css="[role=dialog]")
-        assert "Base URL" in form.text
+        assert "Base URL" in form
         driver.save_screenshot(str(ARTIFACTS / "codat-connection-form.png"))
-        wait.until(
-            ec.element_to_be_clickable(
-                (By.XPATH, "//*[@role='dialog']//button[normalize-space()='Extra Fields']")
-            )
-        ).click()
+        _click(driver, "//*[@role='dialog']//button[normalize-space()='Extra Fields']")
         form = _wait_for_text(driver, "Portal URL", css="[role=dialog]")
         for label in ("Timeout (seconds)", "Max retries", "Portal URL"):
-            assert label in form.text, label
+            assert label in form, label
         driver.save_screenshot(str(ARTIFACTS / "codat-connection-form-extra.png"))
     except Exception:
         driver.save_screenshot(str(ARTIFACTS / "failure.png"))
