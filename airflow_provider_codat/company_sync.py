@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import DataType, get_data_type
-from airflow_provider_codat.errors import CodatSyncTimeoutError, is_transient
-from airflow_provider_codat.extract.company_types import extract_types
+from airflow_provider_codat.errors import CodatQuotaExhaustedError, CodatSyncTimeoutError, is_transient
+from airflow_provider_codat.extract.company_types import QUOTA_PAUSED, extract_types
 from airflow_provider_codat.extract.destination import destination_path
 from airflow_provider_codat.extract.request import ExtractRequest
 from airflow_provider_codat.sync.decision import State, decide_since
@@ -138,8 +138,12 @@ class CompanySync:
         :param retry_since: on a retry, when the run started: types synced since then are not refreshed again.
         """
         for key, company_id in self.ids.items():
+            if key in self.progress["syncs"] or key in self.progress["results"]:
+                continue  # refreshed (or failed) before the daily quota paused the task
             try:
                 self.progress["syncs"][key] = self._refresh_one(company_id, retry_since)
+            except CodatQuotaExhaustedError:
+                raise  # the whole task pauses until the quota resets, then carries on from here
             except Exception as exc:  # this company fails alone; the batch goes on
                 self.log.error("Refreshing company %s failed: %s", company_id, exc)
                 self._fail(key, f"refresh failed: {exc}")
@@ -197,6 +201,8 @@ class CompanySync:
             if sync is not None and sync["datasets"]:
                 try:
                     wait = self._wait(key, sync, deferrable=deferrable)
+                except CodatQuotaExhaustedError:
+                    raise
                 except Exception as exc:  # this company fails alone; the batch goes on
                     self.log.error("Waiting for company %s failed: %s", key, exc)
                     self._fail(key, f"wait failed: {exc}")
@@ -277,6 +283,7 @@ class CompanySync:
                 status_before=status_seen(outcomes, [r.data_type.key for r in requests]),
             )
         )
+        raise_if_quota_paused(results)
         return {t: {"company_id": key, **results[t]} for t in self.progress["types"]}
 
     def _request(self, key: str, data_type: DataType) -> ExtractRequest:
@@ -335,6 +342,14 @@ class CompanySync:
                 "deleted": sum(int(o.get("deleted") or 0) for o in landed.values()),
             }
         return extras
+
+
+def raise_if_quota_paused(results: dict[str, dict]) -> None:
+    """Raise the daily quota's refusal when a type could not be read for it: the company is extracted again
+    after the reset (the types that committed meanwhile are not read again)."""
+    for result in results.values():
+        if result.get("status") == QUOTA_PAUSED:
+            raise CodatQuotaExhaustedError(result["error"], resets_at=result.get("resets_at"))
 
 
 def failed(message: str) -> dict[str, Any]:

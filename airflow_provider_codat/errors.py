@@ -1,7 +1,8 @@
 """Everything the provider raises on purpose: :class:`CodatError` and its kinds, and what counts as transient.
 
 * :class:`CodatAPIError`: Codat answered with an error, answered something the API does not document, or could not
-  be reached; :class:`CodatDatasetInProgressError` and :class:`CodatPagingError` are special cases.
+  be reached; :class:`CodatDatasetInProgressError`, :class:`CodatPagingError` and
+  :class:`CodatQuotaExhaustedError` (the daily request quota is spent: no request was sent) are special cases.
 * :class:`CodatValidationError`: an argument refused before any request (also a ``ValueError``).
 * :class:`CodatSyncFailedError`: an awaited sync ended in a failed status.
 * :class:`CodatSyncTimeoutError`: a wait passed its deadline (also an ``AirflowSensorTimeout``, so that sensors
@@ -113,6 +114,21 @@ class CodatPagingError(CodatAPIError):
     @property
     def transient(self) -> bool:
         return False
+
+
+class CodatQuotaExhaustedError(CodatAPIError):
+    """Codat's daily request quota is spent (or down to the reserve kept for waits): nothing was sent.
+
+    :param resets_at: epoch seconds when Codat resets the quota (``X-Rate-Limit-Reset``); ``None`` if unknown.
+    """
+
+    def __init__(self, message: str, *, resets_at: float | None = None, **kw):
+        kw.setdefault("status_code", 429)
+        super().__init__(message, **kw)
+        self.resets_at = resets_at
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"resets_at": self.resets_at}
 
 
 class CodatValidationError(CodatError, ValueError):

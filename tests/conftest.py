@@ -25,6 +25,13 @@ os.environ.setdefault("CODAT_TRIGGER_SETTLE_SECONDS", "0")
 from tests.airflow_cli import AirflowCLI
 
 
+@pytest.fixture(autouse=True)
+def _own_request_budget(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test spends from a request budget of its own (this process only), so that one test's requests or
+    spent quota never slow or refuse another's; tests of sharing name a store of their own."""
+    monkeypatch.setenv("CODAT_REQUEST_BUDGET_STORE", f"memory://{request.node.nodeid}")
+
+
 @pytest.fixture(scope="session")
 def airflow_cli(tmp_path_factory) -> AirflowCLI:
     """A real Airflow on SQLite in a temporary home, migrated once per test session."""

@@ -160,6 +160,8 @@ class Stack:
             # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3: name the driver installed.
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{database}",
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
+            # One Codat request budget for every component, in the Redis they already share (docs/deploy.md).
+            "CODAT_REQUEST_BUDGET_STORE": f"redis://127.0.0.1:{self.ports['redis']}/1",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.ports["api"]),
             "AIRFLOW__API__BASE_URL": api,

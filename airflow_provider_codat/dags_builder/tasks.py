@@ -21,6 +21,8 @@ from airflow_provider_codat.extract.destination import resolve_destination
 
 log = logging.getLogger(__name__)
 
+# Where the batches task shows the run's plan (its requests against today's budget).
+PLAN_XCOM_KEY = "codat_plan"
 # Connection statuses that mean the company has to link its platform again (Codat: only Linked syncs).
 RELINK_STATUSES = ("Deauthorized", "Unlinked", "PendingAuth")
 
@@ -110,12 +112,16 @@ def batches(
     destination: str | None = None,
     full_refresh: Any = False,
     codat_conn_id: str = DEFAULT_CONN_ID,
+    ti: Any = None,
 ) -> list[dict[str, Any]]:
     """The work of the run, one entry per task instance: a company, or past ``max_map_length`` a batch.
 
     Companies given without names are named from one listing of Codat's companies, so that the grid shows
     names. The batch size is decided here, at run time, from the number of companies and Airflow's
     ``[core] max_map_length``: no configuration change is needed for 10,000 companies.
+
+    In a task (``ti`` given, as Airflow does), it also logs the run's plan: the requests it expects against
+    the request budget left today, pushed as XCom ``codat_plan``.
     """
     entries = _company_entries(companies)
     types = _checked_types(data_types, allowed)
@@ -131,7 +137,22 @@ def batches(
         resolved,
         ", ".join(types),
     )
+    if ti is not None:
+        ti.xcom_push(key=PLAN_XCOM_KEY, value=_plan(len(entries), types, codat_conn_id))
     return _work_items(entries, size, types, resolved, full)
+
+
+def _plan(companies: int, types: list[str], codat_conn_id: str) -> dict[str, Any]:
+    """The requests the run expects against today's budget, logged (a warning when the quota will not do)."""
+    from airflow_provider_codat.budget import budget_for
+    from airflow_provider_codat.budget.plan import describe, run_plan
+    from airflow_provider_codat.hooks.codat import CodatHook
+
+    settings = CodatHook(codat_conn_id=codat_conn_id).budget_settings()
+    plan = run_plan(companies, types, settings, budget_for(settings).quota())
+    message = describe(plan)
+    (log.info if plan["fits_in_quota"] is not False else log.warning)("%s", message)
+    return plan
 
 
 def _by_company(result: dict[str, Any] | None) -> dict[str, dict[str, dict]]:

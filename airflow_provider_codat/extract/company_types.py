@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_codat.errors import CodatQuotaExhaustedError
 from airflow_provider_codat.extract.core import run_extract
 from airflow_provider_codat.extract.request import ExtractRequest
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 # Codat serves 10 concurrent requests per company. Each type being read has one request in flight at a time
 # (its page prefetcher's), and the shared dataStatus reads happen when no type is reading.
 DEFAULT_MAX_CONCURRENCY = 10
+# The status of a type not read because Codat's daily quota could not pay for it (not a failure of the type).
+QUOTA_PAUSED = "quota_paused"
 _UNSET: Any = object()
 
 
@@ -151,6 +154,8 @@ def _extract_one(
     read_status = _BracketedStatus(hook, bracket, request.company_id)
     try:
         return {"status": "extracted", **run_extract(hook, request, read_status=read_status)}
+    except CodatQuotaExhaustedError as exc:  # not this type's failure: the caller pauses for the reset
+        return {"status": QUOTA_PAUSED, "error": exc.message, "resets_at": exc.resets_at}
     except Exception as exc:
         log.error("%s of company %s failed: %s", request.data_type.key, request.company_id, exc)
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,13 @@ from typing import Any
 import httpx
 
 from airflow_provider_codat import __version__
+from airflow_provider_codat.budget import (
+    BudgetSettings,
+    Quota,
+    RequestBudget,
+    budget_for,
+    budget_settings_from,
+)
 from airflow_provider_codat.errors import CodatAPIError, CodatValidationError
 from airflow_provider_codat.hooks._deadline import request_budget
 from airflow_provider_codat.hooks.error_messages import error_from_response, error_from_transport
@@ -48,6 +56,7 @@ class Settings:
     max_retries: int = DEFAULT_MAX_RETRIES
     max_retry_time: float = DEFAULT_MAX_RETRY_TIME
     portal_url: str = DEFAULT_PORTAL_URL
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,26 @@ class Call:
     policy: RetryPolicy = RetryPolicy.ALL
     retries: int | None = None
     deadline: float | None = None
+
+    @property
+    def company(self) -> str | None:
+        """The company the request is about (its path's ``/companies/{id}``), else ``None``."""
+        match = _COMPANY_PATH.match(self.path)
+        return match.group(1) if match else None
+
+    @property
+    def starts_work(self) -> bool:
+        """Whether it starts a read or a refresh, which waits for the daily quota's reserve, rather than carry
+        one on (a wait's poll of ``dataStatus`` or a sync's history, or the next page of a read)."""
+        if self.method != "GET":
+            return True
+        if self.path.endswith("/dataStatus") or "/data/history/" in self.path:
+            return False
+        page = (self.params or {}).get("page")
+        return not (isinstance(page, int) and page > 1)
+
+
+_COMPANY_PATH = re.compile(r"^/companies/([^/]+)(?:/|$)")
 
 
 def user_agent() -> str:
@@ -120,13 +149,15 @@ def settings_from(conn: Any, extra: dict[str, Any], conn_id: str, overrides: dic
             return cast(overrides[key])
         return _number(extra, key, default, cast, minimum, conn_id)
 
+    base_url = base_url_from(conn.host, conn.port)
     return Settings(
-        base_url=base_url_from(conn.host, conn.port),
+        base_url=base_url,
         authorization=f"Basic {encoded}",
         timeout=pick("timeout", DEFAULT_TIMEOUT, float, 0.001),
         max_retries=pick("max_retries", DEFAULT_MAX_RETRIES, int, 0),
         max_retry_time=pick("max_retry_time", DEFAULT_MAX_RETRY_TIME, float, 0),
         portal_url=str(extra.get("portal_url") or DEFAULT_PORTAL_URL).rstrip("/"),
+        budget=budget_settings_from(extra, conn_id, base_url),
     )
 
 
@@ -164,9 +195,6 @@ class Transport:
         self.sleep = time.sleep
         self.async_sleep = asyncio.sleep
         self.rng = _RNG  # seeding a generator per hook reads os.urandom: one per process is enough
-        self._warned_low_quota = False
-        # Epoch seconds until which Codat said no request is left (X-Rate-Limit-Remaining: 0).
-        self._quota_empty_until: float | None = None
 
     def _get_settings(self) -> Settings:  # pragma: no cover - provided by the hook
         raise NotImplementedError
@@ -180,9 +208,11 @@ class Transport:
         """What :meth:`_send` and :meth:`_asend` start from: the cleaned params, the (empty) list of outcomes
         and the retry loop.
 
-        :raises CodatAPIError: Codat's last answer said no request is left until its reset: none is sent.
+        :raises CodatQuotaExhaustedError: the daily quota cannot pay for the call: none is sent.
         """
-        self._check_quota(call)
+        budget_for(settings.budget).check_quota(
+            starts_work=call.starts_work, method=call.method, path=call.path
+        )
         loop = retrying(
             call.method,
             call.path,
@@ -196,25 +226,13 @@ class Transport:
         )
         return _clean(call.params), [], loop
 
-    def _check_quota(self, call: Call) -> None:
-        """Refuse to send while Codat's last answer says no request is left (``X-Rate-Limit-Remaining: 0``)."""
-        if self._quota_empty_until is None:
-            return
-        if time.time() < self._quota_empty_until:
-            raise CodatAPIError(
-                "Codat's request quota is used up (X-Rate-Limit-Remaining: 0) until "
-                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self._quota_empty_until))}; no request "
-                "was sent. Daily quotas reset at 00:00 UTC: run again after it, or spread the companies.",
-                status_code=429,
-                method=call.method,
-                path=call.path,
-            )
-        self._quota_empty_until = None
-
-    def _record(self, outcomes: list, response: httpx.Response) -> httpx.Response:
-        """Note an attempt's response (read and unbound) among the outcomes and its rate-limit headers."""
+    @staticmethod
+    def _record(budget: RequestBudget, outcomes: list, response: httpx.Response) -> httpx.Response:
+        """Note an attempt's response (read and unbound) among the outcomes, and the daily quota it reports."""
         outcomes.append(response)
-        self._note_rate_limit(response)
+        quota = quota_from(response.headers)
+        if quota is not None:
+            budget.note(quota)
         return response
 
     def _send(self, call: Call) -> tuple[httpx.Response, list]:
@@ -223,20 +241,24 @@ class Transport:
         client = self.client
         params, outcomes, loop = self._prepare(settings, call)
 
+        spend = budget_for(settings.budget)
+
         def attempt() -> httpx.Response:
-            budget = attempt_budget(settings, call.deadline)
             try:
-                with request_budget(budget):
-                    request = client.build_request(call.method, call.path, params=params, timeout=budget)
-                    response = client.send(request, stream=True)
-                    try:
-                        response.read()
-                    finally:
-                        _unbind(response)
+                spend.take_token(call.deadline)
+                with spend.company_place(call.company, settings.timeout, call.deadline):
+                    budget = attempt_budget(settings, call.deadline)
+                    with request_budget(budget):
+                        request = client.build_request(call.method, call.path, params=params, timeout=budget)
+                        response = client.send(request, stream=True)
+                        try:
+                            response.read()
+                        finally:
+                            _unbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
-            return self._record(outcomes, response)
+            return self._record(spend, outcomes, response)
 
         try:
             response = loop(attempt)
@@ -253,22 +275,27 @@ class Transport:
         params, outcomes, loop = self._prepare(settings, call, asynchronous=True)
 
         gate = self._async_gate
+        spend = budget_for(settings.budget)
 
         async def attempt() -> httpx.Response:
-            budget = attempt_budget(settings, call.deadline)
             try:
-                with request_budget(budget):
-                    async with _turn(gate, budget):
-                        request = client.build_request(call.method, call.path, params=params, timeout=budget)
-                        response = await client.send(request, stream=True)
-                        try:
-                            await response.aread()
-                        finally:
-                            await _aunbind(response)
+                await spend.atake_token(call.deadline)
+                async with spend.acompany_place(call.company, settings.timeout, call.deadline):
+                    budget = attempt_budget(settings, call.deadline)
+                    with request_budget(budget):
+                        async with _turn(gate, budget):
+                            request = client.build_request(
+                                call.method, call.path, params=params, timeout=budget
+                            )
+                            response = await client.send(request, stream=True)
+                            try:
+                                await response.aread()
+                            finally:
+                                await _aunbind(response)
             except BaseException as exc:
                 outcomes.append(exc)
                 raise
-            return self._record(outcomes, response)
+            return self._record(spend, outcomes, response)
 
         try:
             response = await loop(attempt)
@@ -307,24 +334,6 @@ class Transport:
 
     async def _aget_json(self, path: str, params=None, *, deadline: float | None = None) -> Any:
         return self.redactor.json(_json(await self._arequest("GET", path, params, deadline=deadline)))
-
-    def _note_rate_limit(self, response: httpx.Response) -> None:
-        remaining = _int_header(response, "x-rate-limit-remaining")
-        if remaining is None:
-            return
-        limit = _int_header(response, "x-rate-limit-limit")
-        log.debug("Codat rate limit: %s of %s requests remaining", remaining, limit if limit else "?")
-        if remaining == 0:
-            self._quota_empty_until = _reset_time(response.headers.get("x-rate-limit-reset"))
-        low = max(10, limit // 10) if limit else 100
-        if remaining <= low and not self._warned_low_quota:
-            self._warned_low_quota = True
-            log.warning(
-                "Codat rate limit nearly used up: %s of %s requests left until %s; further requests may get 429.",
-                remaining,
-                limit if limit else "?",
-                self.redactor.text(response.headers.get("x-rate-limit-reset", "the reset"))[:100],
-            )
 
 
 @contextlib.asynccontextmanager
@@ -390,10 +399,23 @@ def _reset_time(value: str | None) -> float | None:
     return time.time() + seconds if seconds is not None else None
 
 
-def _int_header(response: httpx.Response, name: str) -> int | None:
+def quota_from(headers: httpx.Headers) -> Quota | None:
+    """Codat's daily quota from a response's ``X-Rate-Limit-*`` headers; ``None`` without ``-Remaining``."""
+    remaining = _int(headers.get("x-rate-limit-remaining"))
+    if remaining is None:
+        return None
+    return Quota(
+        limit=_int(headers.get("x-rate-limit-limit")),
+        remaining=remaining,
+        resets_at=_reset_time(headers.get("x-rate-limit-reset")),
+        observed_at=time.time(),
+    )
+
+
+def _int(value: str | None) -> int | None:
     try:
-        return int(response.headers[name])
-    except (KeyError, ValueError):
+        return int(value) if value is not None else None
+    except ValueError:
         return None
 
 

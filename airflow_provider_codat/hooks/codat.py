@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from airflow.sdk import BaseHook
 
+from airflow_provider_codat.budget import BudgetSettings
 from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import (
@@ -163,6 +164,10 @@ class CodatHook(BaseHook, Transport):
                 self._async_client, self._async_gate = await SHARED.borrow(settings, client_kwargs(settings))
                 self._async_client_key = settings
         return self._async_client
+
+    def budget_settings(self) -> BudgetSettings:
+        """The request budget this connection spends from (its extras; see :mod:`airflow_provider_codat.budget`)."""
+        return self._get_settings().budget
 
     def get_conn(self) -> httpx.Client:
         return self.client

@@ -21,12 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.assets import set_asset_extras
 from airflow_provider_codat.company_sync import REFRESH_MODES, CompanySync, CompanySyncOptions
-from airflow_provider_codat.errors import CodatCompanySyncFailedError, CodatValidationError
+from airflow_provider_codat.errors import (
+    CodatCompanySyncFailedError,
+    CodatQuotaExhaustedError,
+    CodatValidationError,
+)
 from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.extract.destination import resolve_destination
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import push_company_link
-from airflow_provider_codat.operators.deferral import defer_wait, resumed_value
+from airflow_provider_codat.operators.deferral import defer_until_quota_resets, defer_wait, resumed_value
 from airflow_provider_codat.operators.refresh import CodatWaitingOperator
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sync.ticket import normalize_data_types
@@ -42,6 +46,8 @@ __all__ = ["STATE_XCOM_KEY", "CodatCompanySyncFailedError", "CodatCompanySyncOpe
 # Where a deferred task finds its progress again when the runner keeps only the trigger's event
 # (``airflow dags test`` does); a real deployment hands it back through next_kwargs.
 STATE_XCOM_KEY = "codat_company_sync"
+# The stage a task paused in for the daily quota, kept in its progress while it waits for the reset.
+PAUSED_IN = "paused_for_quota_in"
 
 
 class CodatCompanySyncOperator(CodatWaitingOperator):
@@ -132,7 +138,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         )
         if len(companies) == 1:
             push_company_link(context, self.hook, companies[0])
-        sync.refresh(retry_since=_retry_since(context))
+        self._refresh(context, sync)
         return self._proceed(context, sync)
 
     def execute_complete(
@@ -144,8 +150,41 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         sync.resume(event)
         return self._proceed(context, sync)
 
+    def execute_after_quota_reset(
+        self, context: Context, event: Any = None, state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Carry on where Codat's daily quota paused the task, now that it has reset."""
+        state = resumed_value(self, context, state, backup_key=STATE_XCOM_KEY, what="progress")
+        sync = CompanySync(self.hook, state, logger=self.log)
+        if state.pop(PAUSED_IN, None) == "refresh":
+            self._refresh(context, sync)  # the companies refreshed before the pause are not refreshed again
+        return self._proceed(context, sync)
+
+    def _refresh(self, context: Context, sync: CompanySync) -> None:
+        try:
+            sync.refresh(retry_since=_retry_since(context))
+        except CodatQuotaExhaustedError as exc:
+            self._pause(context, sync, exc, "refresh")
+
+    def _pause(
+        self, context: Context, sync: CompanySync, error: CodatQuotaExhaustedError, stage: str
+    ) -> None:
+        """Free the worker slot until the daily quota resets; resume in ``stage`` with the progress so far."""
+        sync.progress[PAUSED_IN] = stage
+        defer_until_quota_resets(
+            self,
+            context,
+            error,
+            method_name="execute_after_quota_reset",
+            kwargs={"state": sync.progress},
+            backup_key=STATE_XCOM_KEY,
+        )
+
     def _proceed(self, context: Context, sync: CompanySync) -> dict[str, Any]:
-        wait = sync.advance(deferrable=self.deferrable)
+        try:
+            wait = sync.advance(deferrable=self.deferrable)
+        except CodatQuotaExhaustedError as exc:
+            self._pause(context, sync, exc, "advance")
         if wait is not None:
             defer_wait(self, context, wait, kwargs={"state": sync.progress}, backup_key=STATE_XCOM_KEY)
         failures = sync.report()

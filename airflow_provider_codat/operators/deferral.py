@@ -4,16 +4,18 @@
 same :class:`~airflow_provider_codat.sync.wait.Wait` (deadline, start, pace), with a task-side timeout that
 outlives the trigger's own deadline by :data:`~airflow_provider_codat.defaults.DEFERRAL_GRACE`.
 :func:`resumed_value` gives back what the task deferred with: from ``next_kwargs``, else from its XCom backup
-(``airflow dags test`` keeps only the trigger's event), else a clear error.
+(``airflow dags test`` keeps only the trigger's event), else a clear error. :func:`defer_until_quota_resets`
+parks a task whose requests Codat's daily quota can no longer pay for until just after the quota resets.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_codat.defaults import DEFERRAL_GRACE
-from airflow_provider_codat.errors import CodatError
+from airflow_provider_codat.errors import CodatError, CodatQuotaExhaustedError
 from airflow_provider_codat.sync.interval import CLOCK
 from airflow_provider_codat.triggers.sync import CodatSyncTrigger
 
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
     from airflow_provider_codat.sync.wait import Wait
+
+# Resume a little after the quota resets, spread over a minute: a portfolio's parked tasks do not all ask at
+# the same second (the per-minute budget would make most of them wait anyway).
+QUOTA_RESUME_SPREAD = (5.0, 60.0)
 
 
 def defer_wait(
@@ -43,9 +49,7 @@ def defer_wait(
         trigger's event.
     :raises TaskDeferred: always (that is how a task defers).
     """
-    if backup_key is not None:
-        (value,) = (kwargs or {}).values()
-        context["ti"].xcom_push(key=backup_key, value=value)
+    _back_up(context, kwargs, backup_key)
     task.defer(
         trigger=CodatSyncTrigger.for_wait(wait, task.codat_conn_id),
         method_name=method_name,
@@ -66,3 +70,46 @@ def resumed_value(task: BaseOperator, context: Context, value: Any, *, backup_ke
     if not isinstance(value, dict):
         raise CodatError(f"{type(task).__name__} resumed without its {what} (XCom {backup_key}).")
     return value
+
+
+def defer_until_quota_resets(
+    task: BaseOperator,
+    context: Context,
+    error: CodatQuotaExhaustedError,
+    *,
+    method_name: str,
+    kwargs: dict[str, Any] | None = None,
+    backup_key: str | None = None,
+) -> NoReturn:
+    """Defer ``task`` until just after Codat resets its daily quota; ``method_name`` resumes it then.
+
+    The worker slot is free meanwhile. When Codat did not say when the quota resets, ``error`` is raised.
+
+    :param error: the refusal (its ``resets_at`` says when).
+    :param method_name: the task's method to call after the reset (with ``event`` and ``kwargs``).
+    :param kwargs: handed back to ``method_name`` (plain JSON only).
+    :param backup_key: also push the one value of ``kwargs`` to this XCom key (see :func:`defer_wait`).
+    :raises TaskDeferred: when the reset time is known.
+    """
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+    if error.resets_at is None:
+        raise error
+    moment = datetime.fromtimestamp(error.resets_at + random.uniform(*QUOTA_RESUME_SPREAD), UTC)
+    task.log.warning("%s Deferring until %s.", error.message, moment.isoformat())
+    _back_up(context, kwargs, backup_key)
+    task.defer(trigger=DateTimeTrigger(moment=moment), method_name=method_name, kwargs=kwargs)
+
+
+def _back_up(context: Context, kwargs: dict[str, Any] | None, backup_key: str | None) -> None:
+    if backup_key is not None:
+        (value,) = (kwargs or {}).values()
+        context["ti"].xcom_push(key=backup_key, value=value)
+
+
+class ResumesAfterQuotaReset:
+    """For operators that start over once the quota resets (what they commit, they commit once)."""
+
+    def execute_after_quota_reset(self, context: Context, event: Any = None) -> Any:
+        """Run the task again now that Codat's daily quota has reset."""
+        return self.execute(context)

@@ -10,7 +10,12 @@ from airflow.sdk import BaseOperator, ObjectStoragePath
 
 from airflow_provider_codat.assets import set_asset_extras
 from airflow_provider_codat.datatypes import DataType, Scope, get_data_type
-from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError, CodatValidationError
+from airflow_provider_codat.errors import (
+    CodatDataNotSyncedError,
+    CodatExtractError,
+    CodatQuotaExhaustedError,
+    CodatValidationError,
+)
 from airflow_provider_codat.extract.core import run_extract
 from airflow_provider_codat.extract.destination import check_destination
 from airflow_provider_codat.extract.request import DEFAULT_LOG_INTERVAL, DEFAULT_MAX_PASSES, ExtractRequest
@@ -22,6 +27,7 @@ from airflow_provider_codat.extract.writer import (
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.links import CodatCompanyLink
+from airflow_provider_codat.operators.deferral import ResumesAfterQuotaReset, defer_until_quota_resets
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.validation import require_bool, require_int, require_page_size
 from airflow_provider_codat.values import CompanyId, ConnectionId
@@ -32,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["CodatDataNotSyncedError", "CodatExtractError", "CodatExtractOperator"]
 
 
-class CodatExtractOperator(BaseOperator):
+class CodatExtractOperator(ResumesAfterQuotaReset, BaseOperator):
     """Extract one Codat data type of one company into ``destination``, writing each record version once.
 
     Output (``docs/extract.md`` explains every choice)::
@@ -139,7 +145,10 @@ class CodatExtractOperator(BaseOperator):
         return CodatHook(codat_conn_id=self.codat_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        summary = run_extract(self.hook, self._request(context))
+        try:
+            summary = run_extract(self.hook, self._request(context))
+        except CodatQuotaExhaustedError as exc:
+            defer_until_quota_resets(self, context, exc, method_name="execute_after_quota_reset")
         if summary:
             set_asset_extras(context, self.outlets, {summary["data_type"]: summary})
         return summary

@@ -21,9 +21,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
-from airflow_provider_codat.errors import CodatSyncTimeoutError
+from airflow_provider_codat.errors import CodatQuotaExhaustedError, CodatSyncTimeoutError
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
-from airflow_provider_codat.operators.deferral import defer_wait, resumed_value
+from airflow_provider_codat.operators.deferral import (
+    ResumesAfterQuotaReset,
+    defer_until_quota_resets,
+    defer_wait,
+    resumed_value,
+)
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 from airflow_provider_codat.sync.queueing import (
@@ -97,7 +102,7 @@ class CodatWaitingOperator(BaseOperator):
         return CodatHook(codat_conn_id=self.codat_conn_id)
 
 
-class _CodatRefreshOperator(CodatWaitingOperator):
+class _CodatRefreshOperator(ResumesAfterQuotaReset, CodatWaitingOperator):
     """Shared by the refresh operators: the company, the optional wait, ``execute_complete``."""
 
     ui_color = "#cfe3f5"
@@ -114,7 +119,10 @@ class _CodatRefreshOperator(CodatWaitingOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         company_id = CompanyId.parse(self.company_id, "company_id")
         push_company_link(context, self.hook, company_id)
-        ticket = self.refresh(company_id)
+        try:
+            ticket = self.refresh(company_id)
+        except CodatQuotaExhaustedError as exc:
+            defer_until_quota_resets(self, context, exc, method_name="execute_after_quota_reset")
         self.log.info(
             "Codat refresh of company %s: waiting for %s (joined: %s)",
             company_id,

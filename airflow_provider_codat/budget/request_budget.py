@@ -1,0 +1,218 @@
+"""One request budget per Codat client, spent by every request of every process that shares its store.
+
+Before each request (each attempt, retries included) the hook asks :class:`RequestBudget` for
+
+* a token of the per-minute rate: at most ``requests_per_minute`` in any 60 seconds, counted over a log of
+  recent requests (``pyrate-limiter``), with a second rate over 5 seconds on top so that a minute's requests are
+  spread over it instead of leaving in one burst when a window opens;
+* a place among the company's requests in flight (a lease, see :mod:`.stores`);
+* leave from the daily quota: nothing is sent once Codat said none is left, and no new read or refresh starts
+  once it is down to the reserve (reads under way and waits may use the reserve).
+
+Waiting for a token or a place is not an error: it costs time, as it would at Codat's door, and ends at the
+call's deadline (then it is a ``PoolTimeout``: nothing was sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from pyrate_limiter import Limiter, Rate
+from pyrate_limiter.limiter import SingleBucketFactory
+
+from airflow_provider_codat.budget.settings import BudgetSettings
+from airflow_provider_codat.budget.stores import Quota, open_store
+from airflow_provider_codat.errors import CodatQuotaExhaustedError
+
+log = logging.getLogger(__name__)
+
+SMOOTHING_SECONDS = 5
+LEAK_EVERY = 1000  # tokens between clean-ups of the request log (its count query reads only the last minute)
+QUOTA_READ_EVERY = 1.0  # seconds a process trusts its last look at the shared quota
+LEASE_MARGIN = 60.0  # seconds a lease outlives its request's timeout (then a killed process's place frees)
+LEASE_POLL = (0.02, 0.2)  # seconds between looks for a free place
+
+# Token waits of the async twins run here: a waiting request then holds one of these two threads, not one of
+# the event loop's default executor, which the triggerer needs for its own work.
+_WAITERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codat-budget")
+
+
+def rates_for(requests_per_minute: int) -> list[Rate]:
+    """The minute's rate, and the same pace over 5 seconds (rounded up) so that it is spread over the minute."""
+    per_slice = max(1, math.ceil(requests_per_minute * SMOOTHING_SECONDS / 60))
+    return [Rate(per_slice, SMOOTHING_SECONDS * 1000), Rate(requests_per_minute, 60_000)]
+
+
+_NEVER = object()
+
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else "its reset (time unknown)"
+
+
+class RequestBudget:
+    """The budget of one Codat client, as kept in one store.
+
+    :param settings: the rates, the store and the reserve.
+    """
+
+    def __init__(self, settings: BudgetSettings) -> None:
+        self.settings = settings
+        self.store = open_store(settings.store, settings.key)
+        self._bucket = self.store.bucket(rates_for(settings.requests_per_minute))
+        # No leak thread: this process cleans the log itself every LEAK_EVERY tokens.
+        self._limiter = Limiter(SingleBucketFactory(self._bucket, schedule_leak=False))
+        self._tokens = 0
+        self._quota: tuple[float, Quota | None] = (-math.inf, None)
+        self._written: Quota | None = None
+        self._warned_for: object = _NEVER  # the reset (day) the nearly-spent warning was given for
+
+    # -- the per-minute rate ---------------------------------------------------------------------------------
+    def take_token(self, deadline: float | None = None) -> None:
+        """Wait for a token of the per-minute rate.
+
+        :param deadline: epoch seconds; no waiting past it.
+        :raises httpx.PoolTimeout: no token before ``deadline`` (nothing was sent).
+        """
+        timeout = -1 if deadline is None else max(0.0, deadline - time.time())
+        if not self._limiter.try_acquire(self.settings.key, blocking=True, timeout=timeout):
+            raise httpx.PoolTimeout("No token of the Codat request budget before the call's deadline.")
+        self._tokens += 1
+        if self._tokens % LEAK_EVERY == 0:
+            self._bucket.leak(self._bucket.now())
+
+    async def atake_token(self, deadline: float | None = None) -> None:
+        """Async twin of :meth:`take_token` (the wait runs off the event loop)."""
+        await asyncio.get_running_loop().run_in_executor(_WAITERS, self.take_token, deadline)
+
+    # -- requests in flight per company ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def company_place(self, company: str | None, ttl: float, deadline: float | None = None) -> Iterator[None]:
+        """Hold one of ``company``'s places in flight for the duration (nothing for calls of no company)."""
+        if company is None:
+            yield
+            return
+        holder = None
+        while holder is None:
+            holder = self._try_place(company, ttl, deadline)
+            if holder is None:
+                time.sleep(random.uniform(*LEASE_POLL))
+        try:
+            yield
+        finally:
+            self.store.drop_lease(company, holder)
+
+    @contextlib.asynccontextmanager
+    async def acompany_place(
+        self, company: str | None, ttl: float, deadline: float | None = None
+    ) -> AsyncIterator[None]:
+        """Async twin of :meth:`company_place`."""
+        if company is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        holder = None
+        while holder is None:
+            holder = await loop.run_in_executor(_WAITERS, self._try_place, company, ttl, deadline)
+            if holder is None:
+                await asyncio.sleep(random.uniform(*LEASE_POLL))
+        try:
+            yield
+        finally:
+            await loop.run_in_executor(_WAITERS, self.store.drop_lease, company, holder)
+
+    def _try_place(self, company: str, ttl: float, deadline: float | None) -> str | None:
+        if deadline is not None and time.time() >= deadline:
+            raise httpx.PoolTimeout(
+                f"No free place among company {company}'s requests before the call's deadline."
+            )
+        return self.store.take_lease(company, self.settings.concurrent_per_company, ttl + LEASE_MARGIN)
+
+    # -- the daily quota -------------------------------------------------------------------------------------
+    def quota(self) -> Quota | None:
+        """The daily quota as last reported to any process of the store, while it is current."""
+        now = time.time()
+        looked, quota = self._quota
+        if now - looked >= QUOTA_READ_EVERY:
+            quota = self.store.read_quota()
+            self._quota = (now, quota)
+        return quota if quota is not None and quota.current(now) else None
+
+    def check_quota(self, *, starts_work: bool, method: str, path: str) -> None:
+        """Refuse a request the daily quota cannot pay for; nothing is sent.
+
+        :param starts_work: the request starts a read or a refresh (not a wait's poll or a read's next page).
+        :raises CodatQuotaExhaustedError: none left, or (for ``starts_work``) no more than the reserve left.
+        """
+        quota = self.quota()
+        if quota is None:
+            return
+        reserve = self.settings.reserve_for(quota.limit)
+        if quota.remaining > 0 and (not starts_work or quota.remaining > reserve):
+            return
+        what = (
+            "is used up (X-Rate-Limit-Remaining: 0)"
+            if quota.remaining <= 0
+            else f"is down to {quota.remaining} requests, the reserve kept for waits and reads under way"
+        )
+        raise CodatQuotaExhaustedError(
+            f"Codat's daily request quota {what} until {_when(quota.resets_at)}; no request was sent ({method} "
+            f"{path}). Codat resets it at 00:00 UTC: the task resumes after the reset (or run it again then).",
+            resets_at=quota.resets_at,
+            method=method,
+            path=path,
+        )
+
+    def note(self, quota: Quota) -> None:
+        """Keep the quota a response reported, for every process of the store (written at most once a second
+        unless it nears the reserve or a new day begins)."""
+        now = quota.observed_at
+        self._quota = (now, quota)
+        log.debug("Codat daily quota: %s of %s requests remaining", quota.remaining, quota.limit or "?")
+        reserve = self.settings.reserve_for(quota.limit)
+        last = self._written
+        if (
+            last is None
+            or last.resets_at != quota.resets_at
+            or quota.remaining <= 2 * reserve
+            or now - last.observed_at >= QUOTA_READ_EVERY
+        ):
+            self.store.write_quota(quota)
+            self._written = quota
+        if quota.remaining <= 2 * reserve and self._warned_for != quota.resets_at:
+            self._warned_for = quota.resets_at
+            log.warning(
+                "Codat's daily request quota is nearly spent: %s of %s left until %s; new reads stop at %s.",
+                quota.remaining,
+                quota.limit if quota.limit else "?",
+                _when(quota.resets_at),
+                reserve,
+            )
+
+    def close(self) -> None:
+        self._limiter.close()
+        self.store.close()
+
+
+_BUDGETS: dict[Any, RequestBudget] = {}
+
+
+def budget_for(settings: BudgetSettings) -> RequestBudget:
+    """This process's :class:`RequestBudget` for ``settings`` (one per settings and process: a forked worker
+    opens its own connections to the store)."""
+    import os
+
+    key = (os.getpid(), settings)
+    budget = _BUDGETS.get(key)
+    if budget is None:
+        budget = _BUDGETS[key] = RequestBudget(settings)
+    return budget
