@@ -107,7 +107,9 @@ def test_low_rate_limit_warns_once(hook, api, caplog):
     api.get(f"/companies/{COMPANY}/dataStatus").respond(200, json={}, headers=headers)
     hook.get_data_status(COMPANY)
     hook.get_data_status(COMPANY)
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "nearly spent" in r.getMessage()]
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "nearly spent" in r.getMessage()
+    ]
     assert len(warnings) == 1
     assert "50 of 1000" in warnings[0].getMessage()
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG and "remaining" in r.getMessage()]
