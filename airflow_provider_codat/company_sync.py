@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import DataType, get_data_type
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_MODES = ("queue", "all", "none")
+# The stage a task paused in for the daily quota, kept in its progress while it waits for the reset.
+PAUSED_IN = "paused_for_quota_in"
 EXTRACTED, NOT_SUPPORTED, FAILED = "extracted", "not_supported", "failed"
 
 
@@ -123,6 +125,7 @@ class CompanySync:
             "options": asdict(options),
             "deadline": now + timeout,
             "started_at": now,
+            "refresh_began": now,
             "index": 0,
             "syncs": {},
             "results": {},
@@ -137,6 +140,10 @@ class CompanySync:
 
         :param retry_since: on a retry, when the run started: types synced since then are not refreshed again.
         """
+        if retry_since is None and self.progress.get(PAUSED_IN) == "refresh":
+            # Resuming after the daily quota paused the refresh: what this task queued before the pause and
+            # has synced since is not queued again (what still runs is joined).
+            retry_since = datetime.fromtimestamp(self.progress["refresh_began"], UTC)
         for key, company_id in self.ids.items():
             if key in self.progress["syncs"] or key in self.progress["results"]:
                 continue  # refreshed (or failed) before the daily quota paused the task

@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -82,6 +83,7 @@ class Stack:
     :param sync_seconds: how long a simulated sync takes.
     :param records: simulator records per data type and scope.
     :param overrides: settings that win over ``airflow.env`` (tests: shorter timeouts).
+    :param connection_extra: extras of the Codat connection (a benchmark's request budget).
     """
 
     root: Path = DEFAULT_DIR
@@ -89,6 +91,7 @@ class Stack:
     sync_seconds: float = 10.0
     records: int = 50
     overrides: dict[str, str] = field(default_factory=dict)
+    connection_extra: dict[str, Any] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict, repr=False)
@@ -134,6 +137,7 @@ class Stack:
             "sync_seconds": self.sync_seconds,
             "records": self.records,
             "overrides": self.overrides,
+            "connection_extra": self.connection_extra,
             "ports": self.ports,
             "secrets": self.secrets,
         }
@@ -181,6 +185,7 @@ class Stack:
             "conn_type": "codat",
             "host": self.simulator_url,
             "password": self.secrets["simulator_key"],
+            "extra": self.connection_extra,
         }
         extra = self.settings()
         extra["CODAT_SYNC_POKE_INTERVAL"] = "2"  # the simulator's syncs take seconds

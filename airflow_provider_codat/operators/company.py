@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.assets import set_asset_extras
-from airflow_provider_codat.company_sync import REFRESH_MODES, CompanySync, CompanySyncOptions
+from airflow_provider_codat.company_sync import PAUSED_IN, REFRESH_MODES, CompanySync, CompanySyncOptions
 from airflow_provider_codat.errors import (
     CodatCompanySyncFailedError,
     CodatQuotaExhaustedError,
@@ -46,8 +46,6 @@ __all__ = ["STATE_XCOM_KEY", "CodatCompanySyncFailedError", "CodatCompanySyncOpe
 # Where a deferred task finds its progress again when the runner keeps only the trigger's event
 # (``airflow dags test`` does); a real deployment hands it back through next_kwargs.
 STATE_XCOM_KEY = "codat_company_sync"
-# The stage a task paused in for the daily quota, kept in its progress while it waits for the reset.
-PAUSED_IN = "paused_for_quota_in"
 
 
 class CodatCompanySyncOperator(CodatWaitingOperator):
@@ -156,8 +154,9 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         """Carry on where Codat's daily quota paused the task, now that it has reset."""
         state = resumed_value(self, context, state, backup_key=STATE_XCOM_KEY, what="progress")
         sync = CompanySync(self.hook, state, logger=self.log)
-        if state.pop(PAUSED_IN, None) == "refresh":
-            self._refresh(context, sync)  # the companies refreshed before the pause are not refreshed again
+        if state.get(PAUSED_IN) == "refresh":
+            self._refresh(context, sync)  # nothing queued before the pause is queued again
+        state.pop(PAUSED_IN, None)
         return self._proceed(context, sync)
 
     def _refresh(self, context: Context, sync: CompanySync) -> None:

@@ -11,6 +11,7 @@ parks a task whose requests Codat's daily quota can no longer pay for until just
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -24,9 +25,16 @@ if TYPE_CHECKING:
 
     from airflow_provider_codat.sync.wait import Wait
 
-# Resume a little after the quota resets, spread over a minute: a portfolio's parked tasks do not all ask at
-# the same second (the per-minute budget would make most of them wait anyway).
-QUOTA_RESUME_SPREAD = (5.0, 60.0)
+# Resume a little after the quota resets, spread so that a portfolio's parked tasks do not all ask at the same
+# second: over a tenth of the time left until the reset, from one second up to a minute.
+QUOTA_RESUME_SPREAD = (1.0, 60.0)
+
+
+def resume_moment(resets_at: float, now: float) -> datetime:
+    """When a task parked for the quota resumes: after ``resets_at``, spread as :data:`QUOTA_RESUME_SPREAD`."""
+    low, high = QUOTA_RESUME_SPREAD
+    spread = min(high, max(low, (resets_at - now) / 10))
+    return datetime.fromtimestamp(resets_at + random.uniform(low, spread), UTC)
 
 
 def defer_wait(
@@ -95,7 +103,7 @@ def defer_until_quota_resets(
 
     if error.resets_at is None:
         raise error
-    moment = datetime.fromtimestamp(error.resets_at + random.uniform(*QUOTA_RESUME_SPREAD), UTC)
+    moment = resume_moment(error.resets_at, time.time())
     task.log.warning("%s Deferring until %s.", error.message, moment.isoformat())
     _back_up(context, kwargs, backup_key)
     task.defer(trigger=DateTimeTrigger(moment=moment), method_name=method_name, kwargs=kwargs)
