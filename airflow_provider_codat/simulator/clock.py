@@ -32,7 +32,11 @@ class Clock:
         self.offset = offset
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + self.offset, tz=UTC)
+        return datetime.fromtimestamp(self.timestamp(), tz=UTC)
+
+    def timestamp(self) -> float:
+        """The simulated time in epoch seconds (the wall clock unless the clock was moved)."""
+        return time.time() + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds

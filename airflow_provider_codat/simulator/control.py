@@ -18,6 +18,7 @@ from airflow_provider_codat.datatypes import CATALOGUE, Scope, get_data_type
 from airflow_provider_codat.simulator.encoding import dumps
 from airflow_provider_codat.simulator.error_bodies import SimulatorError, error_body
 from airflow_provider_codat.simulator.faults import Fault
+from airflow_provider_codat.simulator.limits import LIMIT_NAMES, LimitSettings, busiest_window
 from airflow_provider_codat.simulator.webhooks import WEBHOOK_OPERATIONS, WebhookControl, stop_webhooks
 from airflow_provider_codat.simulator.world import SimulatorState
 
@@ -300,16 +301,60 @@ class SimulatorControl(WebhookControl):
 
     # -- request log -------------------------------------------------------------------------------
     def request_log(self) -> list[dict]:
-        """Every API request so far: ``{method, path, query, status}`` (control requests excluded)."""
+        """Every API request so far (control requests excluded): ``method``, ``path``, ``query``, ``time``
+        (arrival, epoch seconds on the simulated clock), ``client`` (IP), ``status`` (``None`` if dropped) and
+        ``limit`` (``minute``, ``daily`` or ``concurrent`` for a rate limit's 429, else ``None``)."""
         with self.state.lock:
             return [dict(entry) for entry in self.state.request_log]
 
     def reset_request_log(self) -> None:
+        """Forget the logged requests and the in-flight peaks (the limits' own counters carry on)."""
         with self.state.lock:
             self.state.request_log.clear()
+            self.state.limits.peak_in_flight.clear()
 
     def request_count(self) -> int:
         return len(self.state.request_log)
+
+    # -- rate limits -------------------------------------------------------------------------------
+    def rate_limits(self) -> dict:
+        """The limits in force and what they saw: ``limits`` (the settings), ``quota`` (the current period's
+        ``limit``, ``used``, ``remaining``, ``reset``), ``requests`` (logged), ``busiest_minute`` (most
+        arrivals in any 60 seconds, 429s included), ``rejected`` (429s by limit), ``in_flight`` and
+        ``peak_in_flight`` (per company); counts are since the log was last reset."""
+        state = self.state
+        with state.lock:
+            entries = list(state.request_log)
+        rejected = dict.fromkeys(LIMIT_NAMES, 0)
+        for entry in entries:
+            if entry["limit"] is not None:
+                rejected[entry["limit"]] += 1
+        limits = state.limits
+        return {
+            "limits": limits.settings.as_json(),
+            "quota": limits.quota(state.clock.timestamp()),
+            "requests": len(entries),
+            "busiest_minute": busiest_window(entry["time"] for entry in entries),
+            "rejected": rejected,
+            "in_flight": limits.in_flight(),
+            "peak_in_flight": dict(limits.peak_in_flight),
+        }
+
+    def set_rate_limits(self, **changes) -> dict:
+        """Change limits on the running simulator; only those given change. Returns the limits in force.
+
+        :param changes: any of ``requests_per_minute``, ``daily_quota``, ``quota_period_seconds`` and
+            ``concurrent_per_company`` (see :class:`~.world.SimulatorState`; ``None`` as there). A new
+            ``quota_period_seconds`` starts a fresh period now.
+        """
+        unknown = set(changes) - set(LimitSettings.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"Unknown rate limit {', '.join(sorted(unknown))}; use "
+                f"{', '.join(LimitSettings.__dataclass_fields__)}."
+            )
+        state = self.state
+        return state.limits.configure(state.clock.timestamp(), **changes).as_json()
 
 
 # Operations reachable over HTTP, by name.
@@ -337,6 +382,8 @@ OPERATIONS = (
     "request_log",
     "reset_request_log",
     "request_count",
+    "rate_limits",
+    "set_rate_limits",
     *WEBHOOK_OPERATIONS,
 )
 

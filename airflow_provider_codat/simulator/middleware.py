@@ -1,4 +1,5 @@
-"""The front door of the simulated API: request log, faults, authentication and rate-limit headers.
+"""The front door of the simulated API: request log, Codat's rate limits (:mod:`.limits`), faults,
+authentication and the rate-limit headers.
 
 A plain ASGI middleware, so a ``drop`` fault can start a response and then abort it: uvicorn closes the
 socket and the client sees the connection end mid-response.
@@ -10,7 +11,6 @@ import asyncio
 import base64
 import binascii
 import json
-from datetime import timedelta
 
 from airflow_provider_codat.simulator.echo import echo_answer
 from airflow_provider_codat.simulator.error_bodies import error_body
@@ -20,6 +20,10 @@ CONTROL_PREFIX = "/_simulator"
 _HTML = (
     b"<html><head><title>%d</title></head><body><h1>%d Bad Gateway</h1><p>upstream error</p></body></html>"
 )
+
+
+_COMPANY_PREFIX = "/companies/"
+_TOO_MANY = "You have made too many requests in a given amount of time; please retry later."
 
 
 class DroppedConnection(Exception):
@@ -37,6 +41,14 @@ def _key_from_header(value: str | None) -> str | None:
         return base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
+
+
+def _company_of(path: str) -> str | None:
+    """The company a path is about (``/companies/{companyId}`` and below), whose concurrency it uses."""
+    if not path.startswith(_COMPANY_PREFIX):
+        return None
+    company_id = path[len(_COMPANY_PREFIX) :].split("/", 1)[0]
+    return company_id or None
 
 
 async def _disconnected(receive) -> None:
@@ -60,8 +72,27 @@ class FrontDoor:
             await self.app(scope, receive, send)
             return
         state: SimulatorState = self.get_state()
-        entry = self._log(state, scope)
-        headers = self._rate_headers(state)
+        now = state.clock.timestamp()
+        client = (scope.get("client") or ("unknown", 0))[0]
+        entry = self._log(state, scope, now, client)
+        limits = state.limits
+        retry_after = limits.arrive(client, now)
+        if retry_after is not None:
+            await self._limited(send, entry, "minute", retry_after, limits.headers(now))
+            return
+        company_id = _company_of(scope["path"])
+        if company_id is not None and not limits.enter(company_id):
+            await self._limited(send, entry, "concurrent", 1, limits.headers(now))
+            return
+        try:
+            await self._admitted(state, scope, receive, send, entry, now)
+        finally:
+            if company_id is not None:
+                limits.leave(company_id)
+
+    async def _admitted(self, state: SimulatorState, scope, receive, send, entry: dict, now: float) -> None:
+        """Faults, authentication and the daily quota, then the route (in flight for its company throughout)."""
+        headers = state.limits.headers(now)
         if await self._injected(state, scope, send, entry, headers):
             return
         key = _key_from_header(self._header(scope, b"authorization"))
@@ -70,16 +101,29 @@ class FrontDoor:
                 send, entry, 401, headers, error_body(401, "Unauthorized", service="PublicApi")
             )
             return
+        retry_after, headers = state.limits.spend(now)
+        if retry_after is not None:
+            await self._limited(send, entry, "daily", retry_after, headers)
+            return
         await self._pass_on(state, scope, receive, send, entry, headers)
 
+    async def _limited(self, send, entry: dict, limit: str, retry_after: int, headers: list) -> None:
+        """Codat's 429 for one of its limits (``minute``, ``daily``, ``concurrent``), noted in the log entry."""
+        entry["limit"] = limit
+        headers = [*headers, (b"retry-after", str(retry_after).encode())]
+        await self._answer(send, entry, 429, headers, error_body(429, _TOO_MANY, can_be_retried="Unknown"))
+
     @staticmethod
-    def _log(state: SimulatorState, scope) -> dict:
+    def _log(state: SimulatorState, scope, now: float, client: str) -> dict:
         """Append the request to the state's log; the entry gets the answer's status once it is sent."""
         entry = {
             "method": scope["method"],
             "path": scope["path"],
             "query": scope.get("query_string", b"").decode(),
+            "time": now,
+            "client": client,
             "status": None,
+            "limit": None,
         }
         with state.lock:
             state.request_log.append(entry)
@@ -171,21 +215,6 @@ class FrontDoor:
             if key.lower() == name:
                 return value.decode("latin-1")
         return None
-
-    @staticmethod
-    def _rate_headers(state: SimulatorState) -> list[tuple[bytes, bytes]]:
-        now = state.clock.now()
-        linked = sum(
-            1 for c in state.companies.values() if any(d["status"] == "Linked" for d in c["dataConnections"])
-        )
-        limit = 1000 * (1 + linked)
-        reset = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        remaining = max(limit - len(state.request_log), 0)
-        return [
-            (b"x-rate-limit-limit", str(limit).encode()),
-            (b"x-rate-limit-remaining", str(remaining).encode()),
-            (b"x-rate-limit-reset", reset.strftime("%Y-%m-%dT%H:%M:%SZ").encode()),
-        ]
 
     async def _answer(self, send, entry: dict, status: int, headers: list, body: dict) -> None:
         await self._raw(send, entry, status, headers, json.dumps(body).encode(), b"application/json")

@@ -6,6 +6,10 @@ milliseconds. Choose the state's parameters with a marker::
     @pytest.mark.codat_simulator(records=5, sync_seconds=0)
     def test_something(codat_simulator):
         httpx.get(codat_simulator.base_url + "/companies", headers=codat_simulator.auth_header)
+
+Every test in a session shares one client IP, and test suites send requests far faster than Codat allows: the
+fixture's per-minute limit is :data:`TEST_REQUESTS_PER_MINUTE` unless the marker sets ``requests_per_minute``.
+The daily quota and the concurrency limit are Codat's.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import pytest
 
 if TYPE_CHECKING:
     from airflow_provider_codat.simulator.server import RunningSimulator
+
+# High enough that no test is held back by another's requests in the same minute (Codat's is 1,000).
+TEST_REQUESTS_PER_MINUTE = 100_000
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,7 +52,7 @@ def codat_simulator(
     from airflow_provider_codat.simulator.world import SimulatorState
 
     marker = request.node.get_closest_marker("codat_simulator")
-    params = dict(marker.kwargs) if marker else {}
+    params = {"requests_per_minute": TEST_REQUESTS_PER_MINUTE, **(marker.kwargs if marker else {})}
     codat_simulator_server.replace_state(SimulatorState(**params))
     yield codat_simulator_server
     # Faults must not leak into whatever runs next on this server.

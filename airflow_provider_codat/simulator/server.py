@@ -20,17 +20,26 @@ from airflow_provider_codat.simulator.world import SimulatorState
 log = logging.getLogger(__name__)
 
 
-def simulator_connection_json(base_url: str, api_key: str, webhook_secret: str | None = None) -> str:
+def simulator_connection_json(
+    base_url: str,
+    api_key: str,
+    webhook_secret: str | None = None,
+    requests_per_minute: int | None = None,
+) -> str:
     """An Airflow connection (JSON form) to the simulator at ``base_url``; its company links open the
     simulator's own company pages.
 
     :param base_url: ``http://host:port``.
     :param api_key: the simulator's API key.
     :param webhook_secret: the signing secret of the simulator's webhooks, if they are configured.
+    :param requests_per_minute: the simulator's per-minute limit, if it has one: the connection's
+        ``requests_per_minute`` extra is 90% of it, rounded down (the provider's budget stays under the limit).
     """
-    extra = {"portal_url": base_url + PORTAL_PATH}
+    extra: dict = {"portal_url": base_url + PORTAL_PATH}
     if webhook_secret:
         extra["webhook_secret"] = webhook_secret
+    if requests_per_minute:
+        extra["requests_per_minute"] = max(1, requests_per_minute * 9 // 10)
     return json.dumps({"conn_type": "codat", "host": base_url, "password": api_key, "extra": extra})
 
 
@@ -66,9 +75,16 @@ class RunningSimulator:
     @property
     def connection_json(self) -> str:
         """An Airflow connection (JSON form) pointing at this simulator, with the webhook signing secret in its
-        ``webhook_secret`` extra once webhooks are configured."""
-        sender = self.state.webhook_sender
-        return simulator_connection_json(self.base_url, self.api_key, sender.secret if sender else None)
+        ``webhook_secret`` extra once webhooks are configured, and a ``requests_per_minute`` extra under the
+        simulator's per-minute limit when it has one."""
+        state = self.state
+        sender = state.webhook_sender
+        return simulator_connection_json(
+            self.base_url,
+            self.api_key,
+            sender.secret if sender else None,
+            state.limits.settings.requests_per_minute,
+        )
 
     @property
     def conn_env(self) -> dict[str, str]:

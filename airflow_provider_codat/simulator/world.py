@@ -17,6 +17,12 @@ from airflow_provider_codat.simulator.clock import Clock, fmt
 from airflow_provider_codat.simulator.collection import Collection
 from airflow_provider_codat.simulator.error_bodies import SimulatorError
 from airflow_provider_codat.simulator.faults import Faults
+from airflow_provider_codat.simulator.limits import (
+    CODAT_CONCURRENT_PER_COMPANY,
+    CODAT_REQUESTS_PER_MINUTE,
+    LimitSettings,
+    RateLimits,
+)
 from airflow_provider_codat.simulator.syncs import Dataset, SyncOperations
 
 DEFAULT_API_KEY = "codat-simulator-key"
@@ -50,6 +56,11 @@ class SimulatorState(SyncOperations):
     :param in_progress_status: HTTP status of the in-progress error, 400 (default) or 409.
     :param initial_syncs: give each company's fetch-on-first-link types one finished sync at start;
         ``False`` models freshly linked companies (every read answers 409 until a sync completes).
+    :param requests_per_minute: requests per client IP in any 60 seconds (Codat: 1000); ``None`` or 0: no limit.
+    :param daily_quota: requests per quota period; ``None``: Codat's ``1000 × (1 + linked companies)``.
+    :param quota_period_seconds: ``None``: the quota resets at 00:00 UTC (simulated clock); N: every N seconds
+        from now.
+    :param concurrent_per_company: requests in flight at once per company (Codat: 10); ``None`` or 0: no limit.
     """
 
     def __init__(
@@ -62,7 +73,13 @@ class SimulatorState(SyncOperations):
         record_counts: dict[str, int] | None = None,
         in_progress_status: int = 400,
         initial_syncs: bool = True,
+        requests_per_minute: int | None = CODAT_REQUESTS_PER_MINUTE,
+        daily_quota: int | None = None,
+        quota_period_seconds: float | None = None,
+        concurrent_per_company: int | None = CODAT_CONCURRENT_PER_COMPANY,
     ) -> None:
+        # Checked first: a bad limit fails before anything is generated.
+        limits = LimitSettings(requests_per_minute, daily_quota, quota_period_seconds, concurrent_per_company)
         self.seed = seed
         self.records_per_type = records
         self.record_counts = dict(record_counts or {})
@@ -89,6 +106,7 @@ class SimulatorState(SyncOperations):
         self.companies: dict[str, dict] = {}
         for index in range(companies):
             self._add_company(index)
+        self.limits = RateLimits(limits, self.active_company_count, self.clock.timestamp())
 
     # -- companies and connections ------------------------------------------------------------------
     def _add_company(self, index: int) -> None:
@@ -147,6 +165,12 @@ class SimulatorState(SyncOperations):
                 dataset.finish_at = ANCHOR
                 dataset.applied = True
                 self._record_outcome(dataset)
+
+    def active_company_count(self) -> int:
+        """Companies with a Linked connection: Codat's active connected companies, which size the quota."""
+        return sum(
+            1 for c in self.companies.values() if any(d["status"] == "Linked" for d in c["dataConnections"])
+        )
 
     def company(self, company_id: str) -> dict:
         company = self.companies.get(company_id)

@@ -69,6 +69,7 @@ def test_connection_json_points_at_the_simulator(sim):
         "conn_type": "codat",
         "host": sim.base_url,
         "password": DEFAULT_API_KEY,
-        "extra": {"portal_url": f"{sim.base_url}/_simulator"},
+        # The suite's per-minute limit (100,000), less a tenth: the provider's budget stays under it.
+        "extra": {"portal_url": f"{sim.base_url}/_simulator", "requests_per_minute": 90_000},
     }
     assert sim.conn_env == {"AIRFLOW_CONN_CODAT_DEFAULT": sim.connection_json}

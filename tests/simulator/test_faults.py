@@ -117,17 +117,30 @@ def test_faults_through_the_http_control_api(sim, client):
 
 def test_request_log_excludes_control_calls(sim, client, company_id):
     sim.control.reset_request_log()
+    before = time.time()
     client.get("/companies", params={"page": 1})
     httpx.get(f"{sim.base_url}/_simulator/companies")
     client.post(f"/companies/{company_id}/data/queue/invoices")
+    after = time.time()
     log = sim.control.request_log()
+    arrivals = [entry.pop("time") for entry in log]
+    assert before <= arrivals[0] <= arrivals[1] <= after
     assert log == [
-        {"method": "GET", "path": "/companies", "query": "page=1", "status": 200},
+        {
+            "method": "GET",
+            "path": "/companies",
+            "query": "page=1",
+            "client": "127.0.0.1",
+            "status": 200,
+            "limit": None,
+        },
         {
             "method": "POST",
             "path": f"/companies/{company_id}/data/queue/invoices",
             "query": "",
+            "client": "127.0.0.1",
             "status": 200,
+            "limit": None,
         },
     ]
     assert sim.control.request_count() == 2
