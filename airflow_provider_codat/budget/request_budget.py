@@ -166,7 +166,7 @@ class RequestBudget:
         )
         raise CodatQuotaExhaustedError(
             f"Codat's daily request quota {what} until {_when(quota.resets_at)}; no request was sent ({method} "
-            f"{path}). Codat resets it at 00:00 UTC: the task resumes after the reset (or run it again then).",
+            f"{path}). A task of this provider pauses until the reset and then carries on.",
             resets_at=quota.resets_at,
             method=method,
             path=path,
