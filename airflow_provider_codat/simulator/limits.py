@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -113,10 +113,11 @@ class RateLimits:
         self._origin = math.floor(now)
         self._windows: dict[str, deque[float]] = {}
         self._period: tuple[float, float] | None = None  # (start, end) of the quota period
+        self._reset = ""  # X-Rate-Limit-Reset of the period, formatted once
         self._quota = 0
         self._used = 0
-        self._in_flight: Counter[str] = Counter()
-        self.peak_in_flight: Counter[str] = Counter()
+        self._in_flight: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
 
     def configure(self, now: float, **changes) -> LimitSettings:
         """Change some limits now. A new ``quota_period_seconds`` starts a fresh period (nothing used) now; a new
@@ -163,20 +164,20 @@ class RateLimits:
         """Admit one more request in flight for the company; ``False`` if it already has its limit."""
         limit = self.settings.concurrent_per_company
         with self._lock:
-            if limit and self._in_flight[company_id] >= limit:
+            count = self._in_flight.get(company_id, 0) + 1
+            if limit and count > limit:
                 return False
-            self._in_flight[company_id] += 1
-            self.peak_in_flight[company_id] = max(
-                self.peak_in_flight[company_id], self._in_flight[company_id]
-            )
+            self._in_flight[company_id] = count
+            if count > self.peak_in_flight.get(company_id, 0):
+                self.peak_in_flight[company_id] = count
             return True
 
     def leave(self, company_id: str) -> None:
         """The company's request is answered (or gave up)."""
         with self._lock:
-            self._in_flight[company_id] -= 1
-            if self._in_flight[company_id] <= 0:
-                del self._in_flight[company_id]
+            count = self._in_flight.pop(company_id, 0) - 1
+            if count > 0:
+                self._in_flight[company_id] = count
 
     def in_flight(self) -> dict[str, int]:
         with self._lock:
@@ -189,29 +190,30 @@ class RateLimits:
         :param now: epoch seconds.
         """
         with self._lock:
-            start, end = self._current_period(now)
+            end = self._current_period(now)[1]
             if self._used >= self._quota:
-                return max(1, math.ceil(end - now)), self._headers(end)
+                return max(1, math.ceil(end - now)), self._headers()
             self._used += 1
-            return None, self._headers(end)
+            return None, self._headers()
 
     def headers(self, now: float) -> list[tuple[bytes, bytes]]:
         """``X-Rate-Limit-Limit``, ``-Remaining`` and ``-Reset`` as they stand (nothing spent)."""
         with self._lock:
-            return self._headers(self._current_period(now)[1])
+            self._current_period(now)
+            return self._headers()
 
     def quota(self, now: float) -> dict:
         """The current period: ``limit``, ``used``, ``remaining``, ``reset`` (ISO 8601 UTC)."""
         with self._lock:
-            end = self._current_period(now)[1]
+            self._current_period(now)
             remaining = max(self._quota - self._used, 0)
-            return {"limit": self._quota, "used": self._used, "remaining": remaining, "reset": iso_utc(end)}
+            return {"limit": self._quota, "used": self._used, "remaining": remaining, "reset": self._reset}
 
-    def _headers(self, end: float) -> list[tuple[bytes, bytes]]:
+    def _headers(self) -> list[tuple[bytes, bytes]]:
         return [
-            (b"x-rate-limit-limit", str(self._quota).encode()),
-            (b"x-rate-limit-remaining", str(max(self._quota - self._used, 0)).encode()),
-            (b"x-rate-limit-reset", iso_utc(end).encode()),
+            (b"x-rate-limit-limit", b"%d" % self._quota),
+            (b"x-rate-limit-remaining", b"%d" % max(self._quota - self._used, 0)),
+            (b"x-rate-limit-reset", self._reset.encode()),
         ]
 
     def _current_period(self, now: float) -> tuple[float, float]:
@@ -226,6 +228,7 @@ class RateLimits:
             index = math.floor((now - self._origin) / seconds)
             start, end = self._origin + index * seconds, self._origin + (index + 1) * seconds
         self._period = (start, end)
+        self._reset = iso_utc(end)
         self._quota = self.settings.daily_quota or self._codat_quota()
         self._used = 0
         return self._period

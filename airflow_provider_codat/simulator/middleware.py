@@ -17,13 +17,11 @@ from airflow_provider_codat.simulator.error_bodies import error_body
 from airflow_provider_codat.simulator.world import SimulatorState
 
 CONTROL_PREFIX = "/_simulator"
+_COMPANY_PREFIX = "/companies/"
+_TOO_MANY = "You have made too many requests in a given amount of time; please retry later."
 _HTML = (
     b"<html><head><title>%d</title></head><body><h1>%d Bad Gateway</h1><p>upstream error</p></body></html>"
 )
-
-
-_COMPANY_PREFIX = "/companies/"
-_TOO_MANY = "You have made too many requests in a given amount of time; please retry later."
 
 
 class DroppedConnection(Exception):
