@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,26 @@ def rates_for(requests_per_minute: int) -> list[Rate]:
 _NEVER = object()
 
 
+def quota_refusal(
+    quota: Quota, remaining: int, *, method: str, path: str, sent: bool
+) -> CodatQuotaExhaustedError:
+    """The error for a request the daily quota cannot pay for: refused by the budget before it was sent
+    (``sent=False``), or by Codat (a 429 saying none is left)."""
+    what = (
+        "is used up (X-Rate-Limit-Remaining: 0)"
+        if remaining <= 0
+        else f"is down to {remaining} requests, the reserve kept for waits and reads under way"
+    )
+    fate = "Codat refused" if sent else "no request was sent:"
+    return CodatQuotaExhaustedError(
+        f"Codat's daily request quota {what} until {_when(quota.resets_at)}; {fate} {method} {path}. A task "
+        "of this provider pauses until the reset and then carries on.",
+        resets_at=quota.resets_at,
+        method=method,
+        path=path,
+    )
+
+
 def _when(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else "its reset (time unknown)"
 
@@ -72,6 +93,8 @@ class RequestBudget:
         # No leak thread: this process cleans the log itself every LEAK_EVERY tokens.
         self._limiter = Limiter(SingleBucketFactory(self._bucket, schedule_leak=False))
         self._tokens = 0
+        self._lock = threading.Lock()
+        self._in_flight = 0  # this process's requests sent and not yet answered
         self._quota: tuple[float, Quota | None] = (-math.inf, None)
         self._written: Quota | None = None
         self._warned_for: object = _NEVER  # the reset (day) the nearly-spent warning was given for
@@ -97,9 +120,11 @@ class RequestBudget:
     # -- requests in flight per company ----------------------------------------------------------------------
     @contextlib.contextmanager
     def company_place(self, company: str | None, ttl: float, deadline: float | None = None) -> Iterator[None]:
-        """Hold one of ``company``'s places in flight for the duration (nothing for calls of no company)."""
+        """Hold one of ``company``'s places in flight for the duration (none for calls of no company); the
+        request counts among this process's requests in flight either way."""
         if company is None:
-            yield
+            with self._counted():
+                yield
             return
         holder = None
         while holder is None:
@@ -107,7 +132,8 @@ class RequestBudget:
             if holder is None:
                 time.sleep(random.uniform(*LEASE_POLL))
         try:
-            yield
+            with self._counted():
+                yield
         finally:
             self.store.drop_lease(company, holder)
 
@@ -117,7 +143,8 @@ class RequestBudget:
     ) -> AsyncIterator[None]:
         """Async twin of :meth:`company_place`."""
         if company is None:
-            yield
+            with self._counted():
+                yield
             return
         loop = asyncio.get_running_loop()
         holder = None
@@ -126,9 +153,21 @@ class RequestBudget:
             if holder is None:
                 await asyncio.sleep(random.uniform(*LEASE_POLL))
         try:
-            yield
+            with self._counted():
+                yield
         finally:
             await loop.run_in_executor(_WAITERS, self.store.drop_lease, company, holder)
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count a request in flight in this process: the quota Codat last reported has not seen it yet."""
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _try_place(self, company: str, ttl: float, deadline: float | None) -> str | None:
         if deadline is not None and time.time() >= deadline:
@@ -157,20 +196,11 @@ class RequestBudget:
         if quota is None:
             return
         reserve = self.settings.reserve_for(quota.limit)
-        if quota.remaining > 0 and (not starts_work or quota.remaining > reserve):
+        # What Codat last reported, less what this process has sent since and not heard back about.
+        remaining = quota.remaining - self._in_flight
+        if remaining > 0 and (not starts_work or remaining > reserve):
             return
-        what = (
-            "is used up (X-Rate-Limit-Remaining: 0)"
-            if quota.remaining <= 0
-            else f"is down to {quota.remaining} requests, the reserve kept for waits and reads under way"
-        )
-        raise CodatQuotaExhaustedError(
-            f"Codat's daily request quota {what} until {_when(quota.resets_at)}; no request was sent ({method} "
-            f"{path}). A task of this provider pauses until the reset and then carries on.",
-            resets_at=quota.resets_at,
-            method=method,
-            path=path,
-        )
+        raise quota_refusal(quota, remaining, method=method, path=path, sent=False)
 
     def note(self, quota: Quota) -> None:
         """Keep the quota a response reported, for every process of the store (written at most once a second

@@ -27,6 +27,7 @@ from airflow_provider_codat.budget import (
     budget_for,
     budget_settings_from,
 )
+from airflow_provider_codat.budget.request_budget import quota_refusal
 from airflow_provider_codat.errors import CodatAPIError, CodatValidationError
 from airflow_provider_codat.hooks._deadline import request_budget
 from airflow_provider_codat.hooks.error_messages import error_from_response, error_from_transport
@@ -314,6 +315,12 @@ class Transport:
     def _raise_for(self, response: httpx.Response, outcomes: list) -> httpx.Response:
         if response.is_success:
             return response
+        quota = quota_from(response.headers)
+        if response.status_code == 429 and quota is not None and quota.remaining <= 0:
+            # Codat's daily quota, not a rate to slow down for: the same refusal the budget gives before
+            # sending, so that the task pauses until the reset instead of failing.
+            request = response.request
+            raise quota_refusal(quota, 0, method=request.method, path=request.url.path, sent=True)
         raise error_from_response(
             response,
             conn_id=self.codat_conn_id,
