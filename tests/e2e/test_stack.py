@@ -175,6 +175,11 @@ def test_daily_dag_lands_every_version_once_through_a_killed_worker_and_triggere
     for pair in pairs:
         assert set(on_disk.get(pair, ())) == truth_first[pair], pair
         assert max(on_disk.get(pair, Counter()).values(), default=1) == 1, pair
+    # Two workers, the triggerer and the scheduler's tasks spent one request budget (in the stack's Redis):
+    # Codat's per-minute limit (the simulator's 1,000 per IP) was never reached.
+    limits = control.rate_limits()
+    assert limits["rejected"] == {"minute": 0, "daily": 0, "concurrent": 0}, limits
+    assert limits["busiest_minute"] <= 1000, limits
 
     # 2. New versions, then a run during which the triggerer and a worker die. One company's invoices
     # answer slowly, so that its extract is surely running when its worker is killed.
