@@ -7,9 +7,9 @@ the connection's ``requests_per_minute`` is a share of it (default 0.95). Two ru
 the same companies:
 
 1. *minute*: only the per-minute limit;
-2. *quota*: the daily quota is also set to about half of what the run needs and resets every
-   ``--quota-period`` seconds: the company tasks must pause (deferred, no worker slot) and carry on after the
-   reset.
+2. *quota*: the daily quota is also set to about a third of what the run needs (and half of what the rate
+   allows in a period) and resets every ``--quota-period`` seconds: the company tasks must pause (deferred, no
+   worker slot) and carry on after each reset.
 
 For each: requests, the most in any 60 seconds and how many arrivals found more than the limit in the 60 s up to
 them (0 wanted), the achieved rate (median of the run's full minutes, as a share of the limit), 429s by limit
@@ -156,11 +156,12 @@ def one_round(args, round_number: int) -> list[dict]:
         api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
         company_ids = control(stack, "linked_company_ids")[: args.companies]
         rows.append(measure(stack, "minute", company_ids, args.limit, args.timeout))
-        needed = rows[-1]["requests"]
+        # A quota that runs out about three times in the run, each time well before the period ends.
+        needed, per_period = rows[-1]["requests"], int(args.limit * args.share * args.quota_period / 60)
         control(
             stack,
             "set_rate_limits",
-            daily_quota=max(args.reserve + 20, needed // 2),
+            daily_quota=max(args.reserve + 20, min(needed // 3, per_period // 2)),
             quota_period_seconds=args.quota_period,
         )
         rows.append(measure(stack, "quota", company_ids, args.limit, args.timeout))
