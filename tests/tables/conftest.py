@@ -27,8 +27,8 @@ def _scopes(control: Any, company_id: str, data_type: str) -> list[tuple[str | N
     entry = get_data_type(data_type)
     if entry.scope is Scope.COMPANY:
         return [(None, None)]
-    company = next(c for c in control.companies() if c["id"] == company_id)
-    connections = [c["id"] for c in company["connections"] if c["sourceType"] == entry.source_type]
+    found = next(c for c in control.companies() if c["id"] == company_id)
+    connections = [c["id"] for c in found["connections"] if c["sourceType"] == entry.source_type]
     if entry.scope is Scope.CONNECTION:
         return [(connection_id, None) for connection_id in connections]
     return [(c, a) for c in connections for a in control.bank_account_ids(company_id, c)]
