@@ -68,8 +68,8 @@ def read_part_file(uri: str) -> Iterator[dict[str, Any]]:
 
     :param uri: the file's URI, as a manifest lists it.
     """
-    with ObjectStoragePath(uri).open("rb") as raw, gzip.open(raw) as handle:
-        data = handle.read()
+    # One read of the compressed bytes: gzip reading through a storage file object goes in small pieces.
+    data = gzip.decompress(ObjectStoragePath(uri).read_bytes())
     try:
         yield from _DECODER.decode_lines(data)
     except (

@@ -47,8 +47,16 @@ def delta_location(path: ObjectStoragePath) -> tuple[str, dict[str, str]]:
         return "/" + path.path.lstrip("/"), {}
     options: dict[str, str] = {}
     if protocol in ("s3", "s3a"):
-        fs_options = dict(getattr(path.fs, "storage_options", {}) or {})
-        fs_options.update(fs_options.pop("client_kwargs", None) or {})
-        options = {_S3_OPTIONS[k]: str(v) for k, v in fs_options.items() if k in _S3_OPTIONS and v}
+        options = s3_options(getattr(path.fs, "storage_options", None) or {})
     bucket_and_key = path.path.lstrip("/")
     return f"{protocol}://{bucket_and_key}", options
+
+
+def s3_options(fs_options: dict[str, Any]) -> dict[str, str]:
+    """delta-rs's S3 options from an s3fs filesystem's (as the Amazon provider builds it from the connection).
+
+    :param fs_options: ``key``, ``secret``, ``token``, ``client_kwargs`` (``endpoint_url``, ``region_name``).
+    """
+    flat = {k: v for k, v in fs_options.items() if k != "client_kwargs"}
+    flat.update(fs_options.get("client_kwargs") or {})
+    return {_S3_OPTIONS[k]: str(v) for k, v in flat.items() if k in _S3_OPTIONS and v}
