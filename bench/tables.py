@@ -9,8 +9,7 @@ It lays out, in a temporary folder (``--work`` to choose; about 1 GB per million
   record first landed in one of the 24 months), plus one run that changes 1 % of them (a tenth of those
   deleted): what 24 months of an extract leave behind;
 - the Delta table of the 24 monthly runs, as ``merge_runs`` lays it out (partitioned by the month a record first
-  landed), written directly from Arrow (merging 24 runs of 10 million rows through Python would take longer
-  than the benchmark).
+  landed), typed by the merge's own reader and appended month by month.
 
 Then, each in its own process (time and peak RSS of that process), median of 3 rounds:
 
@@ -121,23 +120,18 @@ def build_changes(landing: Path, chosen: dict[int, list[int]]) -> None:
 
 def build_table(landing: Path, table: Path) -> None:
     """The table of the 24 monthly runs, as merge_runs lays it out, written month by month from Arrow."""
+    import pyarrow as pa
     from deltalake import write_deltalake
 
-    from airflow_provider_codat.tables.rows import record_row, table_schema, to_arrow
+    from airflow_provider_codat.tables.fast import part_table
+    from airflow_provider_codat.tables.source import read_part_file
 
-    schema = None
     for month in MONTHS:
-        rows = []
-        for part in sorted(landing.glob(f"*/invoices/run=m{month}/part-*.jsonl.gz")):
-            with gzip.open(part, "rt") as handle:
-                rows.extend(
-                    record_row("invoices", json.loads(line), f"run=m{month}", snapshot=False)
-                    for line in handle
-                )
-        schema = schema or table_schema("invoices", rows)
-        write_deltalake(
-            str(table), to_arrow("invoices", rows).cast(schema), partition_by=["_codat_month"], mode="append"
-        )
+        parts = [
+            part_table("invoices", read_part_file(f"file://{part}"), f"run=m{month}", snapshot=False)
+            for part in sorted(landing.glob(f"*/invoices/run=m{month}/part-*.jsonl.gz"))
+        ]
+        write_deltalake(str(table), pa.concat_tables(parts), partition_by=["_codat_month"], mode="append")
 
 
 def recipe_sql() -> str:
@@ -223,8 +217,9 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="codat-tables-bench-"))
     base = work / "base" / "invoices"
     started = time.perf_counter()
-    if not base.exists():
+    if not (work / "codat-data").exists():
         build_landing(work / "codat-data", args.rows, args.companies)
+    if not base.exists():
         build_table(work / "codat-data", base)
     print(
         f"{args.rows:,} rows over {args.companies} companies in {work} ({time.perf_counter() - started:.0f} s)"

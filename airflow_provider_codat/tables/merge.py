@@ -10,6 +10,8 @@ value (a misfit fails here, before any write), then commits one Delta ``MERGE``:
   a run twice, or an older run late, changes nothing it should not; deletions are remembered
   (:mod:`.tombstones`) so that a late run cannot bring a deleted record back;
 - the commit records the runs it holds (:mod:`.history`); a run already held is not read again;
+- the part files are read by Arrow's JSON reader with the spec's schema (:mod:`.fast`), record by record
+  only when a file holds something Arrow does not take as it is (:mod:`.rows`);
 - a commit that loses a race with another writer is retried from the start, up to ``max_attempts`` times.
 """
 
@@ -29,8 +31,8 @@ from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.extract.destination import destination_path
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables import tombstones
+from airflow_provider_codat.tables.fast import newest_table, part_table
 from airflow_provider_codat.tables.history import held_runs, runs_metadata
-from airflow_provider_codat.tables.rows import newest_rows, record_row, to_arrow
 from airflow_provider_codat.tables.source import LandedRun, landed_runs, read_part_file
 from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
 
@@ -126,16 +128,16 @@ def _merge_once(
     todo = [run for run in runs if (run.company_id, run.run_folder) not in held]
     result = MergeResult(data_type, uri, table.version() if table is not None else None)
     result.already_held = [_run_name(run) for run in runs if run not in todo]
-    rows = newest_rows(
-        record_row(data_type, record, run.run_folder, snapshot=snapshot)
+    # Every value is typed and checked here, before anything is written.
+    parts = [
+        part_table(data_type, read_part_file(uri), run.run_folder, snapshot=snapshot)
         for run in todo
-        for uri_of_file in run.files
-        for record in read_part_file(uri_of_file)
-    )
-    if not rows:
+        for uri in run.files
+    ]
+    source = newest_table(pa.concat_tables(parts, promote_options="default")) if parts else None
+    if source is None or len(source) == 0:
         log.info("%s: nothing new to merge (%d runs held already)", data_type, len(result.already_held))
         return result
-    source = to_arrow(data_type, rows)  # every value checked before anything is written
     if not keep_deleted:
         tombstones.record_deletions(*graves, source)
         source = tombstones.drop_buried(*graves, source)

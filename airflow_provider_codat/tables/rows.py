@@ -9,7 +9,6 @@ added inside nested objects stay in the landing only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -64,9 +63,16 @@ def _timestamp(value: Any) -> Any:
 
 
 def _decimal(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+    # A number written as text ("12.50") is taken, as Arrow's JSON reader (the fast path) takes it.
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
         raise _Misfit("a number")
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except ArithmeticError:
+        raise _Misfit("a number") from None
+    if not number.is_finite():
+        raise _Misfit("a finite number")
+    return number
 
 
 def _integer(value: Any) -> int:
@@ -148,16 +154,6 @@ def record_row(data_type: str, landed: dict[str, Any], run: str, *, snapshot: bo
     except (_Misfit, ValueError) as exc:
         raise _misfit_error(data_type, record, lineage, "modifiedDate", exc) from None
     return row
-
-
-def newest_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per key: its newest version (``modifiedDate``, then extraction time)."""
-    newest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        held = newest.get(row[k.KEY])
-        if held is None or (row[k.MODIFIED], row[k.EXTRACTED_AT]) > (held[k.MODIFIED], held[k.EXTRACTED_AT]):
-            newest[row[k.KEY]] = row
-    return list(newest.values())
 
 
 def table_schema(data_type: str, rows: list[dict[str, Any]]) -> pa.Schema:

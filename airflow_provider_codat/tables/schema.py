@@ -34,13 +34,17 @@ def record_schemas() -> dict[str, list[list[Any]]]:
     return json.loads(SCHEMAS_FILE.read_text())
 
 
-def arrow_type(spec: Any) -> pa.DataType:
-    """The Arrow type of one field type of ``schemas.json``."""
+def arrow_type(spec: Any, *, timestamp: pa.DataType = TIMESTAMP) -> pa.DataType:
+    """The Arrow type of one field type of ``schemas.json``.
+
+    :param spec: the field type.
+    :param timestamp: the type of dates (nanoseconds to read Codat's seven digits, then cut to the column's).
+    """
     if isinstance(spec, str):
-        return _SCALARS[spec]
+        return timestamp if spec == "timestamp" else _SCALARS[spec]
     if "list" in spec:
-        return pa.list_(arrow_type(spec["list"]))
-    return pa.struct([pa.field(name, arrow_type(sub)) for name, sub in spec["struct"]])
+        return pa.list_(arrow_type(spec["list"], timestamp=timestamp))
+    return pa.struct([pa.field(name, arrow_type(sub, timestamp=timestamp)) for name, sub in spec["struct"]])
 
 
 def record_fields(data_type: str) -> list[tuple[str, Any]]:

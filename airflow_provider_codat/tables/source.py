@@ -63,13 +63,20 @@ def landed_runs(
     return [run for run in found if run is not None]
 
 
-def read_part_file(uri: str) -> Iterator[dict[str, Any]]:
-    """The records of one part file, decimals as :class:`~decimal.Decimal` (every digit kept).
+def read_part_file(uri: str) -> bytes:
+    """The JSON lines of one part file, uncompressed.
 
     :param uri: the file's URI, as a manifest lists it.
     """
     # One read of the compressed bytes: gzip reading through a storage file object goes in small pieces.
-    data = gzip.decompress(ObjectStoragePath(uri).read_bytes())
+    return gzip.decompress(ObjectStoragePath(uri).read_bytes())
+
+
+def decode_records(data: bytes) -> Iterator[dict[str, Any]]:
+    """The records of JSON lines, decimals as :class:`~decimal.Decimal` (every digit kept).
+
+    :param data: JSON lines.
+    """
     try:
         yield from _DECODER.decode_lines(data)
     except (

@@ -12,7 +12,8 @@ import pytest
 
 from airflow_provider_codat.datatypes import CATALOGUE, Kind
 from airflow_provider_codat.tables.batch import merge_types
-from airflow_provider_codat.tables.rows import newest_rows, record_row, to_arrow
+from airflow_provider_codat.tables.fast import newest_table
+from airflow_provider_codat.tables.rows import record_row, to_arrow
 from tests.tables.conftest import _scopes, assert_table_is_truth, table_rows, truth
 
 # A company-, connection- and bank-account-scoped incremental type, a full type, and three snapshots.
@@ -78,8 +79,8 @@ def test_every_paged_type_types_the_simulators_records_exactly(codat_simulator, 
             lineage["extractedAt"] = "2026-11-21T10:05:00.000000Z"
             for record in control.records(company, data_type, connection_id, account_id):
                 landed.append({**record, "_codat": {k: v for k, v in lineage.items() if v}})
-        rows = newest_rows(record_row(data_type, record, "run=1", snapshot=False) for record in landed)
-        table = to_arrow(data_type, rows).to_pylist()
+        rows = [record_row(data_type, record, "run=1", snapshot=False) for record in landed]
+        table = newest_table(to_arrow(data_type, rows)).to_pylist()
         expected = {
             f"{r['_codat']['companyId']}/{r['_codat'].get('connectionId') or ''}/"
             f"{r['_codat'].get('bankAccountId') or ''}/{r['id']}": r

@@ -94,7 +94,8 @@ def test_maintenance_compacts_and_vacuums_within_the_retention(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("amountDue", "12.50", "amountDue='12.50'"),
+        ("amountDue", "twelve", "amountDue='twelve'"),
+        ("amountDue", "NaN", "amountDue='NaN'"),
         ("issueDate", "next Tuesday", "issueDate='next Tuesday'"),
         ("lineItems", {"not": "a list"}, "lineItems="),
         ("modifiedDate", "2026-02-30T00:00:00Z", "modifiedDate='2026-02-30T00:00:00Z'"),
