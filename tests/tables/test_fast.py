@@ -55,7 +55,9 @@ def test_an_unknown_field_or_a_misfit_goes_the_record_by_record_way():
     ]
     not_a_number = (json.dumps({**base, "totalAmount": "one and a half"}) + "\n").encode()
     assert fast._read_fast("invoices", not_a_number) is None
-    as_text = (json.dumps({**base, "totalAmount": "1.50"}) + "\n").encode()  # both paths take a number as text
+    as_text = (
+        json.dumps({**base, "totalAmount": "1.50"}) + "\n"
+    ).encode()  # both paths take a number as text
     assert part_table("invoices", as_text, "run=1", snapshot=False).to_pylist() == _slow("invoices", as_text)
 
 
