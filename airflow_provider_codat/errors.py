@@ -175,6 +175,10 @@ class WatermarkError(CodatExtractError, ValueError):
     """A ``modifiedDate`` that is not an ISO 8601 date-time."""
 
 
+class CodatTableError(CodatError):
+    """A table merge failed (a value that does not fit its column, an unreadable landing): nothing committed."""
+
+
 class CodatCompanySyncFailedError(CodatError):
     """Some data types of the company (or companies) did not land; the others did and are committed."""
 

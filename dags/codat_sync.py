@@ -3,7 +3,8 @@
 Change the table, not the code: each row is one DAG (``airflow_provider_codat.dags_builder.SyncSpec``).
 Every DAG lists the linked companies, refreshes them (one task per company), waits for exactly those syncs
 (deferrable), and extracts what changed (one task per company × data type) to the destination in the
-run's Params, else the ``codat_destination`` Variable, else ``$AIRFLOW_HOME/codat-data``.
+run's Params, else the ``codat_destination`` Variable, else ``$AIRFLOW_HOME/codat-data``; then merges the
+run into each data type's current-state Delta table under ``{destination}/_tables`` (docs/tables.md).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ SYNC_TABLE = [
         "alive; reports connections to re-link.",
         sync_timeout=timedelta(hours=12),
         relink_report=True,
+        table_maintenance=True,  # compact, cluster and vacuum every table; keep a week of history
+        table_retention=timedelta(days=7),
     ),
 ]
 

@@ -111,9 +111,9 @@ def totals_by_type(files: dict[tuple[str, str], list[dict]]) -> dict[str, Counte
     return totals
 
 
-def simulator_versions(control, company_id: str, data_type: str) -> dict[str, str]:
+def simulator_versions(control, company_id: str, data_type: str, *, live: bool = False) -> dict[str, str]:
     """``{record id: modifiedDate}`` the simulator holds for one company and type, across its connections
-    and bank accounts (ids are UUIDs, unique across them)."""
+    and bank accounts (ids are UUIDs, unique across them); ``live``: without the deleted ones."""
     from airflow_provider_codat.datatypes import Scope, get_data_type
 
     entry = get_data_type(data_type)
@@ -132,7 +132,8 @@ def simulator_versions(control, company_id: str, data_type: str) -> dict[str, st
     versions: dict[str, str] = {}
     for connection_id, account_id in scopes:
         for record in control.records(company_id, data_type, connection_id, account_id):
-            versions[record["id"]] = record.get("modifiedDate")
+            if not (live and (record.get("metadata") or {}).get("isDeleted")):
+                versions[record["id"]] = record.get("modifiedDate")
     return versions
 
 

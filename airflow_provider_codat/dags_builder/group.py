@@ -2,7 +2,8 @@
 
 ``batches`` decides who, and how many per task (past Airflow's ``max_map_length`` each task takes a batch of
 companies); ``sync`` is one :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator` per
-company, labelled with its name; ``summary`` totals the run. A company whose refresh, sync or extract fails
+company, labelled with its name; ``summary`` totals the run; ``tables`` (unless ``tables=False``) merges what
+every company landed into each data type's current-state table, one commit per type (docs/tables.md). A company whose refresh, sync or extract fails
 fails its own task and the ``summary``, naming the data types and Codat's message; the others are committed.
 """
 
@@ -15,12 +16,13 @@ from typing import Any
 
 from airflow.sdk import TaskGroup
 
-from airflow_provider_codat.assets import codat_assets
+from airflow_provider_codat.assets import codat_assets, table_assets
 from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
+from airflow_provider_codat.operators.tables import CodatMergeTablesOperator
 from airflow_provider_codat.safe_repr import shorten
 
 # Demos and tests against the simulator, whose syncs take seconds, shorten the first wait with this.
@@ -97,6 +99,9 @@ def codat_sync_task_group(
     pool: str | None = None,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     page_size: int | None = None,
+    tables: bool = True,
+    tables_path: Any = None,
+    keep_deleted: bool = False,
 ) -> TaskGroup:
     """Refresh, wait for exactly those syncs, and extract what changed: one task per company (call it inside a
     DAG; the tasks are described in this module's docstring).
@@ -117,6 +122,9 @@ def codat_sync_task_group(
     :param pool: an Airflow pool bounding the companies worked on at once, across DAGs (docs/dags.md).
     :param max_concurrency: data types of one company read at once (Codat: 10 concurrent requests a company).
     :param page_size: records per request for the extract (the operator's default when ``None``).
+    :param tables: end with ``tables``: merge the run into each type's current-state Delta table.
+    :param tables_path: the tables' folder (URI); ``None``: ``{destination}/_tables``.
+    :param keep_deleted: keep deleted records in the tables as rows flagged ``_codat_deleted``.
     """
     check_refresh(refresh)
     types = check_data_types(data_types)
@@ -129,12 +137,29 @@ def codat_sync_task_group(
             **_wait_kwargs(poke_interval, max_poke_interval, sync_timeout),
         ).expand_kwargs(work)
         summary(work, synced.output)
+        if tables:
+            # all_done: the companies that landed are merged even when another company failed.
+            merged = CodatMergeTablesOperator(
+                task_id="tables",
+                data_types=chosen,
+                companies=work,
+                tables=tables_path,
+                keep_deleted=keep_deleted,
+                outlets=table_assets(types),
+                trigger_rule="all_done",
+            )
+            synced >> merged
     return group
 
 
 def sync_task(group: TaskGroup) -> Any:
     """The group's mapped sync task (to hang tasks after it)."""
     return group.children[f"{group.group_id}.sync"]
+
+
+def tables_task(group: TaskGroup) -> Any:
+    """The group's ``tables`` task (``None`` when the group writes no tables)."""
+    return group.children.get(f"{group.group_id}.tables")
 
 
 def summary_output(group: TaskGroup) -> Any:

@@ -19,8 +19,9 @@ from airflow_provider_codat.dags_builder.group import (
     check_refresh,
     codat_sync_task_group,
     sync_task,
+    tables_task,
 )
-from airflow_provider_codat.dags_builder.tasks import portfolio, relink_report
+from airflow_provider_codat.dags_builder.tasks import portfolio, relink_report, table_maintenance
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.extract.destination import DESTINATION_VARIABLE
 
@@ -49,6 +50,10 @@ class SyncSpec:
     :param pool: see :func:`codat_sync_task_group`.
     :param poke_interval: see :func:`codat_sync_task_group`.
     :param max_poke_interval: see :func:`codat_sync_task_group`.
+    :param tables: merge each run into the data types' current-state Delta tables (docs/tables.md).
+    :param keep_deleted: keep deleted records in the tables, flagged ``_codat_deleted``.
+    :param table_maintenance: end with ``table_maintenance``: compact, cluster and vacuum every table.
+    :param table_retention: how long ``table_maintenance`` keeps files older table versions need.
     """
 
     dag_id: str
@@ -63,6 +68,10 @@ class SyncSpec:
     pool: str | None = None
     poke_interval: float = 30
     max_poke_interval: float = 600
+    tables: bool = True
+    keep_deleted: bool = False
+    table_maintenance: bool = False
+    table_retention: timedelta = timedelta(days=7)
 
     def __post_init__(self) -> None:
         check_data_types(self.data_types)  # a typo in the table fails the import, naming the valid keys
@@ -130,6 +139,8 @@ def _sync_group(spec: SyncSpec, data_types: list[str], chosen: Any, codat_conn_i
         max_poke_interval=spec.max_poke_interval,
         sync_timeout=spec.sync_timeout,
         pool=spec.pool,
+        tables=spec.tables,
+        keep_deleted=spec.keep_deleted,
     )
 
 
@@ -153,7 +164,12 @@ def build_sync_dag(spec: SyncSpec, *, codat_conn_id: str = DEFAULT_CONN_ID) -> D
         doc_md=_doc(spec),
         params=trigger_params(types),
     ) as dag:
-        group = _sync_group(spec, types, portfolio(codat_conn_id), codat_conn_id)
+        chosen = portfolio(codat_conn_id)
+        group = _sync_group(spec, types, chosen, codat_conn_id)
+        if spec.table_maintenance:
+            hours = spec.table_retention.total_seconds() / 3600
+            upstream = tables_task(group) or sync_task(group)
+            table_maintenance(chosen["destination"], retention_hours=hours) << upstream
         if spec.relink_report:
             # A sibling of the summary, not after it: the run still fails when a company failed.
             relink_report(codat_conn_id) << sync_task(group)
@@ -178,6 +194,18 @@ def _doc(spec: SyncSpec) -> str:
         "",
         "Trigger with Params to choose companies, data types, a full refresh or another destination.",
     ]
+    if spec.tables:
+        lines += [
+            "",
+            "`codat_sync.tables` merges the run into each type's current-state Delta table "
+            "(`{destination}/_tables/{type}`, docs/tables.md): one commit per type.",
+        ]
+    if spec.table_maintenance:
+        lines += [
+            "",
+            f"`table_maintenance` compacts, clusters and vacuums every table (retention "
+            f"{spec.table_retention}).",
+        ]
     if spec.relink_report:
         lines += ["", "Ends with `relink_report`: the companies whose connection needs re-linking."]
     return "\n".join(lines)

@@ -300,3 +300,24 @@ def relink_report(codat_conn_id: str = DEFAULT_CONN_ID) -> list[dict[str, Any]]:
     else:
         log.info("Every connection is Linked.")
     return report
+
+
+@task(trigger_rule="all_done")
+def table_maintenance(
+    destination: str | None, tables: str | None = None, retention_hours: float = 168
+) -> list[dict[str, Any]]:
+    """Compact, cluster by company and vacuum every current-state table (docs/tables.md, *Retention*).
+
+    :param destination: the landing's destination (the tables are under ``{destination}/_tables``).
+    :param tables: the tables' folder when it is elsewhere.
+    :param retention_hours: how long files older versions need are kept (time travel this far back).
+    """
+    from datetime import timedelta
+
+    from airflow_provider_codat.tables.maintenance import maintain_tables
+    from airflow_provider_codat.tables.storage import tables_root
+
+    root = tables_root(resolve_destination(destination), tables)
+    done = maintain_tables(root, retention=timedelta(hours=retention_hours))
+    log.info("Maintained %d tables under %s", len(done), root)
+    return done

@@ -71,6 +71,11 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
     :param max_concurrency: data types of a company read at once (Codat serves 10 concurrent requests per
         company; each type keeps one in flight).
     :param page_size: records per request (1 to 5000).
+    :param tables: also merge what this task landed into each type's current-state Delta table (one commit
+        per type for the task's companies; docs/tables.md): ``True`` for ``{destination}/_tables``, or the
+        tables' folder as a URI. For many companies prefer one ``CodatMergeTablesOperator`` after all of
+        them (the example DAGs' ``tables`` task): fewer, larger commits. Templated.
+    :param keep_deleted: keep deleted records in the tables, flagged ``_codat_deleted``. Templated.
 
     ``codat_conn_id``, ``poll_interval``, ``max_poll_interval``, ``timeout`` (how long to wait for the syncs,
     default 6 hours) and ``deferrable`` as in :class:`~airflow_provider_codat.operators.refresh.CodatWaitingOperator`.
@@ -84,6 +89,8 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         "refresh",
         "include_deleted",
         "full_refresh",
+        "tables",
+        "keep_deleted",
     )
     ui_color = "#d7ecf7"
 
@@ -99,9 +106,13 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         company_name: str | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         page_size: int = DEFAULT_PAGE_SIZE,
+        tables: bool | str = False,
+        keep_deleted: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.tables = tables
+        self.keep_deleted = keep_deleted
         self.company_id = company_id
         self.data_types = data_types
         self.destination = destination
@@ -188,6 +199,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
             defer_wait(self, context, wait, kwargs={"state": sync.progress}, backup_key=STATE_XCOM_KEY)
         failures = sync.report()
         set_asset_extras(context, self.outlets, sync.asset_extras())
+        failures += self._merge_tables(context, sync)
         value = sync.value()
         if failures:
             context["ti"].xcom_push(key="codat_outcomes", value=value)
@@ -195,6 +207,28 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
                 f"{len(failures)} data types did not land (the others are committed): " + "; ".join(failures)
             )
         return value
+
+    def _merge_tables(self, context: Context, sync: CompanySync) -> list[str]:
+        """Merge the types this task landed into their tables when ``tables`` asks; the failures."""
+        tables = self.tables
+        if isinstance(tables, str) and tables.strip().lower() in {"true", "false", "1", "0", "yes", "no", ""}:
+            tables = require_bool(tables or False, "tables")
+        if not tables:
+            return []
+        from airflow_provider_codat.assets import table_asset
+        from airflow_provider_codat.tables.batch import event_extra, merge_types
+
+        results, failures = merge_types(
+            data_types=sync.progress["types"],
+            destination=sync.destination,
+            company_ids=sync.progress["companies"],
+            run_id=str(context["run_id"]),
+            tables=None if tables is True else tables,
+            keep_deleted=require_bool(self.keep_deleted, "keep_deleted"),
+        )
+        extras = {data_type: event_extra(result) for data_type, result in results.items()}
+        set_asset_extras(context, self.outlets, extras, asset=table_asset)
+        return [f"table {failure}" for failure in failures]
 
     def _companies(self) -> list[CompanyId]:
         value = self.company_id

@@ -292,3 +292,29 @@ def test_the_wait_paces_itself_from_the_refresh_not_from_the_task_start(sim, sim
     wait = sync.advance(deferrable=True)
     assert wait is not None and wait.started_at >= task_started + 30
     assert wait.deadline == task_started + 3600  # the deadline still counts from the task's start
+
+
+def test_tables_option_merges_the_batch_once_per_type_and_a_retry_merges_nothing(sim, sim_clock, tmp_path):
+    from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from deltalake import DeltaTable
+
+    from tests.tables.conftest import assert_table_is_truth, table_rows
+    from tests.tables.conftest import truth as table_truth
+
+    companies = sim.control.linked_company_ids()
+    table_asset = Asset("codat-table://invoices")
+    context = {**make_context(), "outlet_events": OutletEventAccessors()}
+    types = ["invoices", "bankTransactions"]
+    operator(companies, tmp_path, types=types, tables=True, outlets=[table_asset]).execute(context)
+
+    extra = context["outlet_events"][table_asset].extra
+    assert extra["runs_merged"] == len(companies) and extra["inserted"] > 0 and extra["version"] == 1
+    for data_type in types:
+        table = tmp_path / "_tables" / data_type
+        assert DeltaTable(str(table)).version() == 1  # created, then one merge for every company of the task
+        assert_table_is_truth(table_rows(table), table_truth(sim.control, companies, data_type))
+    retry = {**make_context(try_number=2), "outlet_events": OutletEventAccessors()}
+    operator(companies, tmp_path, types=types, tables="true", outlets=[table_asset]).execute(retry)
+    assert retry["outlet_events"][table_asset].extra["runs_merged"] == 0
+    assert DeltaTable(str(tmp_path / "_tables" / "invoices")).version() == 1

@@ -14,6 +14,7 @@ from airflow.sdk import Asset, BaseHook, Connection, Variable
 from airflow_provider_codat.datatypes import fetch_on_first_link_types
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
+from airflow_provider_codat.operators.tables import CodatMergeTablesOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 from airflow_provider_codat.version_compat import DagBag
 from tests.moments import MOMENTS
@@ -131,9 +132,26 @@ def test_monthly_ends_with_the_relink_report_beside_the_summary(dags):
     report = dag.get_task("relink_report")
     assert report.upstream_task_ids == {"codat_sync.sync"}
     assert report.downstream_task_ids == set()
-    assert {t.task_id for t in dag.leaves} == {"relink_report", "codat_sync.summary"}
+    assert {t.task_id for t in dag.leaves} == {"relink_report", "codat_sync.summary", "table_maintenance"}
     for dag_id in ("codat_sync_hourly", "codat_sync_daily", "codat_sync_weekly"):
         assert "relink_report" not in dags[dag_id].task_ids
+
+
+def test_each_sync_dag_merges_its_run_into_the_tables(dags):
+    for dag_id in SYNC_DAGS:
+        dag = dags[dag_id]
+        tables = dag.get_task("codat_sync.tables")
+        assert isinstance(tables, CodatMergeTablesOperator)
+        # After every company task, whatever their outcome: those that landed are merged.
+        assert "codat_sync.sync" in tables.upstream_task_ids and tables.trigger_rule == "all_done"
+        assert [outlet.uri for outlet in tables.outlets] == [
+            Asset(f"codat-table://{t}").uri for t in dag.params["data_types"]
+        ]
+    maintenance = dags["codat_sync_monthly"].get_task("table_maintenance")
+    assert maintenance.upstream_task_ids >= {"codat_sync.tables"}
+    assert maintenance.op_kwargs["retention_hours"] == 7 * 24
+    for dag_id in ("codat_sync_hourly", "codat_sync_daily", "codat_sync_weekly"):
+        assert "table_maintenance" not in dags[dag_id].task_ids
 
 
 def test_the_report_gate_checks_freshness_before_computing(dags):

@@ -12,6 +12,8 @@ import pytest
 from local_airflow import read_run_files, simulator_versions  # tools/, on pytest's pythonpath
 
 from airflow_provider_codat.datatypes import Kind, get_data_type
+from tests.tables.conftest import assert_table_is_truth, table_rows
+from tests.tables.conftest import truth as table_truth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,6 +126,15 @@ def test_daily_second_run_writes_only_the_changes(airflow_cli, codat_simulator, 
         invoices = written[(company_id, "invoices")]
         assert len(invoices) >= 5
         assert any((r.get("metadata") or {}).get("isDeleted") for r in invoices)
+
+    # Each run was merged into every type's table, one commit per type: the tables hold the live records.
+    merged = second.xcom("codat_sync.tables")
+    assert set(merged) == set(types)
+    assert merged["invoices"]["deleted"] >= len(linked) and len(merged["invoices"]["merged"]) == len(linked)
+    for data_type in types:
+        table = table_rows(tmp_path / "_tables" / data_type)
+        gone_unseen = not get_data_type(data_type).has_deleted_flag
+        assert_table_is_truth(table, table_truth(control, linked, data_type), gone_unseen=gone_unseen)
 
 
 @pytest.mark.codat_simulator(companies=1, records=5, sync_seconds=1)

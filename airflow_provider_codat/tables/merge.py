@@ -1,0 +1,219 @@
+"""Merge committed extract runs into a data type's current-state Delta table: one commit for many companies.
+
+:func:`merge_runs` reads the runs' manifests and part files, keeps each record's newest version, types every
+value (a misfit fails here, before any write), then commits one Delta ``MERGE``:
+
+- the predicate names the months (``_codat_month``, the partition) holding the batch's existing rows, found
+  from the cheap ``_codat_key_hash`` column, plus the month new rows go to: only those files are read and
+  rewritten (a predicate naming no partition rewrites the whole table);
+- a row is replaced or deleted only by a *newer* version (``modifiedDate``, then extraction time), so merging
+  a run twice, or an older run late, changes nothing it should not; deletions are remembered
+  (:mod:`.tombstones`) so that a late run cannot bring a deleted record back;
+- the commit records the runs it holds (:mod:`.history`); a run already held is not read again;
+- the part files are read by Arrow's JSON reader with the spec's schema (:mod:`.fast`), record by record
+  only when a file holds something Arrow does not take as it is (:mod:`.rows`);
+- a commit that loses a race with another writer is retried from the start, up to ``max_attempts`` times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import CommitFailedError
+
+from airflow_provider_codat.datatypes import Kind, get_data_type
+from airflow_provider_codat.extract.destination import destination_path
+from airflow_provider_codat.tables import key as k
+from airflow_provider_codat.tables import tombstones
+from airflow_provider_codat.tables.fast import newest_table, part_table
+from airflow_provider_codat.tables.history import held_runs, runs_metadata
+from airflow_provider_codat.tables.source import LandedRun, landed_runs, read_part_file
+from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = 5
+_NEWER = (
+    f"(s.{k.MODIFIED} > t.{k.MODIFIED}) OR "
+    f"(s.{k.MODIFIED} = t.{k.MODIFIED} AND s.{k.EXTRACTED_AT} > t.{k.EXTRACTED_AT})"
+)
+
+
+@dataclass
+class MergeResult:
+    """What one merge did (plain values: it goes to XCom and asset events).
+
+    :param data_type: the catalogue key.
+    :param table: the table's URI.
+    :param version: the table's version after the merge (``None``: no table yet).
+    :param merged: ``company/run folder`` of each run merged by this call.
+    :param already_held: runs found merged before (a retry, another DAG), not read again.
+    """
+
+    data_type: str
+    table: str
+    version: int | None = None
+    merged: list[str] = field(default_factory=list)
+    already_held: list[str] = field(default_factory=list)
+    source_rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def merge_runs(
+    *,
+    data_type: str,
+    destination: Any,
+    company_ids: Sequence[str],
+    run_id: str,
+    tables: Any = None,
+    keep_deleted: bool = False,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> MergeResult:
+    """Merge run ``run_id`` of ``data_type`` for ``company_ids`` (those that committed) into its table.
+
+    :param data_type: the catalogue key.
+    :param destination: the landing's destination (URI or ``ObjectStoragePath``).
+    :param company_ids: the companies whose run to merge.
+    :param run_id: the Airflow run id that landed them.
+    :param tables: the folder of the tables; ``None``: ``{destination}/_tables``.
+    :param keep_deleted: keep deleted records as rows with ``_codat_deleted`` true instead of removing them.
+    :param max_attempts: commits tried when other writers commit first.
+    """
+    entry = get_data_type(data_type)
+    landing = destination_path(destination)
+    root = tables_root(landing, tables)
+    uri, options = delta_location(root / entry.key)
+    graves = delta_location(root / TOMBSTONES_FOLDER / entry.key)
+    runs = landed_runs(landing, entry.key, [str(c) for c in company_ids], run_id)
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return _merge_once(
+                entry.key, entry.kind is Kind.SNAPSHOT, (uri, options), graves, runs, keep_deleted
+            )
+        except CommitFailedError as exc:
+            if attempt == max_attempts:
+                raise
+            log.warning(
+                "Another writer committed to %s first (%s); merging again (attempt %d)", uri, exc, attempt
+            )
+    raise AssertionError("unreachable")
+
+
+def _run_name(run: LandedRun) -> str:
+    return f"{run.company_id}/{run.run_folder}"
+
+
+def _merge_once(
+    data_type: str,
+    snapshot: bool,
+    location: tuple[str, dict[str, str]],
+    graves: tuple[str, dict[str, str]],
+    runs: list[LandedRun],
+    keep_deleted: bool,
+) -> MergeResult:
+    uri, options = location
+    table = DeltaTable(uri, storage_options=options) if DeltaTable.is_deltatable(uri, options) else None
+    held = held_runs(table) if table is not None else {}
+    todo = [run for run in runs if (run.company_id, run.run_folder) not in held]
+    result = MergeResult(data_type, uri, table.version() if table is not None else None)
+    result.already_held = [_run_name(run) for run in runs if run not in todo]
+    # Every value is typed and checked here, before anything is written.
+    parts = [
+        part_table(data_type, read_part_file(uri), run.run_folder, snapshot=snapshot)
+        for run in todo
+        for uri in run.files
+    ]
+    source = newest_table(pa.concat_tables(parts, promote_options="default")) if parts else None
+    if source is None or len(source) == 0:
+        log.info("%s: nothing new to merge (%d runs held already)", data_type, len(result.already_held))
+        return result
+    if not keep_deleted:
+        tombstones.record_deletions(*graves, source)
+        source = tombstones.drop_buried(*graves, source)
+    table = table or DeltaTable.create(
+        uri, source.schema, mode="ignore", partition_by=[k.MONTH], storage_options=options
+    )
+    source, months = _place(table, source)
+    metrics = _execute(table, source, months, keep_deleted, runs_metadata(_runs_by_folder(todo)))
+    result.version = DeltaTable(uri, storage_options=options).version()
+    result.merged = [_run_name(run) for run in todo]
+    result.source_rows = source.num_rows
+    result.inserted = int(metrics.get("num_target_rows_inserted", 0))
+    result.updated = int(metrics.get("num_target_rows_updated", 0))
+    result.deleted = int(metrics.get("num_target_rows_deleted", 0))
+    log.info("%s: merged %d runs into version %s: %s", data_type, len(todo), result.version, metrics)
+    return result
+
+
+def _runs_by_folder(runs: list[LandedRun]) -> dict[str, list[str]]:
+    by_folder: dict[str, list[str]] = {}
+    for run in runs:
+        by_folder.setdefault(run.run_folder, []).append(run.company_id)
+    return by_folder
+
+
+def _place(table: DeltaTable, source: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The source with each existing record's month (so its row stays where it is), and the months the merge
+    touches: those of the existing rows and of the new ones."""
+    hashes = source.column(k.KEY_HASH)
+    found = table.to_pyarrow_dataset().to_table(
+        columns=[k.KEY_HASH, k.MONTH], filter=pc.field(k.KEY_HASH).isin(hashes)
+    )
+    existing = dict(zip(found.column(k.KEY_HASH).to_pylist(), found.column(k.MONTH).to_pylist(), strict=True))
+    months = set(found.column(k.MONTH).to_pylist())  # every month a hash was found in (collisions included)
+    placed = [
+        existing.get(key_hash, month)
+        for key_hash, month in zip(hashes.to_pylist(), source.column(k.MONTH).to_pylist(), strict=True)
+    ]
+    months.update(placed)
+    index = source.schema.get_field_index(k.MONTH)
+    return source.set_column(index, k.MONTH, pa.array(placed, pa.string())), sorted(months)
+
+
+def _execute(
+    table: DeltaTable, source: pa.Table, months: list[str], keep_deleted: bool, metadata: dict[str, str]
+) -> dict[str, Any]:
+    source = _with_table_columns(table, source)
+    named = ", ".join("'" + month.replace("'", "''") + "'" for month in months)
+    merger = table.merge(
+        source,
+        predicate=f"t.{k.KEY} = s.{k.KEY} AND t.{k.MONTH} IN ({named})",
+        source_alias="s",
+        target_alias="t",
+        merge_schema=True,  # fields Codat added widen the table
+        commit_properties=CommitProperties(custom_metadata=metadata),
+    )
+    updates = {_quoted(name): f"s.{_quoted(name)}" for name in source.column_names if name != k.MONTH}
+    if keep_deleted:
+        merger = merger.when_matched_update(updates=updates, predicate=_NEWER).when_not_matched_insert_all()
+    else:
+        merger = (
+            merger.when_matched_delete(predicate=f"s.{k.DELETED} AND ({_NEWER})")
+            .when_matched_update(updates=updates, predicate=f"NOT s.{k.DELETED} AND ({_NEWER})")
+            .when_not_matched_insert_all(predicate=f"NOT s.{k.DELETED}")
+        )
+    return merger.execute()
+
+
+def _quoted(name: str) -> str:
+    return name if name.isidentifier() and name.isascii() else '"' + name.replace('"', '""') + '"'
+
+
+def _with_table_columns(table: DeltaTable, source: pa.Table) -> pa.Table:
+    """``source`` with null columns for the table's columns it lacks (a field an earlier batch added)."""
+    target = pa.schema(table.schema())
+    for target_field in target:
+        if target_field.name not in source.column_names:
+            source = source.append_column(target_field, pa.nulls(source.num_rows, target_field.type))
+    return source

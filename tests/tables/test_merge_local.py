@@ -1,0 +1,135 @@
+"""The merge, maintenance and storage pieces over a landing written here (no HTTP): concurrency, retention,
+misfits, where tables live."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+from deltalake import DeltaTable
+
+from airflow_provider_codat.errors import CodatTableError
+from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.operators.tables import companies_of
+from airflow_provider_codat.tables.maintenance import maintain_tables
+from airflow_provider_codat.tables.merge import merge_runs
+from airflow_provider_codat.tables.storage import delta_location, s3_options, tables_root
+
+COMPANIES = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(3)]
+
+
+def land(root: Path, company_id: str, run_id: str, records: list[dict], extracted_at: str) -> None:
+    """One committed run of invoices, laid out as the extract lays it out."""
+    folder = root / company_id / "invoices" / run_folder_name(run_id)
+    folder.mkdir(parents=True)
+    part = folder / "part-00000.jsonl.gz"
+    lineage = {"companyId": company_id, "dataType": "invoices", "extractedAt": extracted_at}
+    with gzip.open(part, "wt") as handle:
+        handle.writelines(json.dumps({**record, "_codat": lineage}) + "\n" for record in records)
+    summary = {"records": len(records), "files": [f"file://{part}"]}
+    (folder / "_manifest.json").write_text(json.dumps({"run_id": run_id, "summary": summary}))
+
+
+def invoice(number: int, modified: str = "2026-11-01T00:00:00Z", **values) -> dict:
+    return {"id": f"inv-{number}", "modifiedDate": modified, "metadata": {"isDeleted": False}, **values}
+
+
+def _merge(root: Path, run_id: str, companies=COMPANIES, **kwargs):
+    return merge_runs(
+        data_type="invoices", destination=f"file://{root}", company_ids=companies, run_id=run_id, **kwargs
+    )
+
+
+def test_concurrent_writers_both_land_and_nothing_doubles(tmp_path):
+    for company_id in COMPANIES:
+        land(tmp_path, company_id, "run1", [invoice(n) for n in range(20)], "2026-11-01T01:00:00.000000Z")
+    _merge(tmp_path, "run1", COMPANIES[:1])  # the table exists; the others race into it
+    errors = []
+
+    def merge(company_id: str) -> None:
+        try:
+            _merge(tmp_path, "run1", [company_id])
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=merge, args=(company_id,)) for company_id in COMPANIES[1:3] * 2
+    ]  # two writers of each run
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    rows = DeltaTable(str(tmp_path / "_tables" / "invoices")).to_pyarrow_table().to_pylist()
+    assert sorted(row["_codat_key"] for row in rows) == sorted(
+        f"{company_id}///inv-{n}" for company_id in COMPANIES for n in range(20)
+    )
+
+
+def test_maintenance_compacts_and_vacuums_within_the_retention(tmp_path):
+    for number in range(4):  # four merges: four versions, small files
+        run_id = f"run{number}"
+        records = [invoice(n, f"2026-11-0{number + 1}T00:00:00Z", amountDue=number) for n in range(10)]
+        land(tmp_path, COMPANIES[0], run_id, records, f"2026-11-0{number + 1}T01:00:00.000000Z")
+        _merge(tmp_path, run_id)
+    table = tmp_path / "_tables" / "invoices"
+    before = DeltaTable(str(table)).to_pyarrow_table().sort_by("_codat_key")
+
+    kept = maintain_tables(tables_root(f"file://{tmp_path}"), retention=timedelta(days=7))
+    assert [entry["vacuumed"] for entry in kept] == [0]  # nothing older than a week: time travel intact
+    done = maintain_tables(tables_root(f"file://{tmp_path}"), retention=timedelta(0))
+    assert done[0]["table"].endswith("/_tables/invoices") and done[0]["vacuumed"] > 0
+    assert len(DeltaTable(str(table)).file_uris()) == 1
+    assert len(list(table.rglob("*.parquet"))) == 1  # the old files are gone from storage
+    assert DeltaTable(str(table)).to_pyarrow_table().sort_by("_codat_key").equals(before)
+    with pytest.raises(ValueError, match="retention must not be negative"):
+        maintain_tables(tables_root(f"file://{tmp_path}"), retention=timedelta(hours=-1))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("amountDue", "twelve", "amountDue='twelve'"),
+        ("amountDue", "NaN", "amountDue='NaN'"),
+        ("issueDate", "next Tuesday", "issueDate='next Tuesday'"),
+        ("lineItems", {"not": "a list"}, "lineItems="),
+        ("modifiedDate", "2026-02-30T00:00:00Z", "modifiedDate='2026-02-30T00:00:00Z'"),
+    ],
+)
+def test_a_misfit_names_the_record_and_field_and_commits_nothing(tmp_path, field, value, expected):
+    land(tmp_path, COMPANIES[0], "run1", [invoice(1), invoice(2, **{field: value})], "2026-11-01T01:00:00Z")
+    with pytest.raises(CodatTableError, match=rf"record 'inv-2' of company {COMPANIES[0]} has {expected}"):
+        _merge(tmp_path, "run1")
+    assert not (tmp_path / "_tables").exists()
+
+
+def test_a_table_folder_of_its_own_and_companies_from_the_work_items(tmp_path):
+    land(tmp_path, COMPANIES[0], "run1", [invoice(1)], "2026-11-01T01:00:00Z")
+    result = _merge(tmp_path, "run1", tables=f"file://{tmp_path}/lake")
+    assert result.table == f"{tmp_path}/lake/invoices" and result.inserted == 1
+    work = [{"company_id": COMPANIES[0], "destination": "file:///d"}, {"company_id": COMPANIES[1:3]}]
+    assert companies_of(work) == (COMPANIES[:3], "file:///d")
+    assert companies_of(f"{COMPANIES[0]}, {COMPANIES[0]}") == (COMPANIES[:1], None)
+    with pytest.raises(ValueError, match="companies"):
+        companies_of(["not-a-uuid"])
+
+
+def test_local_tables_open_by_path_and_s3_tables_take_the_connections_credentials(tmp_path):
+    local = ObjectStoragePath(f"file://{tmp_path}/_tables/invoices")
+    assert delta_location(local) == (f"{tmp_path}/_tables/invoices", {})
+    s3fs_options = {
+        "key": "AKIA",
+        "secret": "s3cr3t",
+        "token": None,
+        "client_kwargs": {"endpoint_url": "http://minio"},
+    }
+    assert s3_options(s3fs_options) == {
+        "AWS_ACCESS_KEY_ID": "AKIA",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+        "AWS_ENDPOINT_URL": "http://minio",
+    }
