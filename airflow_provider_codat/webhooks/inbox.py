@@ -1,0 +1,106 @@
+"""The inbox: one row per stored Codat delivery, keyed by its ``webhook-id``, in Airflow's metadata database.
+
+The primary key is what makes a delivery take effect once across API server processes and replicas: the row
+is inserted with ``ON CONFLICT DO NOTHING`` in the transaction that writes the delivery's asset events, so of
+two copies racing, the database lets one insert and makes the other wait for its commit and then find the
+row. A look-up followed by a write could not promise that. The table belongs to this provider (Airflow's
+migrations do not know it): it is created on first use, and rows older than :data:`KEEP_DAYS` are pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, delete, insert, inspect
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "codat_webhook_inbox"
+# Codat retries a message for about 28 hours; a week of ids is plenty and keeps the table small.
+KEEP_DAYS = 7
+PRUNE_EVERY_SECONDS = 3600.0
+
+_metadata = MetaData()
+INBOX = Table(
+    TABLE_NAME,
+    _metadata,
+    Column("webhook_id", String(128), primary_key=True),
+    Column("event_type", String(128), nullable=False),
+    Column("company_id", String(64), nullable=True),
+    Column("asset_events", Integer, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+class InboxTable:
+    """Creates the inbox table once per process (idempotently, also when processes race to create it), and
+    prunes old rows at most every :data:`PRUNE_EVERY_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._ready = False
+        self._lock = threading.Lock()
+        self._pruned_at: float | None = None
+
+    def ensure(self, engine: Any) -> None:
+        """Create the table if it is missing (no-op once done in this process)."""
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            try:
+                INBOX.create(bind=engine, checkfirst=True)
+            except (OperationalError, ProgrammingError):
+                # Another process created it between the check and the CREATE: fine if it is there now.
+                if not inspect(engine).has_table(TABLE_NAME):
+                    raise
+            self._ready = True
+
+    def prune_due(self) -> bool:
+        """Whether this process should prune now (and note that it does)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_SECONDS:
+                return False
+            self._pruned_at = now
+            return True
+
+
+def claim(session: Any, webhook_id: str, event_type: str, company_id: str | None, asset_events: int) -> bool:
+    """Insert the delivery's row in ``session``'s transaction; ``False`` when the id is already there.
+
+    The insert itself decides (``ON CONFLICT DO NOTHING`` on Postgres and SQLite; elsewhere the constraint's
+    error inside a savepoint), so two processes claiming one id at once get one ``True`` between them.
+    """
+    row = {
+        "webhook_id": webhook_id,
+        "event_type": event_type,
+        "company_id": company_id,
+        "asset_events": asset_events,
+        "received_at": datetime.now(tz=UTC),
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        statement = dialect_insert(INBOX).values(**row).on_conflict_do_nothing(index_elements=["webhook_id"])
+        return session.execute(statement).rowcount == 1
+    try:
+        with session.begin_nested():
+            session.execute(insert(INBOX).values(**row))
+    except IntegrityError:
+        return False
+    return True
+
+
+def prune(session: Any, keep_days: int = KEEP_DAYS) -> int:
+    """Delete rows older than ``keep_days``; the number deleted."""
+    cutoff = datetime.now(tz=UTC) - timedelta(days=keep_days)
+    return session.execute(delete(INBOX).where(INBOX.c.received_at < cutoff)).rowcount
