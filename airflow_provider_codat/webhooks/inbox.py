@@ -1,10 +1,12 @@
 """The inbox: one row per stored Codat delivery, keyed by its ``webhook-id``, in Airflow's metadata database.
 
-The primary key is what makes a delivery take effect once across API server processes and replicas: the row
-is inserted with ``ON CONFLICT DO NOTHING`` in the transaction that writes the delivery's asset events, so of
-two copies racing, the database lets one insert and makes the other wait for its commit and then find the
-row. A look-up followed by a write could not promise that. The table belongs to this provider (Airflow's
-migrations do not know it): it is created on first use, and rows older than :data:`KEEP_DAYS` are pruned.
+The receiver inserts the row (with the asset events the delivery stands for, as JSON) before it answers; the
+drainer (:mod:`.drain`) writes those asset events and sets ``processed_at`` in one transaction. The primary key
+is what makes a delivery count once across API server processes and replicas: the insert is ``ON CONFLICT DO
+NOTHING``, so of two copies racing, the database lets one insert and makes the other wait for its commit and
+then find the row; a look-up followed by a write could not promise that. The table belongs to this provider
+(Airflow's migrations do not know it): it is created on first use, and processed rows older than
+:data:`KEEP_DAYS` are pruned.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, delete, insert, inspect
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, insert, inspect
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,11 @@ INBOX = Table(
     Column("webhook_id", String(128), primary_key=True),
     Column("event_type", String(128), nullable=False),
     Column("company_id", String(64), nullable=True),
-    Column("asset_events", Integer, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    # The asset events to write: [{"asset_uri": ..., "extra": {...}}] (JSON text: every database has it).
+    Column("notices", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("asset_events", Integer, nullable=True),
 )
 
 
@@ -71,17 +76,19 @@ class InboxTable:
             return True
 
 
-def claim(session: Any, webhook_id: str, event_type: str, company_id: str | None, asset_events: int) -> bool:
+def claim(session: Any, webhook_id: str, event_type: str, company_id: str | None, notices: str) -> bool:
     """Insert the delivery's row in ``session``'s transaction; ``False`` when the id is already there.
 
     The insert itself decides (``ON CONFLICT DO NOTHING`` on Postgres and SQLite; elsewhere the constraint's
     error inside a savepoint), so two processes claiming one id at once get one ``True`` between them.
+
+    :param notices: the asset events to write, as JSON text.
     """
     row = {
         "webhook_id": webhook_id,
         "event_type": event_type,
         "company_id": company_id,
-        "asset_events": asset_events,
+        "notices": notices,
         "received_at": datetime.now(tz=UTC),
     }
     dialect = session.get_bind().dialect.name
@@ -101,6 +108,6 @@ def claim(session: Any, webhook_id: str, event_type: str, company_id: str | None
 
 
 def prune(session: Any, keep_days: int = KEEP_DAYS) -> int:
-    """Delete rows older than ``keep_days``; the number deleted."""
+    """Delete processed rows older than ``keep_days``; the number deleted."""
     cutoff = datetime.now(tz=UTC) - timedelta(days=keep_days)
-    return session.execute(delete(INBOX).where(INBOX.c.received_at < cutoff)).rowcount
+    return session.execute(delete(INBOX).where(INBOX.c.processed_at < cutoff)).rowcount

@@ -12,6 +12,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.webhooks.dedupe import RecentIds
+from airflow_provider_codat.webhooks.drain import InboxDrainer
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
 from airflow_provider_codat.webhooks.requeue import RequeueWatcher
 from airflow_provider_codat.webhooks.secret import CachedVerifier
@@ -27,7 +28,11 @@ def _conn_id() -> str:
 
 def build_app():
     """The receiver wired to Airflow: the Codat connection's secret, deliveries stored in the metadata DB."""
-    parts = ReceiverParts(verifier=CachedVerifier(_conn_id()), seen=RecentIds(), watcher=RequeueWatcher())
+    parts = ReceiverParts(
+        verifier=CachedVerifier(_conn_id()),
+        seen=RecentIds(),
+        drainer=InboxDrainer(watcher=RequeueWatcher()),
+    )
     return create_receiver_app(parts)
 
 

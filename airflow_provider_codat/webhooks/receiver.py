@@ -2,7 +2,7 @@
 
 The order matters: the size is checked before the body is read in full, the headers and the timestamp before the
 signature, the signature (over the raw bytes) before anything is parsed, and the delivery is stored (its inbox
-row and asset events, one transaction: :mod:`.store`) before it is answered ``2xx``. Codat treats a ``2xx`` as
+row: :mod:`.store`) before it is answered ``2xx``; the drainer writes its asset events (:mod:`.drain`). Codat treats a ``2xx`` as
 delivered for good, so nothing is answered ``2xx`` that a killed process could lose. Answers are short and fixed:
 they never repeat what was sent.
 
@@ -32,8 +32,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from airflow_provider_codat.errors import MalformedEventError, SecretUnavailableError
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.deliveries import Delivery, delivery_of
+from airflow_provider_codat.webhooks.drain import InboxDrainer
 from airflow_provider_codat.webhooks.events import event_type_of
-from airflow_provider_codat.webhooks.requeue import RequeueWatcher
 from airflow_provider_codat.webhooks.secret import CachedVerifier
 from airflow_provider_codat.webhooks.store import Stored, store_delivery
 
@@ -57,7 +57,7 @@ class ReceiverParts:
     :param verifier: the signing secret's verifier, cached.
     :param seen: webhook ids this process stored recently.
     :param store: stores a delivery durably (blocking; run in a worker thread), default :func:`store_delivery`.
-    :param watcher: follows the asset events written up until a run consumed them (``None``: off).
+    :param drainer: woken when a delivery was stored, writes its asset events (``None``: off).
     :param max_body_bytes: larger bodies get 413.
     :param store_timeout: seconds a store may take before the answer is 503.
     """
@@ -65,7 +65,7 @@ class ReceiverParts:
     verifier: CachedVerifier
     seen: RecentIds
     store: Callable[[Delivery], Stored] = store_delivery
-    watcher: RequeueWatcher | None = None
+    drainer: InboxDrainer | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     store_timeout: float = STORE_TIMEOUT
 
@@ -176,6 +176,6 @@ async def _accept(parts: ReceiverParts, webhook_id: str, text: str) -> JSONRespo
     parts.seen.add(webhook_id)
     if stored.duplicate:
         return JSONResponse({"status": 200, "message": "duplicate delivery ignored"})
-    if parts.watcher is not None:
-        parts.watcher.watch(stored.event_ids)
-    return JSONResponse({"status": 200, "message": "accepted", "asset_events": len(stored.event_ids)})
+    if parts.drainer is not None:
+        parts.drainer.wake()
+    return JSONResponse({"status": 200, "message": "accepted", "asset_events": len(delivery.notices)})

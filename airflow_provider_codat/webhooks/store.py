@@ -1,78 +1,59 @@
-"""Store a verified delivery durably before it is answered: its inbox row and its asset events, one transaction.
+"""Store a verified delivery durably before it is answered: one row in the inbox, one short transaction.
 
 The receiver answers ``2xx`` only once :func:`store_delivery` has returned, so an API server killed at any
 instant loses no delivery Codat was told had arrived; when the database fails, the receiver answers ``5xx``
-and Codat sends the message again. The inbox row's primary key (``webhook-id``) makes the second of two copies
-find the first's row and write nothing (:mod:`.inbox`).
+and Codat sends the message again. The row carries the asset events the delivery stands for; the drainer
+(:mod:`.drain`) writes them. The row's primary key (``webhook-id``) makes the second of two copies find the
+first's row and store nothing (:mod:`.inbox`).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from dataclasses import dataclass, field
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import update
+from airflow_provider_codat.webhooks.deliveries import AssetNotice, Delivery
+from airflow_provider_codat.webhooks.inbox import InboxTable, claim
+from airflow_provider_codat.webhooks.lifecycle import StatusNotice
 
-from airflow_provider_codat.webhooks.deliveries import Delivery
-from airflow_provider_codat.webhooks.inbox import INBOX, InboxTable, claim, prune
-from airflow_provider_codat.webhooks.publisher import write_asset_events
-
-log = logging.getLogger(__name__)
-
-_TABLE = InboxTable()
+TABLE = InboxTable()
 
 
 @dataclass(frozen=True)
 class Stored:
     """What storing a delivery did.
 
-    :param duplicate: the ``webhook-id`` was already stored (by this or another process): nothing written.
-    :param event_ids: the ids of the asset events created.
+    :param duplicate: the ``webhook-id`` was already stored (by this or another process): nothing stored.
     """
 
     duplicate: bool
-    event_ids: list[int] = field(default_factory=list)
+
+
+def notices_json(notices: Sequence[AssetNotice]) -> str:
+    """The notices as the inbox keeps them."""
+    return json.dumps([{"asset_uri": n.asset_uri, "extra": n.extra} for n in notices], separators=(",", ":"))
+
+
+def notices_from_json(text: str) -> list[StatusNotice]:
+    """The notices an inbox row keeps."""
+    return [StatusNotice(item["asset_uri"], item["extra"]) for item in json.loads(text)]
 
 
 def store_delivery(delivery: Delivery) -> Stored:
-    """Claim the delivery's ``webhook-id`` and write its asset events in one committed transaction.
+    """Insert the delivery's inbox row (its ``webhook-id`` and asset events to write) and commit.
 
     :raises Exception: whatever the database raised; nothing of the delivery is then stored.
     """
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        _TABLE.ensure(session.get_bind())
-        if not claim(session, delivery.webhook_id, delivery.event_type, delivery.company_id, 0):
-            return Stored(duplicate=True)
-        created = write_asset_events(session, delivery.notices)
-        if created:
-            session.execute(
-                update(INBOX)
-                .where(INBOX.c.webhook_id == delivery.webhook_id)
-                .values(asset_events=len(created))
-            )
-    log.info(
-        "Codat webhook %s (%s): %d asset events created",
-        delivery.webhook_id,
-        delivery.event_type,
-        len(created),
-    )
-    if _TABLE.prune_due():
-        threading.Thread(target=_prune_quietly, name="codat-webhook-inbox-prune", daemon=True).start()
-    return Stored(duplicate=False, event_ids=created)
-
-
-def _prune_quietly() -> None:
-    """Delete old inbox rows; a failure only delays that to the next hour."""
-    from airflow.utils.session import create_session
-
-    try:
-        with create_session() as session:
-            deleted = prune(session)
-    except Exception:
-        log.warning("Could not prune old Codat webhook inbox rows", exc_info=True)
-        return
-    if deleted:
-        log.info("Pruned %d Codat webhook inbox rows older than a week", deleted)
+        TABLE.ensure(session.get_bind())
+        new = claim(
+            session,
+            delivery.webhook_id,
+            delivery.event_type,
+            delivery.company_id,
+            notices_json(delivery.notices),
+        )
+    return Stored(duplicate=not new)

@@ -160,17 +160,19 @@ def test_monthly_keeps_tokens_alive_and_reports_relinks(airflow_cli, codat_simul
     assert report[0]["reported_as"] == "connection.disconnected" and report[0]["reported_at"]
 
 
-# What the receiver stores for a connection.disconnected delivery, written the way it writes it.
+# A connection.disconnected delivery stored and drained the way the receiver does it.
 _ANNOUNCE = """
 import sys
 from airflow_provider_codat.webhooks.deliveries import delivery_of
+from airflow_provider_codat.webhooks.drain import drain_inbox
 from airflow_provider_codat.webhooks.store import store_delivery
 
 company, connection = sys.argv[1:3]
 body = {"eventType": "connection.disconnected", "generatedDate": "2026-11-26T10:00:00Z",
         "payload": {"referenceCompany": {"id": company}, "connection": {"id": connection, "status": "Deauthorized"}}}
-stored = store_delivery(delivery_of(body, "connection.disconnected", "msg_monthly_" + connection))
-assert stored.duplicate or stored.event_ids, "no event: the asset codat://connection-status is missing"
+store_delivery(delivery_of(body, "connection.disconnected", "msg_monthly_" + connection))
+created, _ = drain_inbox()
+assert created, "no event: the asset codat://connection-status is missing"
 """
 
 

@@ -33,7 +33,7 @@ class Receiver:
     def _store(self, delivery) -> Stored:
         with self._lock:
             self.notices.extend(delivery.notices)
-        return Stored(duplicate=False, event_ids=[])
+        return Stored(duplicate=False)
 
     def pairs(self) -> list[tuple[str, str]]:
         return [(n.extra["company_id"], n.extra["data_type"]) for n in self.notices]

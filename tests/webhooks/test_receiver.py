@@ -75,7 +75,7 @@ class Recorder:
         if any(d.webhook_id == delivery.webhook_id for d in self.deliveries):
             return Stored(duplicate=True)
         self.deliveries.append(delivery)
-        return Stored(duplicate=False, event_ids=list(range(len(delivery.notices))))
+        return Stored(duplicate=False)
 
     @property
     def batches(self) -> list[list]:
