@@ -135,9 +135,10 @@ async def _send_at_rate(
     return latencies, statuses
 
 
-def receiver_round(rate: float, seconds: float, database: bool) -> dict:
+def receiver_round(rate: float, seconds: float, database: bool, drain_during: bool = True) -> dict:
     """One round in this process; ``database``: the real store (Airflow's settings come from the
-    environment), else a store that only counts."""
+    environment), else a store that only counts; ``drain_during``: the drainer writes asset events while
+    deliveries arrive (as in production), else only once the round's deliveries are answered."""
     written = []
 
     def counting_store(delivery) -> Stored:
@@ -156,7 +157,7 @@ def receiver_round(rate: float, seconds: float, database: bool) -> dict:
         verifier=CachedVerifier(lookup=lambda conn_id: SECRET),
         seen=RecentIds(),
         store=store_delivery if database else counting_store,
-        drainer=drainer,
+        drainer=drainer if drain_during else None,
     )
     server, thread, base = serve_in_thread(create_receiver_app(parts))
     try:
@@ -186,7 +187,7 @@ def receiver_round(rate: float, seconds: float, database: bool) -> dict:
     }
 
 
-def receiver_rounds_on_postgres(rate: float, seconds: float, rounds: int) -> list[dict]:
+def receiver_rounds_on_postgres(rate: float, seconds: float, rounds: int, drain_during: bool) -> list[dict]:
     """Rounds against a Postgres of `make stack` (no Airflow process but the rounds' own), each in a child
     process that has the stack's Airflow settings."""
     import shutil
@@ -204,7 +205,8 @@ def receiver_rounds_on_postgres(rate: float, seconds: float, rounds: int) -> lis
         rows = []
         for _ in range(rounds):
             child = subprocess.run(
-                [sys.executable, __file__, "receiver-round", "--rate", str(rate), "--seconds", str(seconds)],
+                [sys.executable, __file__, "receiver-round", "--rate", str(rate), "--seconds", str(seconds)]
+                + ([] if drain_during else ["--drain-after"]),
                 env=stack.env(),
                 capture_output=True,
                 text=True,
@@ -301,14 +303,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.what == ["receiver-round"]:  # the child of receiver_rounds_on_postgres
-        print(json.dumps(receiver_round(args.rate, args.seconds, database=True)))
+        print(
+            json.dumps(
+                receiver_round(args.rate, args.seconds, database=True, drain_during=not args.drain_after)
+            )
+        )
         return 0
     what = args.what or ["receiver", "latency"]
     if set(what) - {"receiver", "latency"}:
         parser.error("say receiver and/or latency")
     if "receiver" in what:
         if args.database == "postgres":
-            rows = receiver_rounds_on_postgres(args.rate, args.seconds, args.rounds)
+            rows = receiver_rounds_on_postgres(args.rate, args.seconds, args.rounds, not args.drain_after)
         else:
             rows = [receiver_round(args.rate, args.seconds, database=False) for _ in range(args.rounds)]
         for round_number, row in enumerate(rows, start=1):
