@@ -50,6 +50,18 @@ class InboxTable:
         self._ready = False
         self._lock = threading.Lock()
         self._pruned_at: float | None = None
+        self._engine: Any = None
+
+    def engine(self) -> Any:
+        """Airflow's metadata database engine (the one its sessions use), the table ensured on it."""
+        if self._engine is None:
+            from airflow.utils.session import create_session
+
+            with create_session() as session:
+                engine = session.get_bind()
+            self.ensure(engine)
+            self._engine = engine
+        return self._engine
 
     def ensure(self, engine: Any) -> None:
         """Create the table if it is missing (no-op once done in this process)."""
@@ -76,8 +88,8 @@ class InboxTable:
             return True
 
 
-def claim(session: Any, webhook_id: str, event_type: str, company_id: str | None, notices: str) -> bool:
-    """Insert the delivery's row in ``session``'s transaction; ``False`` when the id is already there.
+def claim(connection: Any, webhook_id: str, event_type: str, company_id: str | None, notices: str) -> bool:
+    """Insert the delivery's row in ``connection``'s transaction; ``False`` when the id is already there.
 
     The insert itself decides (``ON CONFLICT DO NOTHING`` on Postgres and SQLite; elsewhere the constraint's
     error inside a savepoint), so two processes claiming one id at once get one ``True`` between them.
@@ -91,17 +103,17 @@ def claim(session: Any, webhook_id: str, event_type: str, company_id: str | None
         "notices": notices,
         "received_at": datetime.now(tz=UTC),
     }
-    dialect = session.get_bind().dialect.name
+    dialect = connection.dialect.name
     if dialect in ("postgresql", "sqlite"):
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         statement = dialect_insert(INBOX).values(**row).on_conflict_do_nothing(index_elements=["webhook_id"])
-        return session.execute(statement).rowcount == 1
+        return connection.execute(statement).rowcount == 1
     try:
-        with session.begin_nested():
-            session.execute(insert(INBOX).values(**row))
+        with connection.begin_nested():
+            connection.execute(insert(INBOX).values(**row))
     except IntegrityError:
         return False
     return True

@@ -43,14 +43,13 @@ def notices_from_json(text: str) -> list[StatusNotice]:
 def store_delivery(delivery: Delivery) -> Stored:
     """Insert the delivery's inbox row (its ``webhook-id`` and asset events to write) and commit.
 
+    One statement on a plain connection of Airflow's engine (no ORM session: this is on every answer's path).
+
     :raises Exception: whatever the database raised; nothing of the delivery is then stored.
     """
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        TABLE.ensure(session.get_bind())
+    with TABLE.engine().begin() as connection:
         new = claim(
-            session,
+            connection,
             delivery.webhook_id,
             delivery.event_type,
             delivery.company_id,
