@@ -2,7 +2,7 @@
 
 Each event is created the way Airflow's ``POST /api/v2/assets/events`` does
 (``asset_manager.register_asset_change``), which also queues the DAGs scheduled on the asset. The caller
-(:mod:`.store`) commits them together with the delivery's inbox row, or not at all.
+(:mod:`.drain`) commits them together with the inbox row's ``processed_at``, or not at all.
 """
 
 from __future__ import annotations
