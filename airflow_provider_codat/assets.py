@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 SCHEME = "codat"
 TABLE_SCHEME = "codat-table"
 
+# What Codat's other webhooks report, one asset each (docs/webhooks.md): readable by any task that declares
+# the asset as an inlet, and listed with their events on the Assets page.
+CONNECTION_STATUS_URI = f"{SCHEME}://connection-status"
+DELETED_COMPANIES_URI = f"{SCHEME}://deleted-companies"
+RATE_LIMIT_URI = f"{SCHEME}://rate-limit"
+
 
 def asset_uri(data_type: str | DataType) -> str:
     """``codat://{dataType}``: the asset a data type's extract emits and its webhook events land on."""

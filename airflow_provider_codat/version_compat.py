@@ -15,7 +15,8 @@ patch release that back- or forward-ports a name is handled without a version ta
 * :func:`hook_field_behaviour`, :func:`hook_form_widgets`: the connection form. Airflow 3.2 reads it from the
   provider info (``ui-field-behaviour``, ``conn-fields``); 3.1 asks the hook (``get_ui_field_behaviour()``,
   ``get_connection_form_widgets()``), so the hook answers from the same declaration.
-* :func:`asset_event_extra`: Airflow 3.1's ``AssetEvent.extra`` column type has no JSON operators.
+* :func:`inlet_events_since`: the asset events of a task's inlet from a moment on; the accessor's ``after()``
+  asks the API server to filter where the Task SDK has it, else the events are filtered in the task.
 * :func:`fastapi_plugin_apps` (tests): how to ask Airflow for the plugins' FastAPI apps changed in 3.2.
 * :func:`object_storage_namespace`: Airflow 3.1 keeps the connection id of ``s3://conn_id@bucket/key`` in the
   path's ``bucket`` and ``namespace``.
@@ -34,6 +35,8 @@ from airflow import __version__ as _airflow_version
 from packaging.version import Version
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import Connection, ObjectStoragePath
 
@@ -47,11 +50,11 @@ __all__ = [
     "TaskDeferred",
     "aextra_dejson",
     "amask_secret",
-    "asset_event_extra",
     "conf",
     "fastapi_plugin_apps",
     "hook_field_behaviour",
     "hook_form_widgets",
+    "inlet_events_since",
     "object_storage_namespace",
 ]
 
@@ -145,16 +148,15 @@ def hook_form_widgets(connection_type: dict[str, Any]) -> dict[str, Any]:
     return widgets
 
 
-def asset_event_extra() -> Any:
-    """``AssetEvent.extra`` as a column that takes JSON operators (``extra["webhook_id"].as_string()``).
+def inlet_events_since(events: Any, since: datetime) -> list[Any]:
+    """The events of an inlet's accessor (``context["inlet_events"][asset]``) at or after ``since``.
 
-    Airflow 3.2 declares it ``sqlalchemy.JSON``; 3.1 declares it with sqlalchemy-jsonfield's ``JSONField``, which
-    stores JSON as well but offers no JSON operators.
+    :param events: the accessor.
+    :param since: an aware datetime.
     """
-    from airflow.models.asset import AssetEvent
-    from sqlalchemy import JSON, type_coerce
-
-    return type_coerce(AssetEvent.extra, JSON)
+    if hasattr(events, "after"):
+        return list(events.after(since.isoformat()))
+    return [event for event in events if event.timestamp >= since]
 
 
 def fastapi_plugin_apps() -> list[dict[str, Any]]:

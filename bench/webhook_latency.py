@@ -5,14 +5,17 @@
    (``advance``); the clock runs from that instant until the extract's files are on disk. API calls are counted
    from the simulator's request log over the same span. A first round warms the executor (reported, not in the
    median).
-2. ``receiver``: the receiver app (the plugin's, with a writer that only counts) served by uvicorn on a free
-   loopback port in this process; an open-loop client sends signed ``read.completed`` deliveries at a fixed
-   rate (each timed from its scheduled send, so queueing shows) for ``--seconds``, after one untimed second.
+2. ``receiver``: the receiver app served by uvicorn on a free loopback port; an open-loop client sends signed
+   ``read.completed`` deliveries at a fixed rate (each timed from its scheduled send, so queueing shows) for
+   ``--seconds``, after one untimed second. ``--database postgres`` (the default): each delivery is stored
+   before it is answered, as in production, in a Postgres of `make stack` (migrated, the DAGs serialised so the
+   assets exist; the round runs in a child process with the stack's Airflow settings). ``--database none``: a
+   store that only counts, to see the receiver's own cost.
 
-    .venv/bin/python bench/webhook_latency.py                 # both, 3 rounds each (about 4 minutes)
-    .venv/bin/python bench/webhook_latency.py receiver --rate 400
+    .venv/bin/python bench/webhook_latency.py                 # both, 3 rounds each (about 5 minutes)
+    .venv/bin/python bench/webhook_latency.py receiver --rate 400 --database none
 
-Targets: sync completion -> records landed <= 30 s with 0 polls; 200 deliveries/s with p99 < 100 ms.
+Targets: sync completion -> records landed <= 30 s with 0 polls; 200 deliveries/s with p99 < 200 ms.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,20 +39,23 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
 from airflow_provider_codat.simulator.server import serve_in_thread  # noqa: E402
 from airflow_provider_codat.webhooks.dedupe import RecentIds  # noqa: E402
-from airflow_provider_codat.webhooks.publisher import AssetEventPublisher  # noqa: E402
+from airflow_provider_codat.webhooks.drain import InboxDrainer  # noqa: E402
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app  # noqa: E402
 from airflow_provider_codat.webhooks.secret import CachedVerifier  # noqa: E402
+from airflow_provider_codat.webhooks.store import Stored, store_delivery  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
-LATENCY_TARGET, RATE_TARGET, P99_TARGET = 30.0, 200, 0.100
+LATENCY_TARGET, RATE_TARGET, P99_TARGET = 30.0, 200, 0.200
 WARMUP_SECONDS = 1.0
 
 
 # -- receiver throughput -------------------------------------------------------------------------------------
 def _deliveries(count: int) -> list[tuple[bytes, dict[str, str]]]:
-    """Signed deliveries, made before the clock starts (signing is the sender's cost, not the receiver's)."""
+    """Signed deliveries, made before the clock starts (signing is the sender's cost, not the receiver's); ids
+    of their own in every round (the database keeps the earlier rounds' ids)."""
     signer, now = Webhook(SECRET), datetime.now(tz=UTC)
+    round_id = uuid.uuid4().hex[:12]
     made = []
     for number in range(count):
         body = json.dumps(
@@ -66,7 +73,7 @@ def _deliveries(count: int) -> list[tuple[bytes, dict[str, str]]]:
                 },
             }
         )
-        webhook_id = f"msg_bench_{number}"
+        webhook_id = f"msg_bench_{round_id}_{number}"
         headers = {
             "webhook-id": webhook_id,
             "webhook-timestamp": str(int(now.timestamp())),
@@ -128,12 +135,22 @@ async def _send_at_rate(
     return latencies, statuses
 
 
-def receiver_round(rate: float, seconds: float) -> dict:
+def receiver_round(rate: float, seconds: float, database: bool, drain_during: bool = True) -> dict:
+    """One round in this process; ``database``: the real store (Airflow's settings come from the
+    environment), else a store that only counts; ``drain_during``: the drainer writes asset events while
+    deliveries arrive (as in production), else only once the round's deliveries are answered."""
     written = []
+
+    def counting_store(delivery) -> Stored:
+        written.append(len(delivery.notices))
+        return Stored(duplicate=False)
+
+    drainer = InboxDrainer() if database else None
     parts = ReceiverParts(
         verifier=CachedVerifier(lookup=lambda conn_id: SECRET),
-        publisher=AssetEventPublisher(lambda notices: written.append(len(notices)), follow_up=None),
         seen=RecentIds(),
+        store=store_delivery if database else counting_store,
+        drainer=drainer if drain_during else None,
     )
     server, thread, base = serve_in_thread(create_receiver_app(parts))
     try:
@@ -143,7 +160,12 @@ def receiver_round(rate: float, seconds: float) -> dict:
         asyncio.run(_send_at_rate(base, deliveries[:warmup], rate, connections=16))
         deliveries = deliveries[warmup:]
         latencies, statuses = asyncio.run(_send_at_rate(base, deliveries, rate, connections=16))
-        parts.publisher.join(30)
+        sent_at = time.monotonic()
+        while database and _undrained():
+            if drainer is not None:
+                drainer.drain_all()
+            time.sleep(0.2)
+        drained = time.monotonic() - sent_at
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -151,11 +173,69 @@ def receiver_round(rate: float, seconds: float) -> dict:
     return {
         "sent": len(deliveries),
         "ok": statuses.count(200),
-        "written": len(written) - warmup,
+        "stored": statuses.count(200),
+        "events": _events_written() if database else sum(written[warmup:]),
+        "drained_after_s": drained,
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1],
         "max_ms": 1000 * latencies[-1],
     }
+
+
+def _undrained() -> int:
+    """Inbox rows not yet drained (by any drainer of this process)."""
+    from sqlalchemy import func, select
+
+    from airflow_provider_codat.webhooks.inbox import INBOX
+    from airflow_provider_codat.webhooks.store import TABLE
+
+    with TABLE.engine().connect() as connection:
+        return connection.scalar(select(func.count()).where(INBOX.c.processed_at.is_(None)))
+
+
+def _events_written() -> int:
+    """Asset events the drainers wrote, over every round on this database."""
+    from sqlalchemy import func, select
+
+    from airflow_provider_codat.webhooks.inbox import INBOX
+    from airflow_provider_codat.webhooks.store import TABLE
+
+    with TABLE.engine().connect() as connection:
+        return connection.scalar(select(func.sum(INBOX.c.asset_events)))
+
+
+def receiver_rounds_on_postgres(rate: float, seconds: float, rounds: int, drain_during: bool) -> list[dict]:
+    """Rounds against a Postgres of `make stack` (no Airflow process but the rounds' own), each in a child
+    process that has the stack's Airflow settings."""
+    import shutil
+    import subprocess
+
+    from local_airflow import AIRFLOW
+    from stack import Stack
+
+    root = Path(tempfile.mkdtemp(prefix="codat-webhook-bench-"))
+    root.chmod(0o755)  # Postgres runs as the postgres user when this is root
+    stack = Stack(root=root, companies=1, records=1, components=())
+    try:
+        stack.start(timeout=300)
+        subprocess.run([AIRFLOW, "dags", "reserialize"], env=stack.env(), capture_output=True, check=True)
+        rows = []
+        for _ in range(rounds):
+            child = subprocess.run(
+                [sys.executable, __file__, "receiver-round", "--rate", str(rate), "--seconds", str(seconds)]
+                + ([] if drain_during else ["--drain-after"]),
+                env=stack.env(),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if child.returncode != 0:
+                raise RuntimeError(child.stderr[-3000:])
+            rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        return rows
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # -- end-to-end latency in airflow standalone ---------------------------------------------------------------
@@ -235,18 +315,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=RATE_TARGET, help="deliveries a second")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per receiver round")
+    parser.add_argument(
+        "--database", choices=("postgres", "none"), default="postgres", help="receiver's store"
+    )
+    parser.add_argument("--drain-after", action="store_true", help="write asset events after the round only")
     args = parser.parse_args(argv)
+    if args.what == ["receiver-round"]:  # the child of receiver_rounds_on_postgres
+        print(
+            json.dumps(
+                receiver_round(args.rate, args.seconds, database=True, drain_during=not args.drain_after)
+            )
+        )
+        return 0
     what = args.what or ["receiver", "latency"]
     if set(what) - {"receiver", "latency"}:
         parser.error("say receiver and/or latency")
     if "receiver" in what:
-        rows = []
-        for round_number in range(1, args.rounds + 1):
-            row = receiver_round(args.rate, args.seconds)
-            rows.append(row)
+        if args.database == "postgres":
+            rows = receiver_rounds_on_postgres(args.rate, args.seconds, args.rounds, not args.drain_after)
+        else:
+            rows = [receiver_round(args.rate, args.seconds, database=False) for _ in range(args.rounds)]
+        for round_number, row in enumerate(rows, start=1):
             print(
-                f"receiver round {round_number}: {row['sent']} sent at {args.rate:.0f}/s, {row['ok']} answered 200, "
-                f"{row['written']} handed off; p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
+                f"receiver round {round_number} ({args.database}): {row['sent']} sent at {args.rate:.0f}/s, "
+                f"{row['ok']} answered 200, {row['events']} asset events in the database (all rounds; all written "
+                f"{row['drained_after_s']:.1f} s after the last send); p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
                 f"max {row['max_ms']:.1f} ms",
                 flush=True,
             )

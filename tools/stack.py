@@ -18,6 +18,7 @@ only those, after checking that the pid still runs the command it started.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -84,6 +85,7 @@ class Stack:
     :param records: simulator records per data type and scope.
     :param overrides: settings that win over ``airflow.env`` (tests: shorter timeouts).
     :param connection_extra: extras of the Codat connection (a benchmark's request budget).
+    :param components: the Airflow processes to run (default all; a test may need only the api-server).
     """
 
     root: Path = DEFAULT_DIR
@@ -92,6 +94,7 @@ class Stack:
     records: int = 50
     overrides: dict[str, str] = field(default_factory=dict)
     connection_extra: dict[str, Any] = field(default_factory=dict)
+    components: tuple[str, ...] = AIRFLOW_COMPONENTS
     ports: dict[str, int] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict, repr=False)
@@ -138,6 +141,7 @@ class Stack:
             "records": self.records,
             "overrides": self.overrides,
             "connection_extra": self.connection_extra,
+            "components": list(self.components),
             "ports": self.ports,
             "secrets": self.secrets,
         }
@@ -151,6 +155,7 @@ class Stack:
         if not path.exists():
             raise SystemExit(f"No stack in {root} (no stack.json): start one with `make stack`.")
         config = json.loads(path.read_text())
+        config["components"] = tuple(config.get("components", AIRFLOW_COMPONENTS))
         return cls(root=root, **config)
 
     def settings(self) -> dict[str, str]:
@@ -185,7 +190,11 @@ class Stack:
             "conn_type": "codat",
             "host": self.simulator_url,
             "password": self.secrets["simulator_key"],
-            "extra": self.connection_extra,
+            # The simulator signs its webhooks with this; the api-server's receiver checks them.
+            "extra": {
+                **self.connection_extra,
+                **({"webhook_secret": self.secrets["webhook"]} if "webhook" in self.secrets else {}),
+            },
         }
         extra = self.settings()
         extra["CODAT_SYNC_POKE_INTERVAL"] = "2"  # the simulator's syncs take seconds
@@ -334,6 +343,7 @@ class Stack:
             "api": secrets.token_urlsafe(32),
             "simulator_key": secrets.token_urlsafe(16),
             "password": secrets.token_urlsafe(12),
+            "webhook": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         }
         self.save()
         for folder in (self.home, self.logs, self.run_dir, self.destination, self.root / "redis"):
@@ -342,7 +352,7 @@ class Stack:
         self.password_file.chmod(0o600)
         self.spawn("redis")
         self.spawn("simulator")
-        self._start_postgres()
+        self.start_postgres()
         self.timings["postgres"] = time.monotonic() - started
         migrate = subprocess.run(
             [AIRFLOW, "db", "migrate"], env=self.env(), capture_output=True, text=True, check=False
@@ -351,12 +361,35 @@ class Stack:
         if migrate.returncode != 0:
             raise SystemExit(f"airflow db migrate failed: see {self.logs / 'db-migrate.log'}")
         self.timings["db migrate"] = time.monotonic() - started
-        for name in AIRFLOW_COMPONENTS:
+        for name in self.components:
             self.spawn(name)
         self.wait_healthy(timeout=timeout - (time.monotonic() - started))
         self.timings["healthy"] = time.monotonic() - started
+        if "webhook" in self.secrets:
+            self.configure_webhooks()
 
-    def _start_postgres(self) -> None:
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.ui_url}/codat/webhooks"
+
+    def configure_webhooks(self, **options) -> None:
+        """Point the simulator's webhooks at the api-server's receiver, signed with the stack's secret.
+
+        :param options: more ``configure_webhooks`` arguments (``retry_seconds``, ``duplicates``, ...).
+        """
+        response = httpx.post(
+            f"{self.simulator_url}/_simulator/configure_webhooks",
+            json={"url": self.webhook_url, "secret": self.secrets["webhook"], **options},
+            timeout=30,
+        )
+        response.raise_for_status()
+
+    def stop_postgres(self) -> None:
+        """Stop the database (``pg_ctl stop -m fast``: open sessions end), as an outage would."""
+        stop_cluster(self.pgdata)
+
+    def start_postgres(self) -> None:
+        """Start the database (creating the cluster the first time)."""
         shared = shared_settings()
         start_cluster(
             self.pgdata,
@@ -371,17 +404,9 @@ class Stack:
         """Until the api-server reports the scheduler, dag-processor and triggerer healthy and both workers
         have said they are ready; fail naming what did not come up (and its log)."""
         deadline = time.monotonic() + max(timeout, 10)
-        pending = {
-            "simulator",
-            "api-server",
-            "scheduler",
-            "dag-processor",
-            "triggerer",
-            "worker-1",
-            "worker-2",
-        }
+        pending = {"simulator", *self.components}
         while pending and time.monotonic() < deadline:
-            for name in ["redis", "simulator", *AIRFLOW_COMPONENTS]:
+            for name in ["redis", "simulator", *self.components]:
                 if self.pid(name) is None:
                     raise SystemExit(f"{name} exited: see {self.logs / (name + '.log')}")
             with contextlib.suppress(httpx.HTTPError):

@@ -12,9 +12,10 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from airflow.sdk import get_current_context, task
+from airflow.sdk import Asset, get_current_context, task
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_codat.assets import CONNECTION_STATUS_URI
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.extract.destination import resolve_destination
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 PLAN_XCOM_KEY = "codat_plan"
 # Connection statuses that mean the company has to link its platform again (Codat: only Linked syncs).
 RELINK_STATUSES = ("Deauthorized", "Unlinked", "PendingAuth")
+# How far back the re-link report looks at the connection problems Codat's webhooks announced (a month's run).
+WEBHOOK_LOOKBACK_DAYS = 31
 
 
 def _max_map_length() -> int:
@@ -264,16 +267,23 @@ def portfolio(codat_conn_id: str = DEFAULT_CONN_ID) -> dict[str, Any]:
     }
 
 
-@task(trigger_rule="all_done")
+@task(trigger_rule="all_done", inlets=[Asset(CONNECTION_STATUS_URI)])
 def relink_report(codat_conn_id: str = DEFAULT_CONN_ID) -> list[dict[str, Any]]:
-    """List the companies whose connection is Deauthorized, Unlinked or PendingAuth: they must re-link."""
+    """List the companies whose connection is Deauthorized, Unlinked or PendingAuth: they must re-link.
+
+    Each row also says when Codat's webhooks announced the problem (``reported_at``, ``reported_as``: the
+    latest ``connection.disconnected``/``failed`` event on ``codat://connection-status`` in the last
+    :data:`WEBHOOK_LOOKBACK_DAYS` days), ``None`` when no webhook said so.
+    """
     from airflow_provider_codat.hooks.codat import CodatHook
 
     hook = CodatHook(codat_conn_id=codat_conn_id)
+    announced = _announced_connection_problems()
     report = []
     for company in hook.list_companies():
         for connection in company.get("dataConnections") or []:
             if connection.get("status") in RELINK_STATUSES:
+                event = announced.get(connection.get("id")) or {}
                 report.append(
                     {
                         "company_id": company["id"],
@@ -283,22 +293,11 @@ def relink_report(codat_conn_id: str = DEFAULT_CONN_ID) -> list[dict[str, Any]]:
                         "status": connection.get("status"),
                         "link_url": connection.get("linkUrl"),
                         "portal_url": hook.portal_url(company["id"]),
+                        "reported_at": event.get("reported_at"),
+                        "reported_as": event.get("event_type"),
                     }
                 )
-    if report:
-        log.warning("%d connections need re-linking:", len(report))
-        for row in report:
-            log.warning(
-                "  %s (%s): %s connection %s is %s; re-link at %s",
-                row["company_name"],
-                row["company_id"],
-                row["platform"],
-                row["connection_id"],
-                row["status"],
-                row["link_url"] or row["portal_url"],
-            )
-    else:
-        log.info("Every connection is Linked.")
+    _log_relink_report(report)
     return report
 
 
@@ -321,3 +320,44 @@ def table_maintenance(
     done = maintain_tables(root, retention=timedelta(hours=retention_hours))
     log.info("Maintained %d tables under %s", len(done), root)
     return done
+
+
+def _announced_connection_problems() -> dict[str, dict[str, Any]]:
+    """Connection id -> the latest webhook problem event (``event_type``, ``reported_at``) of the lookback
+    window, for connections whose latest event there is not ``connection.reconnected``."""
+    from datetime import UTC, datetime, timedelta
+
+    from airflow_provider_codat.version_compat import inlet_events_since
+
+    context = get_current_context()
+    accessor = (context.get("inlet_events") or {}).get(Asset(CONNECTION_STATUS_URI))
+    if accessor is None:
+        return {}
+    since = datetime.now(tz=UTC) - timedelta(days=WEBHOOK_LOOKBACK_DAYS)
+    latest: dict[str, dict[str, Any]] = {}
+    for event in sorted(inlet_events_since(accessor, since), key=lambda e: e.timestamp):
+        extra = event.extra or {}
+        if extra.get("connection_id"):
+            latest[extra["connection_id"]] = {
+                "event_type": extra.get("event_type"),
+                "reported_at": event.timestamp.isoformat(),
+            }
+    return {cid: e for cid, e in latest.items() if e["event_type"] != "connection.reconnected"}
+
+
+def _log_relink_report(report: list[dict[str, Any]]) -> None:
+    if not report:
+        log.info("Every connection is Linked.")
+        return
+    log.warning("%d connections need re-linking:", len(report))
+    for row in report:
+        log.warning(
+            "  %s (%s): %s connection %s is %s; re-link at %s%s",
+            row["company_name"],
+            row["company_id"],
+            row["platform"],
+            row["connection_id"],
+            row["status"],
+            row["link_url"] or row["portal_url"],
+            f" (Codat announced {row['reported_as']} at {row['reported_at']})" if row["reported_at"] else "",
+        )

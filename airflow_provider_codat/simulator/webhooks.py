@@ -4,8 +4,10 @@ Syncs finish on the simulated clock and nothing else runs in the background, so 
 state every ``tick`` seconds; the syncs that finished since are grouped per company (and per first read or
 not) into one message, signed the Standard Webhooks way (the ``standardwebhooks`` library, as Codat's Svix
 does) and POSTed. Failed attempts are retried with backoff, each attempt signed afresh with the same
-``webhook-id``. On demand: ``duplicates`` (each message delivered again), ``delay`` (seconds before the first
-attempt) and ``out_of_order`` (messages that fall due together go newest first).
+``webhook-id``, until an attempt is answered ``2xx`` or the retry schedule (``retry_seconds``) runs out. On
+demand: ``duplicates`` (each message delivered again), ``delay`` (seconds before the first attempt),
+``out_of_order`` (messages that fall due together go newest first), and :meth:`WebhookSender.send_events`, a
+steady stream of messages for load and failure tests.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class WebhookSender:
     :param delay: seconds between a sync finishing and its first delivery.
     :param out_of_order: deliver messages that fall due together newest first.
     :param tick: seconds between looks at the state.
+    :param retry_seconds: the waits before each retry of a failed attempt; then the message is given up.
     """
 
     state: SimulatorState
@@ -80,6 +83,7 @@ class WebhookSender:
     delay: float = 0.0
     out_of_order: bool = False
     tick: float = DEFAULT_TICK
+    retry_seconds: tuple[float, ...] = RETRY_SECONDS
     deliveries: list[dict] = field(default_factory=list)
     _completed: list[_Completed] = field(default_factory=list)
     _outbox: list[_Message] = field(default_factory=list)
@@ -93,6 +97,8 @@ class WebhookSender:
             raise ValueError("The webhook URL must start with http:// or https://.")
         if self.duplicates < 0 or self.delay < 0:
             raise ValueError("duplicates and delay must not be negative.")
+        if any(wait < 0 for wait in self.retry_seconds):
+            raise ValueError("retry_seconds must not be negative.")
         self.secret = self.secret or new_secret()
         self._signer = Webhook(self.secret)
 
@@ -118,6 +124,51 @@ class WebhookSender:
                 dataset, previous is None and changes is not None, modified, previous and previous.finish_at
             )
         )
+
+    def send_events(self, count: int, rate: float, company_id: str, data_type: str = "invoices") -> list[str]:
+        """Queue ``count`` ``read.completed`` messages for one company and data type, each with its own
+        ``webhook-id``, falling due ``rate`` a second from now (a steady stream); their webhook ids.
+
+        :param count: messages to send.
+        :param rate: messages per second.
+        :param company_id: the company every message names.
+        :param data_type: the data type every message names (modified, complete).
+        """
+        if count < 0 or rate <= 0:
+            raise ValueError("count must not be negative and rate must be positive.")
+        ids = []
+        with self.state.lock:
+            start = time.monotonic()
+            for number in range(count):
+                webhook_id = "msg_" + uuid.uuid4().hex
+                body = self._stream_body(company_id, data_type)
+                summary = {"eventType": "read.completed", "companyId": company_id, "dataTypes": [data_type]}
+                self._sequence += 1
+                due = start + number / rate
+                self._outbox.append(_Message(webhook_id, body, summary, due, sequence=self._sequence))
+                ids.append(webhook_id)
+        return ids
+
+    def _stream_body(self, company_id: str, data_type: str) -> str:
+        import json
+
+        connection = {
+            "connectionId": None,
+            "dataType": data_type,
+            "recordsModified": True,
+            "status": "Complete",
+        }
+        body = {
+            "id": str(uuid.uuid4()),
+            "eventType": "read.completed",
+            "generatedDate": fmt(self.state.clock.now()),
+            "payload": {
+                "referenceCompany": {"id": company_id},
+                "modifiedFromDate": None,
+                "dataTypes": [connection],
+            },
+        }
+        return json.dumps(body, separators=(",", ":"))
 
     def pending(self) -> int:
         """Messages not yet delivered nor given up, and syncs not yet turned into messages."""
@@ -235,8 +286,8 @@ class WebhookSender:
             self._in_flight -= 1
             self.deliveries.append(entry)
             del self.deliveries[:-_LOG_LIMIT]
-            if (status is None or not 200 <= status < 300) and message.attempt <= len(RETRY_SECONDS):
-                message.due = time.monotonic() + RETRY_SECONDS[message.attempt - 1]
+            if (status is None or not 200 <= status < 300) and message.attempt <= len(self.retry_seconds):
+                message.due = time.monotonic() + self.retry_seconds[message.attempt - 1]
                 self._outbox.append(message)
 
 
@@ -260,6 +311,7 @@ class WebhookControl:
         duplicates: int = 0,
         delay: float = 0.0,
         out_of_order: bool = False,
+        retry_seconds: list[float] | None = None,
     ) -> dict:
         """Deliver a signed ``read.completed`` to ``url`` whenever syncs finish (replaces any earlier setup).
         Returns ``{"url", "secret"}``: put the secret in the receiver's ``webhook_secret``.
@@ -269,10 +321,21 @@ class WebhookControl:
         :param duplicates: extra deliveries of each message (same webhook-id).
         :param delay: seconds between a sync finishing and its first delivery.
         :param out_of_order: deliver messages that fall due together newest first.
+        :param retry_seconds: waits before each retry of a failed attempt (default 1, 2 and 5 s; Codat's own
+            schedule runs for about 28 hours).
         """
         state = self.state
         stop_webhooks(state)
-        sender = WebhookSender(state, url, secret or "", int(duplicates), float(delay), bool(out_of_order))
+        retries = RETRY_SECONDS if retry_seconds is None else tuple(float(wait) for wait in retry_seconds)
+        sender = WebhookSender(
+            state,
+            url,
+            secret or "",
+            int(duplicates),
+            float(delay),
+            bool(out_of_order),
+            retry_seconds=retries,
+        )
         state.webhook_sender = sender.start()
         return {"url": sender.url, "secret": sender.secret}
 
@@ -299,9 +362,25 @@ class WebhookControl:
             time.sleep(0.05)
         return True
 
+    def send_webhook_events(
+        self, count: int, rate: float, company_id: str, data_type: str = "invoices"
+    ) -> list[str]:
+        """Send ``count`` ``read.completed`` messages at ``rate`` a second (see :meth:`WebhookSender.send_events`);
+        their webhook ids. Needs :meth:`configure_webhooks` first."""
+        sender = self.state.webhook_sender
+        if sender is None:
+            raise ValueError("configure_webhooks first: there is no webhook URL to send to.")
+        return sender.send_events(int(count), float(rate), str(company_id), str(data_type))
+
     def stop_webhooks(self) -> None:
         """Deliver no more webhooks."""
         stop_webhooks(self.state)
 
 
-WEBHOOK_OPERATIONS = ("configure_webhooks", "webhook_deliveries", "wait_for_webhooks", "stop_webhooks")
+WEBHOOK_OPERATIONS = (
+    "configure_webhooks",
+    "webhook_deliveries",
+    "wait_for_webhooks",
+    "send_webhook_events",
+    "stop_webhooks",
+)

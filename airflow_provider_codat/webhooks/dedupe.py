@@ -1,4 +1,5 @@
-"""Remember recent ``webhook-id`` values, so a message Codat delivers twice is acted on once."""
+"""Remember the ``webhook-id`` values this process stored recently: a repeat is answered without a database
+round trip. Only ids already durably stored go in (the database's constraint decides the rest)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,11 @@ class RecentIds(Expiring):
                 self._seen.popitem(last=False)
             return True
 
-    def discard(self, webhook_id: str) -> None:
-        """Forget ``webhook_id`` (its hand-off failed, so a retry must be let through)."""
+    def __contains__(self, webhook_id: object) -> bool:
+        """Whether ``webhook_id`` is remembered (and not expired)."""
         with self._lock:
-            self._seen.pop(webhook_id, None)
+            self._expire(self._clock())
+            return webhook_id in self._seen
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -12,8 +12,9 @@ from airflow.plugins_manager import AirflowPlugin
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.webhooks.dedupe import RecentIds
-from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
+from airflow_provider_codat.webhooks.drain import InboxDrainer
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
+from airflow_provider_codat.webhooks.requeue import RequeueWatcher
 from airflow_provider_codat.webhooks.secret import CachedVerifier
 
 URL_PREFIX = "/codat"
@@ -26,16 +27,19 @@ def _conn_id() -> str:
 
 
 def build_app():
-    """The receiver wired to Airflow: the Codat connection's secret, and asset events in the metadata DB."""
+    """The receiver wired to Airflow: the Codat connection's secret, deliveries stored in the metadata DB."""
     parts = ReceiverParts(
-        verifier=CachedVerifier(_conn_id()), publisher=AssetEventPublisher(), seen=RecentIds()
+        verifier=CachedVerifier(_conn_id()),
+        seen=RecentIds(),
+        drainer=InboxDrainer(watcher=RequeueWatcher()),
     )
     return create_receiver_app(parts)
 
 
 class CodatWebhooksPlugin(AirflowPlugin):
-    """``POST /codat/webhooks``: Codat's signed ``read.completed`` webhooks become asset events on
-    ``codat://{dataType}``, which start the DAGs scheduled on them (``dags/codat_on_change.py``)."""
+    """``POST /codat/webhooks``: Codat's signed webhooks become asset events: ``read.completed`` on
+    ``codat://{dataType}``, which start the DAGs scheduled on them (``dags/codat_on_change.py``), connection,
+    company and rate-limit events on their own assets (docs/webhooks.md)."""
 
     name = "codat_webhooks"
     fastapi_apps = [{"app": build_app(), "url_prefix": URL_PREFIX, "name": "Codat webhooks"}]

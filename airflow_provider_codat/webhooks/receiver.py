@@ -1,16 +1,17 @@
-"""``POST /webhooks``: take a signed Codat delivery, check it, and queue the asset events it stands for.
+"""``POST /webhooks``: take a signed Codat delivery, check it, store it, and only then answer.
 
 The order matters: the size is checked before the body is read in full, the headers and the timestamp before the
-signature, the signature (over the raw bytes) before anything is parsed, and the ``webhook-id`` is remembered
-only once the delivery is verified (a forged id can not block a real message). Answers are short and fixed:
+signature, the signature (over the raw bytes) before anything is parsed, and the delivery is stored (its inbox
+row: :mod:`.store`) before it is answered ``2xx``; the drainer writes its asset events (:mod:`.drain`). Codat treats a ``2xx`` as
+delivered for good, so nothing is answered ``2xx`` that a killed process could lose. Answers are short and fixed:
 they never repeat what was sent.
 
 =====  ==========================================================================================
-200    accepted (asset events queued), a duplicate, or an event type this receiver ignores
+200    stored, already stored (a duplicate), or an event type this receiver ignores
 400    missing or malformed webhook headers, or a verified body that is not a Codat event
 401    timestamp more than 5 minutes off, or a signature that does not match the secret
 413    body larger than the limit
-503    no usable secret configured yet, or the hand-off queue is full (Codat retries later)
+503    no usable secret yet, or the database failed or was too slow to store it (Codat retries)
 =====  ==========================================================================================
 """
 
@@ -20,6 +21,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -29,19 +31,20 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from airflow_provider_codat.errors import MalformedEventError, SecretUnavailableError
 from airflow_provider_codat.webhooks.dedupe import RecentIds
-from airflow_provider_codat.webhooks.events import (
-    READ_COMPLETED_EVENTS,
-    change_notices,
-    event_type_of,
-)
-from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
+from airflow_provider_codat.webhooks.deliveries import Delivery, delivery_of
+from airflow_provider_codat.webhooks.drain import InboxDrainer
+from airflow_provider_codat.webhooks.events import event_type_of
 from airflow_provider_codat.webhooks.secret import CachedVerifier
+from airflow_provider_codat.webhooks.store import Stored, store_delivery
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 TOLERANCE_SECONDS = 5 * 60
 SECRET_LOOKUP_TIMEOUT = 5.0
+# Codat waits 15 s for an answer; a store still running after this is answered 503 (its retry then finds the
+# row if the store did commit after all, and writes nothing twice).
+STORE_TIMEOUT = 10.0
 # Svix message ids look like msg_2Xb...; anything printable and short is accepted, nothing else.
 _WEBHOOK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _TIMESTAMP = re.compile(r"\d{1,12}")
@@ -52,15 +55,19 @@ class ReceiverParts:
     """What the app works with; tests and benchmarks pass their own.
 
     :param verifier: the signing secret's verifier, cached.
-    :param publisher: where accepted notices go.
-    :param seen: recent webhook ids.
+    :param seen: webhook ids this process stored recently.
+    :param store: stores a delivery durably (blocking; run in a worker thread), default :func:`store_delivery`.
+    :param drainer: woken when a delivery was stored, writes its asset events (``None``: off).
     :param max_body_bytes: larger bodies get 413.
+    :param store_timeout: seconds a store may take before the answer is 503.
     """
 
     verifier: CachedVerifier
-    publisher: AssetEventPublisher
     seen: RecentIds
+    store: Callable[[Delivery], Stored] = store_delivery
+    drainer: InboxDrainer | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    store_timeout: float = STORE_TIMEOUT
 
 
 def _answer(status: int, message: str) -> JSONResponse:
@@ -97,7 +104,7 @@ async def _verifier(parts: ReceiverParts) -> Webhook:
 def create_receiver_app(parts: ReceiverParts) -> FastAPI:
     """The FastAPI app the plugin mounts at ``/codat``: one route, ``POST /webhooks``.
 
-    :param parts: the verifier, publisher and id memory to use.
+    :param parts: the verifier, store and id memory to use.
     """
     app = FastAPI(
         title="Codat webhooks", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
@@ -139,25 +146,36 @@ def create_receiver_app(parts: ReceiverParts) -> FastAPI:
         except (WebhookVerificationError, UnicodeDecodeError, ValueError):
             # ValueError covers what the library lets through on junk: a part without "," or bad base64.
             return _answer(401, "signature does not match")
-        return _accept(parts, webhook_id, text)
+        return await _accept(parts, webhook_id, text)
 
     return app
 
 
-def _accept(parts: ReceiverParts, webhook_id: str, text: str) -> JSONResponse:
-    """Parse a verified body, drop duplicates, and queue its asset events."""
+async def _accept(parts: ReceiverParts, webhook_id: str, text: str) -> JSONResponse:
+    """Parse a verified body and store it before answering; repeats of stored ids cost no database call."""
     try:
         body = json.loads(text)
         event_type = event_type_of(body)
-        notices = change_notices(body, webhook_id) if event_type in READ_COMPLETED_EVENTS else None
+        delivery = delivery_of(body, event_type, webhook_id)
     except (ValueError, MalformedEventError) as exc:
         reason = str(exc) if isinstance(exc, MalformedEventError) else "the body is not JSON"
         return _answer(400, reason)
-    if notices is None:
+    if delivery is None:
         return JSONResponse({"status": 200, "message": "event type ignored"})
-    if not parts.seen.add(webhook_id):
+    if webhook_id in parts.seen:
         return JSONResponse({"status": 200, "message": "duplicate delivery ignored"})
-    if notices and not parts.publisher.submit(webhook_id, notices):
-        parts.seen.discard(webhook_id)
+    try:
+        with anyio.fail_after(parts.store_timeout):
+            stored = await anyio.to_thread.run_sync(parts.store, delivery, abandon_on_cancel=True)
+    except TimeoutError:
+        log.error("Codat webhook %s: storing it took over %ss; answered 503", webhook_id, parts.store_timeout)
         return _answer(503, "busy: deliver again later")
-    return JSONResponse({"status": 200, "message": "accepted", "asset_events": len(notices)})
+    except Exception:
+        log.exception("Codat webhook %s: storing it failed; answered 503 so that Codat retries", webhook_id)
+        return _answer(503, "could not store the delivery: deliver again later")
+    parts.seen.add(webhook_id)
+    if stored.duplicate:
+        return JSONResponse({"status": 200, "message": "duplicate delivery ignored"})
+    if parts.drainer is not None:
+        parts.drainer.wake()
+    return JSONResponse({"status": 200, "message": "accepted", "asset_events": len(delivery.notices)})

@@ -5,7 +5,7 @@ newest row's time and deletes the rows. An event on an asset whose row already e
 row but before the run was created, is left out of that run and has no row left to start another: it waits for
 some unrelated later event (apache/airflow#54659, #56050). Webhooks arrive in bursts, so this happens.
 
-The publisher calls :func:`requeue_unconsumed` for the events it wrote until each is consumed: an event that an
+:class:`RequeueWatcher` calls :func:`requeue_unconsumed` for the events the receiver wrote until each is consumed: an event that an
 unpaused DAG scheduled on its asset has not consumed, with no queue row pending for that pair, gets its row back,
 and the scheduler's next run takes it (its window starts at the previous run). Consumption and row deletion
 happen in one transaction, so a row is never added for an event a run is about to take.
@@ -14,9 +14,17 @@ happen in one transaction, so a row is never added for an event a run is about t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
+
+DEFAULT_FOLLOW_UP_SECONDS = 2.0
+DEFAULT_FOLLOW_UP_FOR = 3600.0
+
+# Given event ids, returns those still waiting to be consumed by a run.
+FollowUp = Callable[[Iterable[int]], "set[int]"]
 
 
 def requeue_unconsumed(event_ids: Iterable[int]) -> set[int]:
@@ -58,3 +66,71 @@ def requeue_unconsumed(event_ids: Iterable[int]) -> set[int]:
                         dag_id,
                     )
     return pending
+
+
+class RequeueWatcher:
+    """Follows up the asset events this process wrote: every ``every`` seconds, for up to ``watch_for``
+    seconds each, until a run consumed them. A daemon thread, started on first use.
+
+    The events themselves are already committed: a process that dies only stops this follow-up, which the
+    next event on the same asset (or the daily sync) makes up for.
+
+    :param follow_up: given event ids, re-queues what a run left out and returns the ids still pending
+        (default :func:`requeue_unconsumed`).
+    :param every: seconds between looks.
+    :param watch_for: seconds an event is followed at most.
+    """
+
+    def __init__(
+        self,
+        follow_up: FollowUp = requeue_unconsumed,
+        *,
+        every: float = DEFAULT_FOLLOW_UP_SECONDS,
+        watch_for: float = DEFAULT_FOLLOW_UP_FOR,
+    ) -> None:
+        self._follow_up = follow_up
+        self.every = every
+        self.watch_for = watch_for
+        self._pending: dict[int, float] = {}  # event id -> when written
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, event_ids: Iterable[int]) -> None:
+        """Follow these event ids up (no I/O)."""
+        ids = list(event_ids)
+        if not ids:
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._pending.update(dict.fromkeys(ids, now))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="codat-webhook-requeue", daemon=True)
+                self._thread.start()
+
+    def pending(self) -> set[int]:
+        """The event ids still followed."""
+        with self._lock:
+            return set(self._pending)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.every)
+            with self._lock:
+                ids = list(self._pending)
+            if ids:
+                self.check(ids)
+
+    def check(self, ids: list[int]) -> None:
+        """One look: keep following the ids still pending and younger than ``watch_for``."""
+        try:
+            still = self._follow_up(ids)
+        except Exception:
+            log.warning("Could not check whether Codat webhook asset events were consumed", exc_info=True)
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._pending = {
+                event_id: written
+                for event_id, written in self._pending.items()
+                if event_id not in ids or (event_id in still and now - written < self.watch_for)
+            }

@@ -156,6 +156,9 @@ def test_monthly_keeps_tokens_alive_and_reports_relinks(airflow_cli, codat_simul
     control = codat_simulator.control
     linked = control.linked_company_ids()
     [deauthorized] = control.deauthorized_company_ids()
+    [company] = [c for c in control.companies() if c["id"] == deauthorized]
+    [connection] = [x for x in company["connections"] if x["status"] == "Deauthorized"]
+    _announce_disconnection(airflow_cli, deauthorized, connection["id"])
     result = _run(airflow_cli, codat_simulator, "codat_sync_monthly", tmp_path)
     assert result.returncode == 0, result.output[-5000:]
     pairs = {(c, t) for c in linked for t in ("company", "taxRates", "chartOfAccounts")}
@@ -164,6 +167,44 @@ def test_monthly_keeps_tokens_alive_and_reports_relinks(airflow_cli, codat_simul
     report = result.xcom("relink_report")
     assert [(row["company_id"], row["status"]) for row in report] == [(deauthorized, "Deauthorized")]
     assert report[0]["link_url"]
+    # Codat's webhook announced it: the report says when (read from codat://connection-status).
+    assert report[0]["reported_as"] == "connection.disconnected" and report[0]["reported_at"]
+
+
+# A connection.disconnected delivery stored and drained the way the receiver does it.
+_ANNOUNCE = """
+import sys
+from airflow_provider_codat.webhooks.deliveries import delivery_of
+from airflow_provider_codat.webhooks.drain import drain_inbox
+from airflow_provider_codat.webhooks.store import store_delivery
+
+company, connection = sys.argv[1:3]
+body = {"eventType": "connection.disconnected", "generatedDate": "2026-11-26T10:00:00Z",
+        "payload": {"referenceCompany": {"id": company}, "connection": {"id": connection, "status": "Deauthorized"}}}
+store_delivery(delivery_of(body, "connection.disconnected", "msg_monthly_" + connection))
+created, _ = drain_inbox()
+assert created, "no event: the asset codat://connection-status is missing"
+"""
+
+
+def _announce_disconnection(airflow_cli, company_id: str, connection_id: str) -> None:
+    """A ``connection.disconnected`` stored in the test database, after the DAGs are serialised (so the asset
+    the monthly DAG's ``relink_report`` reads exists)."""
+    import subprocess
+    import sys
+
+    env = {"AIRFLOW__CORE__DAGS_FOLDER": str(DAGS)}
+    result = airflow_cli.run("dags", "reserialize", extra_env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stored = subprocess.run(
+        [sys.executable, "-c", _ANNOUNCE, company_id, connection_id],
+        env={**airflow_cli.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert stored.returncode == 0, stored.stdout + stored.stderr
 
 
 @pytest.mark.codat_simulator(**SIMULATOR)

@@ -1,4 +1,4 @@
-"""The simulator's webhooks, delivered over HTTP to the provider's real receiver (its writer records)."""
+"""The simulator's webhooks, delivered over HTTP to the provider's real receiver (its store records)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from airflow_provider_codat.simulator.server import serve_in_thread
 from airflow_provider_codat.webhooks.dedupe import RecentIds
-from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
 from airflow_provider_codat.webhooks.secret import CachedVerifier
+from airflow_provider_codat.webhooks.store import Stored
 from tests.simulator.cli import get_when_up, simulator_cli
 
 
@@ -24,18 +24,18 @@ class Receiver:
         self._lock = threading.Lock()
         self.parts = ReceiverParts(
             verifier=CachedVerifier(lookup=lambda conn_id: self.secret, ttl=0),
-            publisher=AssetEventPublisher(self._write),
             seen=RecentIds(),
+            store=self._store,
         )
         self.server, self.thread, base = serve_in_thread(create_receiver_app(self.parts))
         self.url = base + "/webhooks"
 
-    def _write(self, notices) -> None:
+    def _store(self, delivery) -> Stored:
         with self._lock:
-            self.notices.extend(notices)
+            self.notices.extend(delivery.notices)
+        return Stored(duplicate=False)
 
     def pairs(self) -> list[tuple[str, str]]:
-        self.parts.publisher.join()
         return [(n.extra["company_id"], n.extra["data_type"]) for n in self.notices]
 
     def stop(self) -> None:
@@ -155,6 +155,35 @@ def test_refused_deliveries_are_retried_with_the_same_id_and_a_fresh_signature(c
     assert [a["status"] for a in attempts] == [503, 200]
     assert attempts[0]["webhookId"] == attempts[1]["webhookId"]
     assert receiver.pairs() == [(company_id, "invoices")]
+
+
+@pytest.mark.codat_simulator(companies=1, records=5)
+def test_a_retry_schedule_of_its_own_is_followed_then_the_message_given_up(codat_simulator, receiver):
+    configure(codat_simulator, receiver, retry_seconds=[0.1, 0.1])
+    receiver.secret = None  # every attempt answered 503
+    control = codat_simulator.control
+    company_id = control.companies()[0]["id"]
+    control.mutate(company_id, "invoices", modified=1)
+    assert control.wait_for_webhooks(timeout=10)
+    attempts = control.webhook_deliveries()
+    assert [(a["attempt"], a["status"]) for a in attempts] == [(1, 503), (2, 503), (3, 503)]
+    with pytest.raises(ValueError, match="negative"):
+        control.configure_webhooks(receiver.url, retry_seconds=[-1])
+
+
+@pytest.mark.codat_simulator(companies=1, records=5)
+def test_a_steady_stream_sends_each_message_once_at_the_rate_asked(codat_simulator, receiver):
+    configure(codat_simulator, receiver)
+    control = codat_simulator.control
+    company_id = control.companies()[0]["id"]
+    ids = control.send_webhook_events(20, 20.0, company_id, "payments")
+    assert control.wait_for_webhooks(timeout=10)
+    attempts = control.webhook_deliveries()
+    assert sorted(a["webhookId"] for a in attempts) == sorted(ids) and len(set(ids)) == 20
+    assert all(a["status"] == 200 for a in attempts)
+    sent = sorted(a["sentAt"] for a in attempts)
+    assert sent[-1] - sent[0] >= 0.6  # 20 at 20 a second span ~0.95 s (in 0.2 s ticks), not one burst
+    assert receiver.pairs() == [(company_id, "payments")] * 20
 
 
 @pytest.mark.codat_simulator(companies=1, records=5)

@@ -1,6 +1,7 @@
 """The plugin's app against a real Airflow metadata database (SQLite, migrated): the secret comes from the
-``codat_default`` connection, a delivery becomes asset events that queue ``codat_on_change``, and events a run
-left out are queued again.
+``codat_default`` connection, a delivery is stored (inbox row and asset events) before it is answered and
+queues ``codat_on_change``, events a run left out are queued again, and processes racing on the same
+``webhook-id``s write each once.
 
 Runs the app in a subprocess with the test Airflow home's environment, as the API server would load it.
 """
@@ -13,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -33,8 +35,11 @@ DELIVER = textwrap.dedent(
     from standardwebhooks.webhooks import Webhook
     from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
 
+    from airflow_provider_codat.webhooks.drain import drain_inbox
+
     (mounted,) = CodatWebhooksPlugin.fastapi_apps
     app = mounted["app"]
+    app.state.parts.drainer = None  # drained below, in this thread, so the test knows when it is done
     body = sys.argv[1]
     now = datetime.now(tz=UTC)
     answers = []
@@ -45,7 +50,14 @@ DELIVER = textwrap.dedent(
             "webhook-signature": Webhook(sys.argv[2]).sign(webhook_id, now, body),
         }
         answers.append(TestClient(app).post("/webhooks", content=body, headers=headers).json())
-    assert app.state.parts.publisher.join(60), "asset events not written in time"
+    from sqlalchemy import func, select
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    with create_session() as session:
+        before_drain = session.scalar(select(func.count()).select_from(AssetEvent))
+    created, looked_at = drain_inbox()
+    assert (before_drain, len(created), looked_at) == (0, 2, 2), (before_drain, created, looked_at)
+    assert drain_inbox() == ([], 0)
 
     # A run that left the events out deletes the queue rows (apache/airflow#54659): the follow-up re-queues.
     from sqlalchemy import delete, select
@@ -85,7 +97,6 @@ DELIVER_AGAIN = textwrap.dedent(
         "webhook-signature": Webhook(secret).sign(webhook_id, now, body),
     }
     answer = TestClient(app).post("/webhooks", content=body, headers=headers).json()
-    assert app.state.parts.publisher.join(60), "asset events not written in time"
     print(json.dumps(answer))
     """
 )
@@ -98,10 +109,10 @@ def own_airflow(tmp_path_factory) -> AirflowCLI:
     return AirflowCLI.create(tmp_path_factory.mktemp("webhooks-airflow-home"))
 
 
-def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database(own_airflow, tmp_path):
-    airflow_cli = own_airflow
-    dags = tmp_path / "dags"
-    dags.mkdir()
+@pytest.fixture(scope="module")
+def on_change_env(own_airflow, tmp_path_factory) -> dict[str, str]:
+    """``codat_on_change`` serialised and unpaused (so its ``codat://`` assets exist); the environment."""
+    dags = tmp_path_factory.mktemp("dags")
     shutil.copy(DAG_FILE, dags / DAG_FILE.name)
     env = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
@@ -110,8 +121,13 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
         ),
     }
     for command in (("dags", "reserialize"), ("dags", "unpause", "codat_on_change")):
-        result = airflow_cli.run(*command, extra_env=env, timeout=300)
+        result = own_airflow.run(*command, extra_env=env, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
+    return env
+
+
+def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database(own_airflow, on_change_env):
+    airflow_cli, env = own_airflow, on_change_env
     body = json.dumps(
         {
             "id": "743ec94a-8aa4-44bb-8bd4-e1855ee0e74b",
@@ -169,9 +185,99 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
     assert result["pending"] == result["again"] == sorted(result["ids"])
     assert result["rows"] == ["codat_on_change"]
 
-    # Codat's retry of msg_db_1 reaches another API server process: answered, but no second event.
+    # Codat's retry of msg_db_1 reaches another API server process: the inbox's key says it is stored.
     answer, _ = api_server_process(DELIVER_AGAIN, body, SECRET, "msg_db_1")
-    assert answer["message"] == "accepted"
+    assert answer["message"] == "duplicate delivery ignored"
     with sqlite3.connect(airflow_cli.db_path) as db:
         count = db.execute("select count(*) from asset_event").fetchone()[0]
+        inbox = db.execute(
+            "select webhook_id, event_type, company_id, asset_events from codat_webhook_inbox"
+        ).fetchall()
     assert count == len(events) == 2
+    assert sorted(inbox) == [
+        ("msg_db_1", "read.completed", COMPANY, 1),
+        ("msg_db_2", "read.completed", COMPANY, 1),
+    ]
+
+
+# Several threads in each of several processes store the same deliveries at once, as API server workers and
+# replicas receiving Codat's duplicates would: the inbox's primary key lets one of them write each.
+RACE = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    from airflow_provider_codat.datatypes import get_data_type
+    from airflow_provider_codat.webhooks.deliveries import Delivery
+    from airflow_provider_codat.webhooks.events import ChangeNotice
+    from airflow_provider_codat.values import CompanyId
+    from airflow_provider_codat.webhooks.store import store_delivery
+
+    company, count, go = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    from sqlalchemy.exc import OperationalError
+    from airflow_provider_codat.webhooks.drain import drain_inbox
+
+    results, barrier = [], threading.Barrier(3)
+
+    def store_all(offset):
+        barrier.wait()
+        for number in range(count):
+            webhook_id = f"msg_race_{(number + offset) % count}"  # each thread starts elsewhere
+            extra = {"source": "codat-webhook", "webhook_id": webhook_id, "company_id": company,
+                     "data_type": "invoices"}
+            notice = ChangeNotice(CompanyId.parse(company), get_data_type("invoices"), extra)
+            delivery = Delivery(webhook_id, "read.completed", company, [notice])
+            results.append(not store_delivery(delivery).duplicate)
+            # Every thread drains too, as every API server process does: SQLite refuses a second writer
+            # now and then ("database is locked"), which a drainer meets by trying again later.
+            for _ in range(50):
+                try:
+                    drain_inbox(5)
+                    break
+                except OperationalError:
+                    time.sleep(0.05)
+
+    time.sleep(max(0.0, go - time.time()))
+    threads = [threading.Thread(target=store_all, args=(n * 5,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    while True:  # whatever a locked database left undrained
+        try:
+            if drain_inbox(50)[1] == 0:
+                break
+        except OperationalError:
+            time.sleep(0.05)
+    print(json.dumps(sum(results)))
+    """
+)
+
+
+def test_processes_racing_on_the_same_webhook_ids_write_each_once(own_airflow, on_change_env):
+    count = 15
+    env = {**own_airflow.env, **on_change_env}
+    go = time.time() + 6  # every process imports Airflow first, then all start together
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, COMPANY, str(count), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
+    stored = sum(json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    with sqlite3.connect(own_airflow.db_path) as db:
+        per_id = db.execute(
+            "select json_extract(extra, '$.webhook_id'), count(*) from asset_event "
+            "where json_extract(extra, '$.webhook_id') like 'msg_race_%' group by 1"
+        ).fetchall()
+        rows = db.execute(
+            "select count(*) from codat_webhook_inbox where webhook_id like 'msg_race_%'"
+        ).fetchone()
+    assert stored == count  # 6 attempts per id, one "stored" each; every thread drained after its last
+
+    assert len(per_id) == count and {n for _, n in per_id} == {1}
+    assert rows == (count,)

@@ -15,9 +15,9 @@ from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.values import CompanyId
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE
-from airflow_provider_codat.webhooks.publisher import AssetEventPublisher
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
 from airflow_provider_codat.webhooks.secret import CachedVerifier
+from airflow_provider_codat.webhooks.store import Stored
 from tests.moments import MOMENTS
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -57,17 +57,30 @@ def signed(body: dict | bytes, webhook_id: str = "msg_1", secret: str = SECRET, 
 
 
 class Recorder:
-    """A writer that keeps what it was given (and can fail a number of times first)."""
+    """A store that keeps what it was given, one entry per webhook-id as the inbox's key does (and can fail,
+    or take its time, first)."""
 
-    def __init__(self, failures: int = 0) -> None:
-        self.batches: list[list] = []
+    def __init__(self, failures: int = 0, delay: float = 0.0) -> None:
+        self.deliveries: list = []
         self.failures = failures
+        self.delay = delay
+        self.calls = 0
 
-    def __call__(self, notices) -> None:
+    def __call__(self, delivery) -> Stored:
+        self.calls += 1
+        time.sleep(self.delay)
         if self.failures:
             self.failures -= 1
             raise RuntimeError("database is down")
-        self.batches.append(list(notices))
+        if any(d.webhook_id == delivery.webhook_id for d in self.deliveries):
+            return Stored(duplicate=True)
+        self.deliveries.append(delivery)
+        return Stored(duplicate=False)
+
+    @property
+    def batches(self) -> list[list]:
+        """The notices of each stored delivery that had any."""
+        return [list(d.notices) for d in self.deliveries if d.notices]
 
 
 @pytest.fixture
@@ -87,10 +100,7 @@ def parts(written, lookups):
         return SECRET
 
     return ReceiverParts(
-        verifier=CachedVerifier(lookup=lookup),
-        publisher=AssetEventPublisher(written, backoff=0.01),
-        seen=RecentIds(),
-        max_body_bytes=4096,
+        verifier=CachedVerifier(lookup=lookup), seen=RecentIds(), store=written, max_body_bytes=4096
     )
 
 
@@ -99,12 +109,10 @@ def client(parts):
     return TestClient(create_receiver_app(parts))
 
 
-def client_with(lookup=lambda conn_id: SECRET, writer=None, **publisher_options):
-    """A client of a receiver whose secret comes from ``lookup`` and whose notices go to ``writer``."""
+def client_with(lookup=lambda conn_id: SECRET, store=None, **options):
+    """A client of a receiver whose secret comes from ``lookup`` and whose deliveries go to ``store``."""
     parts = ReceiverParts(
-        verifier=CachedVerifier(lookup=lookup),
-        publisher=AssetEventPublisher(writer or Recorder(), **publisher_options),
-        seen=RecentIds(),
+        verifier=CachedVerifier(lookup=lookup), seen=RecentIds(), store=store or Recorder(), **options
     )
     return TestClient(create_receiver_app(parts)), parts
 
@@ -124,7 +132,6 @@ def test_a_signed_read_completed_becomes_one_asset_event_per_changed_complete_ty
     response = post(client, *signed(body, "msg_a"))
     assert response.status_code == 200, response.text
     assert response.json()["asset_events"] == 2
-    assert parts.publisher.join()
     (batch,) = written.batches
     assert [n.asset_uri for n in batch] == ["codat://invoices", "codat://payments"]
     assert batch[0].extra == {
@@ -145,7 +152,6 @@ def test_notices_carry_the_checked_values_and_extras_of_plain_strings(client, pa
 
     body = read_completed(summary("invoices"), company=COMPANY.upper())
     assert post(client, *signed(body, "msg_typed")).is_success
-    assert parts.publisher.join()
     (notice,) = written.batches[0]
     assert isinstance(notice.company_id, CompanyId) and notice.company_id == COMPANY
     assert notice.data_type is get_data_type("invoices")
@@ -158,7 +164,6 @@ def test_the_initial_read_counts_too(client, parts, written):
     assert post(
         client, *signed(read_completed(summary("invoices"), event_type="read.completed.initial"))
     ).is_success
-    assert parts.publisher.join()
     assert written.batches[0][0].extra["event_type"] == "read.completed.initial"
 
 
@@ -169,7 +174,6 @@ def test_a_duplicate_webhook_id_is_acted_on_once_even_when_re_signed_later(clien
     assert first.json()["message"] == "accepted"
     assert again.status_code == 200 and again.json()["message"] == "duplicate delivery ignored"
     assert post(client, *signed(body, "msg_other")).json()["message"] == "accepted"
-    assert parts.publisher.join()
     assert [batch[0].extra["webhook_id"] for batch in written.batches] == ["msg_dup", "msg_other"]
 
 
@@ -318,14 +322,12 @@ def test_other_event_types_get_a_2xx_and_are_ignored(client, parts, written, eve
     response = post(client, *signed(body))
     assert response.status_code == 200
     assert response.json()["message"] == "event type ignored"
-    assert parts.publisher.join()
     assert written.batches == []
 
 
 def test_a_read_with_nothing_changed_is_accepted_and_creates_nothing(client, parts, written):
     response = post(client, *signed(read_completed(summary("invoices", modified=False))))
     assert response.json() == {"status": 200, "message": "accepted", "asset_events": 0}
-    assert parts.publisher.join()
     assert written.batches == []
 
 
@@ -368,59 +370,56 @@ def test_a_slow_secret_lookup_answers_503_within_seconds(monkeypatch):
     assert time.monotonic() - started < 1.5
 
 
-def test_a_slow_database_does_not_slow_the_answer():
-    def slow_writer(notices):
-        time.sleep(1.0)
-
-    client, _ = client_with(writer=slow_writer)
-    started = time.monotonic()
-    for number in range(3):
-        assert post(client, *signed(read_completed(summary("invoices")), f"msg_{number}")).status_code == 200
-    assert time.monotonic() - started < 2.5  # written in line, the three answers would take 3 s
-
-
-def test_a_full_queue_answers_503_and_lets_the_retry_through():
-    import threading
-
-    release = threading.Event()
-    written = []
-
-    def blocked_writer(notices):
-        release.wait(5)
-        written.append(notices)
-
-    client, parts = client_with(writer=blocked_writer, max_queued=1)
-    body = read_completed(summary("invoices"))
-    statuses = [post(client, *signed(body, f"msg_{n}")).status_code for n in range(3)]
-    assert statuses[-1] == 503
-    release.set()
-    assert parts.publisher.join()
-    # The refused id was forgotten: Codat's retry of it is accepted.
-    assert post(client, *signed(body, "msg_2")).json()["message"] == "accepted"
-
-
-def test_failed_writes_are_retried_then_succeed(parts):
-    recorder = Recorder(failures=2)
-    parts.publisher = AssetEventPublisher(recorder, backoff=0.01)
-    client = TestClient(create_receiver_app(parts))
-    assert post(client, *signed(read_completed(summary("invoices")))).status_code == 200
-    assert parts.publisher.join()
-    assert len(recorder.batches) == 1 and parts.publisher.written == 1
-
-
-def test_writes_that_keep_failing_are_dropped_with_an_error(caplog):
-    publisher = AssetEventPublisher(Recorder(failures=10), attempts=3, backoff=0.01)
+def test_a_failed_store_answers_503_and_codats_retry_is_stored(caplog):
+    store = Recorder(failures=1)
+    client, _ = client_with(store=store)
+    raw, headers = signed(read_completed(summary("invoices")), "msg_down")
     with caplog.at_level(logging.ERROR):
-        assert publisher.submit("msg_z", ["notice"])
-        assert publisher.join()
-    assert publisher.dropped == 1
-    assert "daily sync DAG" in caplog.text
+        assert post(client, raw, headers).status_code == 503
+    assert "msg_down" in caplog.text and store.deliveries == []
+    # Not remembered as seen: the retry goes to the database again, and lands.
+    assert (
+        post(client, *signed(read_completed(summary("invoices")), "msg_down")).json()["message"] == "accepted"
+    )
+    assert [d.webhook_id for d in store.deliveries] == ["msg_down"]
+
+
+def test_a_store_slower_than_the_timeout_answers_503_in_time_and_its_retry_finds_it_stored():
+    store = Recorder(delay=1.0)
+    client, _ = client_with(store=store, store_timeout=0.2)
+    body = read_completed(summary("invoices"))
+    started = time.monotonic()
+    assert post(client, *signed(body, "msg_slow")).status_code == 503
+    assert time.monotonic() - started < 0.9
+    # The abandoned store committed after all: the retry is answered 2xx and writes nothing again.
+    store.delay = 0.0
+    time.sleep(1.0)
+    assert post(client, *signed(body, "msg_slow")).json()["message"] == "duplicate delivery ignored"
+    assert len(store.deliveries) == 1
+
+
+def test_a_delivery_another_process_stored_is_answered_2xx_as_a_duplicate():
+    store = Recorder()
+    first, _ = client_with(store=store)
+    second, _ = client_with(store=store)  # its own id memory: only the store knows
+    body = read_completed(summary("invoices"))
+    assert post(first, *signed(body, "msg_twice")).json()["message"] == "accepted"
+    assert post(second, *signed(body, "msg_twice")).json()["message"] == "duplicate delivery ignored"
+    assert store.calls == 2 and len(store.deliveries) == 1
+
+
+def test_a_repeat_of_an_id_this_process_stored_costs_no_store_call(client, written):
+    body = read_completed(summary("invoices"))
+    for _ in range(3):
+        assert post(client, *signed(body, "msg_rep")).status_code == 200
+    assert written.calls == 1
 
 
 def test_the_id_memory_forgets_after_its_ttl_and_stays_bounded():
     now = [0.0]
     seen = RecentIds(ttl=10, max_ids=3, clock=lambda: now[0])
     assert seen.add("a") and not seen.add("a")
+    assert "a" in seen and "b" not in seen
     now[0] = 11
     assert seen.add("a")
     for name in "bcde":
@@ -439,3 +438,96 @@ def test_the_plugin_mounts_the_receiver_at_codat_on_airflows_api_server():
     assert mounted is CodatWebhooksPlugin.fastapi_apps[0]
     routes = {(route.path, tuple(sorted(route.methods))) for route in mounted["app"].routes}
     assert ("/webhooks", ("POST",)) in routes
+
+
+def connection_event(event_type: str, status: str = "Deauthorized", company: str = COMPANY) -> dict:
+    return {
+        "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
+        "eventType": event_type,
+        "generatedDate": "2026-11-26T10:00:00Z",
+        "payload": {
+            "referenceCompany": {"id": company, "name": "Bluebell Bakery"},
+            "connection": {
+                "id": CONNECTION,
+                "status": status,
+                "platformName": "Xero",
+                "linkUrl": "https://link.codat.io/x",
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "event_type", ["connection.disconnected", "connection.failed", "connection.reconnected"]
+)
+def test_connection_problems_become_an_event_on_the_connection_status_asset(client, written, event_type):
+    response = post(client, *signed(connection_event(event_type), "msg_conn"))
+    assert response.json() == {"status": 200, "message": "accepted", "asset_events": 1}
+    ((notice,),) = written.batches
+    assert notice.asset_uri == "codat://connection-status"
+    assert notice.extra == {
+        "source": EVENT_SOURCE,
+        "webhook_id": "msg_conn",
+        "event_type": event_type,
+        "company_id": COMPANY,
+        "company_name": "Bluebell Bakery",
+        "connection_id": CONNECTION,
+        "platform": "Xero",
+        "status": "Deauthorized",
+        "link_url": "https://link.codat.io/x",
+        "generated_date": "2026-11-26T10:00:00Z",
+    }
+    assert written.deliveries[0].company_id == COMPANY
+
+
+def test_a_deleted_company_becomes_an_event_on_the_deleted_companies_asset(client, written):
+    body = {
+        "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
+        "eventType": "company.deleted",
+        "generatedDate": "2026-11-26T10:00:00Z",
+        "payload": {"id": COMPANY.upper(), "name": "Bluebell Bakery", "dataConnections": []},
+    }
+    assert post(client, *signed(body, "msg_del")).status_code == 200
+    ((notice,),) = written.batches
+    assert notice.asset_uri == "codat://deleted-companies"
+    assert notice.extra["company_id"] == COMPANY and notice.extra["deleted_at"] == "2026-11-26T10:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "reached"), [("client.rateLimit.reached", True), ("client.rateLimit.reset", False)]
+)
+def test_rate_limit_events_are_noted_and_stored_on_the_rate_limit_asset(
+    client, written, caplog, event_type, reached
+):
+    body = {
+        "id": "743ec94a-8aa4-44bb-8bd4-e1855ee0e74b",
+        "eventType": event_type,
+        "generatedDate": "2026-11-26T10:00:00Z",
+        "payload": {
+            "dailyQuota": 12000,
+            "quotaRemaining": 0 if reached else 12000,
+            "expiryDate": "2026-11-27T00:00:00Z",
+        },
+    }
+    with caplog.at_level(logging.INFO):
+        assert post(client, *signed(body, "msg_rate")).status_code == 200
+    ((notice,),) = written.batches
+    assert notice.asset_uri == "codat://rate-limit"
+    assert notice.extra["reached"] is reached and notice.extra["daily_quota"] == 12000
+    assert written.deliveries[0].company_id is None
+    assert ("used up" in caplog.text) is reached
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        connection_event("connection.disconnected", company="not-a-uuid"),
+        {"eventType": "connection.failed", "payload": "nope"},
+        {"eventType": "company.deleted", "payload": {"id": "not-a-uuid"}},
+    ],
+    ids=["bad-company", "payload-string", "deleted-bad-company"],
+)
+def test_malformed_status_events_get_400_and_store_nothing(client, written, body):
+    response = post(client, *signed(body))
+    assert response.status_code == 400
+    assert "not-a-uuid" not in response.text and written.deliveries == []
