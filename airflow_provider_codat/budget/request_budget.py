@@ -213,6 +213,7 @@ class RequestBudget:
         if (
             last is None
             or last.resets_at != quota.resets_at
+            or quota.remaining > last.remaining  # renewed: every process may start again
             or quota.remaining <= 2 * reserve
             or now - last.observed_at >= QUOTA_READ_EVERY
         ):

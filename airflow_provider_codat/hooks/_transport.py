@@ -395,7 +395,7 @@ def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _reset_time(value: str | None) -> float | None:
+def reset_epoch(value: str | None) -> float | None:
     """Epoch seconds of ``X-Rate-Limit-Reset`` (an ISO 8601 or HTTP date); ``None`` when absent or unreadable."""
     if not value:
         return None
@@ -414,7 +414,7 @@ def quota_from(headers: httpx.Headers) -> Quota | None:
     return Quota(
         limit=_int(headers.get("x-rate-limit-limit")),
         remaining=remaining,
-        resets_at=_reset_time(headers.get("x-rate-limit-reset")),
+        resets_at=reset_epoch(headers.get("x-rate-limit-reset")),
         observed_at=time.time(),
     )
 

@@ -3,12 +3,15 @@ was renewed.
 
 :func:`note_rate_limit_event` is the one place these land in the receiver: it logs them and returns the
 ``codat://rate-limit`` asset event that the receiver stores with the delivery (so every process, and any task
-declaring the asset as an inlet, can see the latest state). The shared request budget hooks in here.
+declaring the asset as an inlet, can see the latest state). :func:`feed_budget` then tells the shared request
+budget (:mod:`airflow_provider_codat.budget`): a quota used up stops every worker's requests until its reset at
+once, without each finding out by a 429 first; a reset lets them start again before any answer says so.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from airflow_provider_codat.assets import RATE_LIMIT_URI
@@ -50,3 +53,30 @@ def note_rate_limit_event(body: dict[str, Any], common: dict[str, Any]) -> Statu
     else:
         log.info("Codat says the client's request quota was reset (%s remaining)", extra["quota_remaining"])
     return StatusNotice(RATE_LIMIT_URI, extra)
+
+
+def feed_budget(extra: dict[str, Any], conn_id: str) -> None:
+    """Note the quota a rate-limit event reports in the request budget of connection ``conn_id`` (read as the
+    webhook secret is). A failure is logged, never raised: the delivery is stored already.
+
+    :param extra: the event's asset event extra (:func:`note_rate_limit_event`).
+    """
+    from airflow.models.connection import Connection
+
+    from airflow_provider_codat.budget import Quota, budget_for, budget_settings_from
+    from airflow_provider_codat.hooks._transport import base_url_from, reset_epoch
+
+    try:
+        connection = Connection.get_connection_from_secrets(conn_id)
+        settings = budget_settings_from(
+            connection.extra_dejson, conn_id, base_url_from(connection.host, connection.port)
+        )
+        remaining = 0 if extra["reached"] else extra["quota_remaining"]
+        if remaining is None:
+            return  # a reset that does not say how many are left: the next answer will
+        quota = Quota(extra["daily_quota"], remaining, reset_epoch(extra["expiry_date"]), time.time())
+        budget_for(settings).note(quota)
+    except Exception:
+        log.exception(
+            "Codat rate-limit event %s: the request budget could not be told", extra.get("webhook_id")
+        )

@@ -34,6 +34,7 @@ from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.deliveries import Delivery, delivery_of
 from airflow_provider_codat.webhooks.drain import InboxDrainer
 from airflow_provider_codat.webhooks.events import event_type_of
+from airflow_provider_codat.webhooks.rate_limit_events import RATE_LIMIT_EVENTS, feed_budget
 from airflow_provider_codat.webhooks.secret import CachedVerifier
 from airflow_provider_codat.webhooks.store import Stored, store_delivery
 
@@ -178,4 +179,6 @@ async def _accept(parts: ReceiverParts, webhook_id: str, text: str) -> JSONRespo
         return JSONResponse({"status": 200, "message": "duplicate delivery ignored"})
     if parts.drainer is not None:
         parts.drainer.wake()
+    if delivery.event_type in RATE_LIMIT_EVENTS:
+        await anyio.to_thread.run_sync(feed_budget, delivery.notices[0].extra, parts.verifier.conn_id)
     return JSONResponse({"status": 200, "message": "accepted", "asset_events": len(delivery.notices)})

@@ -531,3 +531,24 @@ def test_malformed_status_events_get_400_and_store_nothing(client, written, body
     response = post(client, *signed(body))
     assert response.status_code == 400
     assert "not-a-uuid" not in response.text and written.deliveries == []
+
+
+def test_rate_limit_events_tell_the_shared_request_budget(client, monkeypatch):
+    """A quota used up stops every request of the deployment at once, and its reset lets them go again."""
+    from airflow_provider_codat.budget import budget_for, budget_settings_from
+    from airflow_provider_codat.errors import CodatQuotaExhaustedError
+
+    monkeypatch.setenv("AIRFLOW_CONN_CODAT_DEFAULT", '{"conn_type": "codat", "password": "key"}')
+    budget = budget_for(budget_settings_from({}, "codat_default", "https://api.codat.io"))
+    def event(event_type: str, remaining: int, webhook_id: str, expires_in: float) -> None:
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expires_in))
+        payload = {"dailyQuota": 12000, "quotaRemaining": remaining, "expiryDate": expiry}
+        body = {"id": webhook_id, "eventType": event_type, "generatedDate": expiry, "payload": payload}
+        assert post(client, *signed(body, webhook_id)).status_code == 200
+        budget._quota = (float("-inf"), None)  # look at the store again, as another process would
+
+    event("client.rateLimit.reached", 0, "msg_reached", 3600)
+    with pytest.raises(CodatQuotaExhaustedError, match="used up"):
+        budget.check_quota(starts_work=False, method="GET", path="/companies")
+    event("client.rateLimit.reset", 11993, "msg_reset", 3600 + 86400)
+    budget.check_quota(starts_work=True, method="GET", path="/companies")
