@@ -540,6 +540,7 @@ def test_rate_limit_events_tell_the_shared_request_budget(client, monkeypatch):
 
     monkeypatch.setenv("AIRFLOW_CONN_CODAT_DEFAULT", '{"conn_type": "codat", "password": "key"}')
     budget = budget_for(budget_settings_from({}, "codat_default", "https://api.codat.io"))
+
     def event(event_type: str, remaining: int, webhook_id: str, expires_in: float) -> None:
         expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expires_in))
         payload = {"dailyQuota": 12000, "quotaRemaining": remaining, "expiryDate": expiry}
