@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +43,48 @@ def spec_path(template: str) -> str:
         .replace("{connection_id}", "{connectionId}")
         .replace("{account_id}", "{accountId}")
     )
+
+
+LENDING = "Codat-Lending.json"
+
+
+def resolve(spec: dict, node: dict) -> dict:
+    """``node`` with its ``$ref`` (JSON pointers into ``spec``) followed until none is left."""
+    while isinstance(node, dict) and "$ref" in node:
+        target = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        node = target
+    return node
+
+
+def properties(spec: dict, schema: dict) -> dict[str, dict]:
+    """The properties of ``schema``, its ``allOf`` parts merged in order."""
+    schema = resolve(spec, schema)
+    found: dict[str, dict] = {}
+    for part in schema.get("allOf", []):
+        found.update(properties(spec, part))
+    found.update(schema.get("properties", {}))
+    return found
+
+
+def record_properties(spec: dict, read_path: str, is_array: Callable[[dict], bool]) -> dict[str, dict] | None:
+    """The properties of one record that a catalogue read path returns (a page's ``results`` when
+    ``is_array`` says the results are a list); ``None`` when the spec has no such read."""
+    operation = spec["paths"].get(spec_path(read_path), {}).get("get")
+    if operation is None:
+        return None
+    response = resolve(spec, operation["responses"]["200"])
+    found = properties(spec, response["content"]["application/json"]["schema"])
+    results = found.get("results")
+    if results is not None and is_array(results):  # a page: the records are its results
+        found = properties(spec, resolve(spec, results)["items"])
+    return found
+
+
+def write_per_type(path: str | Path, by_type: dict[str, Any]) -> None:
+    """Write ``{data_type: fields}`` as JSON, one data type a line (readable diffs after a spec update)."""
+    lines = [f"{json.dumps(key)}: {json.dumps(fields)}" for key, fields in by_type.items()]
+    Path(path).write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    print(f"wrote {path}")

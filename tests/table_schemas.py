@@ -13,14 +13,13 @@ deep: kept as JSON text), ``{"struct": [[name, type], ...]}`` or ``{"list": type
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from airflow_provider_codat.datatypes import CATALOGUE
 from airflow_provider_codat.tables.schema import SCHEMAS_FILE
-from tests.lineage_fields import LENDING, _properties, _resolve
-from tests.oas import load_spec, spec_path
+from tests.oas import LENDING, load_spec, record_properties, write_per_type
+from tests.oas import properties as _properties
+from tests.oas import resolve as _resolve
 
 _MAX_DEPTH = 5  # deeper (or self-referencing) objects are kept as JSON text
 _DATE_REF = "#/components/schemas/DateTime"
@@ -80,16 +79,12 @@ def field_type(spec: dict, node: dict, depth: int = 0, seen: tuple = ()) -> Any:
 
 def record_schema(spec: dict, data_type: str) -> list[list[Any]] | None:
     """``[[field, type], ...]`` of one record of ``data_type``; ``None`` when the spec has no read for it."""
-    operation = spec["paths"].get(spec_path(CATALOGUE[data_type].path), {}).get("get")
-    if operation is None:
+    found = record_properties(
+        spec, CATALOGUE[data_type].path, lambda results: _resolve(spec, results).get("type") == "array"
+    )
+    if found is None:
         return None
-    response = _resolve(spec, operation["responses"]["200"])
-    schema = response["content"]["application/json"]["schema"]
-    properties = _properties(spec, schema)
-    results = properties.get("results")
-    if results is not None and _resolve(spec, results).get("type") == "array":  # a page of records
-        properties = _properties(spec, _resolve(spec, results)["items"])
-    return [[name, field_type(spec, value, 1)] for name, value in properties.items()]
+    return [[name, field_type(spec, value, 1)] for name, value in found.items()]
 
 
 def all_schemas() -> dict[str, list[list[Any]]]:
@@ -100,9 +95,7 @@ def all_schemas() -> dict[str, list[list[Any]]]:
 
 
 def main() -> None:
-    lines = [f"{json.dumps(key)}: {json.dumps(fields)}" for key, fields in all_schemas().items()]
-    Path(SCHEMAS_FILE).write_text("{\n" + ",\n".join(lines) + "\n}\n")  # one data type a line
-    print(f"wrote {SCHEMAS_FILE}")
+    write_per_type(SCHEMAS_FILE, all_schemas())
 
 
 if __name__ == "__main__":
