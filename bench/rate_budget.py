@@ -31,23 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT))
-
-from stack import Stack  # noqa: E402
-
-DAG_ID = "codat_sync_daily"
-SYNC_SECONDS = 2.0
-RECORDS = 20
-
-
-def control(stack: Stack, operation: str, **kwargs):
-    response = httpx.post(f"{stack.simulator_url}/_simulator/{operation}", json=kwargs, timeout=120)
-    response.raise_for_status()
-    return response.json()["result"]
+from stack_setup import DAG_ID, RECORDS, SYNC_SECONDS, Stack, control
 
 
 def busiest(times: list[float], window: float = 60.0) -> int:
@@ -105,10 +89,10 @@ def paused_for_quota(stack: Stack) -> int:
 
 
 def measure(stack: Stack, label: str, company_ids: list[str], limit: int, timeout: float) -> dict:
-    control(stack, "reset_request_log")
+    control(stack.simulator_url, "reset_request_log")
     before = paused_for_quota(stack)
     state, tis, wall = run_dag(stack, company_ids, timeout)
-    log = control(stack, "request_log")
+    log = control(stack.simulator_url, "request_log")
     times = [entry["time"] for entry in log]
     minutes = full_minutes(times)
     rejected: dict[str, int] = {}
@@ -149,17 +133,17 @@ def one_round(args, round_number: int) -> list[dict]:
     rows = []
     try:
         stack.start(timeout=300)
-        control(stack, "set_rate_limits", requests_per_minute=args.limit)
+        control(stack.simulator_url, "set_rate_limits", requests_per_minute=args.limit)
         api = stack.api()
         while api.get(f"/dags/{DAG_ID}").status_code != 200:
             time.sleep(2)
         api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
-        company_ids = control(stack, "linked_company_ids")[: args.companies]
+        company_ids = control(stack.simulator_url, "linked_company_ids")[: args.companies]
         rows.append(measure(stack, "minute", company_ids, args.limit, args.timeout))
         # A quota that runs out about three times in the run, each time well before the period ends.
         needed, per_period = rows[-1]["requests"], int(args.limit * args.share * args.quota_period / 60)
         control(
-            stack,
+            stack.simulator_url,
             "set_rate_limits",
             daily_quota=max(args.reserve + 20, min(needed // 3, per_period // 2)),
             quota_period_seconds=args.quota_period,

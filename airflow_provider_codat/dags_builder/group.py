@@ -3,8 +3,9 @@
 ``batches`` decides who, and how many per task (past Airflow's ``max_map_length`` each task takes a batch of
 companies); ``sync`` is one :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator` per
 company, labelled with its name; ``summary`` totals the run; ``tables`` (unless ``tables=False``) merges what
-every company landed into each data type's current-state table, one commit per type (docs/tables.md). A company whose refresh, sync or extract fails
-fails its own task and the ``summary``, naming the data types and Codat's message; the others are committed.
+every company landed into each data type's current-state table, one commit per type (docs/tables.md). A company
+whose refresh, sync or extract fails fails its own task and the ``summary``, naming the data types and Codat's
+message; the others are committed.
 """
 
 from __future__ import annotations
@@ -138,18 +139,23 @@ def codat_sync_task_group(
         ).expand_kwargs(work)
         summary(work, synced.output)
         if tables:
-            # all_done: the companies that landed are merged even when another company failed.
-            merged = CodatMergeTablesOperator(
-                task_id="tables",
-                data_types=chosen,
-                companies=work,
-                tables=tables_path,
-                keep_deleted=keep_deleted,
-                outlets=table_assets(types),
-                trigger_rule="all_done",
-            )
-            synced >> merged
+            synced >> _merge_tables_task(types, chosen, work, tables_path, keep_deleted)
     return group
+
+
+def _merge_tables_task(
+    types: list[str], chosen: Any, work: Any, tables_path: Any, keep_deleted: bool
+) -> CodatMergeTablesOperator:
+    """The group's ``tables`` task; ``all_done``, so the companies that landed are merged when another failed."""
+    return CodatMergeTablesOperator(
+        task_id="tables",
+        data_types=chosen,
+        companies=work,
+        tables=tables_path,
+        keep_deleted=keep_deleted,
+        outlets=table_assets(types),
+        trigger_rule="all_done",
+    )
 
 
 def sync_task(group: TaskGroup) -> Any:

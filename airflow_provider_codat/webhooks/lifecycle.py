@@ -36,6 +36,13 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _payload(body: dict[str, Any], event_type: str) -> dict[str, Any]:
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        raise MalformedEventError(f"{event_type} without a payload object")
+    return payload
+
+
 def _checked_company(value: Any, event_type: str) -> str:
     try:
         return str(CompanyId.parse(value))
@@ -50,9 +57,7 @@ def connection_notice(body: dict[str, Any], common: dict[str, Any]) -> StatusNot
     :param common: ``source``, ``webhook_id`` and ``event_type``.
     :raises MalformedEventError: no payload object or no valid company id.
     """
-    payload = body.get("payload")
-    if not isinstance(payload, dict):
-        raise MalformedEventError(f"{common['event_type']} without a payload object")
+    payload = _payload(body, common["event_type"])
     company = payload.get("referenceCompany")
     company = company if isinstance(company, dict) else {}
     connection = payload.get("connection")
@@ -81,9 +86,7 @@ def company_deleted_notice(body: dict[str, Any], common: dict[str, Any]) -> Stat
     :param common: ``source``, ``webhook_id`` and ``event_type``.
     :raises MalformedEventError: no payload object or no valid company id.
     """
-    payload = body.get("payload")
-    if not isinstance(payload, dict):
-        raise MalformedEventError(f"{COMPANY_DELETED} without a payload object")
+    payload = _payload(body, COMPANY_DELETED)
     extra = {
         **common,
         "company_id": _checked_company(payload.get("id"), COMPANY_DELETED),

@@ -12,17 +12,16 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
 from local_airflow import read_run_files, simulator_versions  # tools/, on pytest's pythonpath
-from stack import Stack, missing_packages
+from stack import Stack
 
 from airflow_provider_codat.simulator.control import SimulatorControl
+from tests.e2e.stack_root import stack_root
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG_ID = "codat_sync_daily"
@@ -63,16 +62,7 @@ class HttpControl:
 
 @pytest.fixture(scope="module")
 def stack():
-    if os.environ.get("CODAT_E2E") != "1":
-        pytest.skip("the stack's end-to-end test runs with CODAT_E2E=1 (CI sets it)")
-    missing = missing_packages()
-    if missing:
-        pytest.fail(
-            f"CODAT_E2E=1 but Debian's {' and '.join(missing)} is missing: apt-get install {' '.join(missing)}"
-        )
-    # Postgres runs as the postgres user when this is root: a folder it can enter (pytest's are 0700).
-    root = Path(tempfile.mkdtemp(prefix="codat-stack-"))
-    root.chmod(0o755)
+    root = stack_root("the stack's end-to-end test", "codat-stack-")
     stack = Stack(root=root, companies=COMPANIES, sync_seconds=20, records=20, overrides=OVERRIDES)
     try:
         stack.start(timeout=300)

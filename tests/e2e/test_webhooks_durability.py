@@ -15,20 +15,18 @@ minutes, most of it starting Postgres and the api-server.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import httpx
 import pytest
 from local_airflow import AIRFLOW  # tools/, on pytest's pythonpath
-from stack import Stack, missing_packages
+from stack import Stack
 
+from tests.e2e.stack_root import stack_root
 from tests.e2e.test_stack import HttpControl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -42,15 +40,7 @@ RETRY_SECONDS = [1, 2, 4, 8, 15, 15, 15, 15, 15, 15, 15, 15, 15]
 @pytest.fixture(scope="module")
 def api_stack():
     """Postgres, the simulator and the api-server only (no scheduler: nothing consumes the events)."""
-    if os.environ.get("CODAT_E2E") != "1":
-        pytest.skip("the webhook durability test runs with CODAT_E2E=1 (CI sets it)")
-    missing = missing_packages()
-    if missing:
-        pytest.fail(
-            f"CODAT_E2E=1 but Debian's {' and '.join(missing)} is missing: apt-get install {' '.join(missing)}"
-        )
-    root = Path(tempfile.mkdtemp(prefix="codat-webhooks-"))
-    root.chmod(0o755)  # Postgres runs as the postgres user when this is root
+    root = stack_root("the webhook durability test", "codat-webhooks-")
     stack = Stack(root=root, companies=1, records=1, components=("api-server",))
     try:
         stack.start(timeout=300)

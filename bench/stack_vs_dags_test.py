@@ -6,8 +6,8 @@ task instance, and the mean duration of a task instance. (The time from queued t
 task that deferred is queued again on resuming, after its first start.) The simulator's syncs take 2 s and each
 type holds 20 records per company, so the figures are mostly Airflow's cost, not Codat's.
 
-    .venv/bin/python bench/stack.py                       # 50 and 200 companies, both executors
-    .venv/bin/python bench/stack.py --companies 20 50 --skip-dags-test
+    .venv/bin/python bench/stack_vs_dags_test.py                       # 50 and 200 companies, both executors
+    .venv/bin/python bench/stack_vs_dags_test.py --companies 20 50 --skip-dags-test
 """
 
 from __future__ import annotations
@@ -23,18 +23,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT))
-
-from local_airflow import DAGS_FOLDER  # noqa: E402
-from stack import Stack  # noqa: E402
-
-DAG_ID = "codat_sync_daily"
-SYNC_SECONDS = 2.0
-RECORDS = 20
+from stack_setup import DAG_ID, DAGS_FOLDER, RECORDS, SYNC_SECONDS, Stack, control
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -128,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         while api.get(f"/dags/{DAG_ID}").status_code != 200:
             time.sleep(2)
         api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
-        linked = httpx.get(f"{stack.simulator_url}/_simulator/linked_company_ids", timeout=60).json()[
-            "result"
-        ]
+        linked = control(stack.simulator_url, "linked_company_ids")
         for count in args.companies:
             company_ids = linked[:count]
             row = {"companies": len(company_ids), "executor": "Celery (stack)"}
