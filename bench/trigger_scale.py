@@ -132,10 +132,48 @@ def _rss_mb() -> float:
     return 0.0
 
 
-async def _run(n: int, base_url: str, sync_started: float) -> dict:
-    import httpx
+class _Watch:
+    """What the loop lives through while the waits run: its lag each tick, the peaks of RSS and sockets (once a
+    second), and the interpreter's collections."""
 
-    from airflow_provider_codat.triggers.sync import CodatSyncTrigger
+    def __init__(self, rss_before: float) -> None:
+        self.lags: list[float] = []
+        self.peaks = {"rss": rss_before, "sockets": _sockets()}
+        self.pauses: list[tuple[int, float]] = []
+        self.finished = asyncio.Event()
+        self._gc_started = 0.0
+
+    async def tick(self) -> None:
+        beat = 0
+        while not self.finished.is_set():
+            start = time.perf_counter()
+            await asyncio.sleep(TICK)
+            self.lags.append(time.perf_counter() - start - TICK)
+            beat += 1
+            if beat % 20 == 0:  # once a second
+                self.peaks["rss"] = max(self.peaks["rss"], _rss_mb())
+                self.peaks["sockets"] = max(self.peaks["sockets"], _sockets())
+
+    def on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._gc_started))
+
+    def figures(self) -> dict:
+        lags = sorted(self.lags)
+        return {
+            "lag_p50_ms": 1000 * lags[len(lags) // 2],
+            "lag_p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+            "lag_max_ms": 1000 * lags[-1],
+            "gc_max_ms": 1000 * max((p for _, p in self.pauses), default=0.0),
+            "gc_full": sum(1 for generation, _ in self.pauses if generation == 2),
+        }
+
+
+def _count_clients() -> dict:
+    """Count the ``httpx.AsyncClient`` objects built from now on (``["n"]``)."""
+    import httpx
 
     built = {"n": 0}
     original_init = httpx.AsyncClient.__init__
@@ -145,17 +183,46 @@ async def _run(n: int, base_url: str, sync_started: float) -> dict:
         original_init(self, *args, **kwargs)
 
     httpx.AsyncClient.__init__ = counting_init
+    return built
 
+
+def _triggers(companies: list[str], deadline_in: float, started_ago: float = 0.0) -> list:
+    from airflow_provider_codat.triggers.sync import CodatSyncTrigger
+
+    now = time.time()
+    return [
+        CodatSyncTrigger(
+            company_id=company_id,
+            datasets={"invoices": dataset_of(company_id)},
+            deadline=now + deadline_in,
+            started_at=now - started_ago,
+        )
+        for company_id in companies
+    ]
+
+
+async def _events_of(trigger) -> list[dict]:
+    return [event.payload async for event in trigger.run()]
+
+
+def _correct_events(companies: list[str], results: list[list[dict]]) -> int:
+    """Waits that fired exactly one success event naming their own company's dataset."""
+    correct = 0
+    for company_id, events in zip(companies, results, strict=True):
+        if len(events) == 1 and events[0]["status"] == "success":
+            outcome = events[0]["outcomes"].get("invoices", {})
+            correct += outcome.get("dataset_id") == dataset_of(company_id)
+    return correct
+
+
+async def _run(n: int, base_url: str, sync_started: float) -> dict:
+    import httpx
+
+    built = _count_clients()
     companies = [str(uuid.uuid4()) for _ in range(n)]
     # Warm-up, as a triggerer that has already run a wait: the imports, the connection machinery, the first
     # client (then closed). Not part of what N waits add.
-    warm = CodatSyncTrigger(
-        company_id=companies[0],
-        datasets={"invoices": dataset_of(companies[0])},
-        deadline=time.time() + 1,
-        started_at=time.time() - 60,
-    )
-    [event async for event in warm.run()]
+    await _events_of(_triggers(companies[:1], deadline_in=1, started_ago=60)[0])
     # A triggerer that has run for a while has collected its start-up garbage: start from there.
     gc.collect()
     objects_before = len(gc.get_objects())
@@ -163,77 +230,31 @@ async def _run(n: int, base_url: str, sync_started: float) -> dict:
     httpx.get(f"{base_url}/_start")
     rss_before, cpu_before = _rss_mb(), time.process_time()
 
-    now = time.time()
-    triggers = [
-        CodatSyncTrigger(
-            company_id=company_id,
-            datasets={"invoices": dataset_of(company_id)},
-            deadline=now + 900,
-            started_at=now,
-        )
-        for company_id in companies
-    ]
-    lags: list[float] = []
-    peaks = {"rss": rss_before, "sockets": _sockets()}
-    finished = asyncio.Event()
-
-    async def ticker() -> None:
-        beat = 0
-        while not finished.is_set():
-            start = time.perf_counter()
-            await asyncio.sleep(TICK)
-            lags.append(time.perf_counter() - start - TICK)
-            beat += 1
-            if beat % 20 == 0:  # once a second
-                peaks["rss"] = max(peaks["rss"], _rss_mb())
-                peaks["sockets"] = max(peaks["sockets"], _sockets())
-
-    async def events_of(trigger) -> list[dict]:
-        return [event.payload async for event in trigger.run()]
-
-    pauses: list[tuple[int, float]] = []
-    gc_started = {"t": 0.0}
-
-    def on_gc(phase: str, info: dict) -> None:
-        if phase == "start":
-            gc_started["t"] = time.perf_counter()
-        else:
-            pauses.append((info["generation"], time.perf_counter() - gc_started["t"]))
-
-    gc.callbacks.append(on_gc)
-    ticking = asyncio.ensure_future(ticker())
+    triggers = _triggers(companies, deadline_in=900)
+    watch = _Watch(rss_before)
+    gc.callbacks.append(watch.on_gc)
+    ticking = asyncio.ensure_future(watch.tick())
     wall = time.monotonic()
-    results = await asyncio.gather(*(events_of(t) for t in triggers))
+    results = await asyncio.gather(*(_events_of(t) for t in triggers))
     wall = time.monotonic() - wall
-    finished.set()
+    watch.finished.set()
     await ticking
-    gc.callbacks.remove(on_gc)
-    peaks["rss"] = max(peaks["rss"], _rss_mb())
+    gc.callbacks.remove(watch.on_gc)
+    watch.peaks["rss"] = max(watch.peaks["rss"], _rss_mb())
     cpu = time.process_time() - cpu_before
     objects_per_wait = (len(gc.get_objects()) - objects_before) / n  # the triggers still exist here
-
-    correct = 0
-    for company_id, events in zip(companies, results, strict=True):
-        if len(events) == 1 and events[0]["status"] == "success":
-            outcome = events[0]["outcomes"].get("invoices", {})
-            correct += outcome.get("dataset_id") == dataset_of(company_id)
     server = httpx.get(f"{base_url}/_count").json()
-    lags.sort()
     return {
         "n": n,
-        "lag_p50_ms": 1000 * lags[len(lags) // 2],
-        "lag_p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
-        "lag_max_ms": 1000 * lags[-1],
+        **watch.figures(),
         "calls": server["calls"],
         "connections": server["connections"],
-        "sockets_peak": peaks["sockets"],
+        "sockets_peak": watch.peaks["sockets"],
         "clients_built": built["n"],
-        "rss_added_mb": peaks["rss"] - rss_before,
+        "rss_added_mb": watch.peaks["rss"] - rss_before,
         "cpu_s": cpu,
         "wall_s": wall,
-        "correct_events": correct,
-        "gc_max_ms": 1000 * max((p for _, p in pauses), default=0.0),
-        "gc_full": sum(1 for generation, _ in pauses if generation == 2),
+        "correct_events": _correct_events(companies, results),
         "objects_per_wait": objects_per_wait,
         "objects_before": objects_before,
     }

@@ -41,7 +41,7 @@ DAG_ID = "codat_sync_daily"
 CHANGES = {"invoices": (3, 2, 1), "payments": (2, 1, 1), "bills": (1, 1, 0)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--companies", type=int, default=5)
     parser.add_argument("--records", type=int, default=50, help="records per type per company")
     parser.add_argument("--sync-seconds", type=float, default=1.0, help="how long a simulated sync takes")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     started = time.monotonic()
     workdir: Path = args.workdir.resolve()
     shutil.rmtree(workdir, ignore_errors=True)  # the simulator starts afresh, so must the watermarks
@@ -72,32 +75,56 @@ def main(argv: list[str] | None = None) -> int:
         step("Airflow on SQLite in " + _rel(home) + ": airflow db migrate")
         if run_airflow("db", "migrate", env=env, log_file=logs / "db-migrate.log").returncode != 0:
             return fail("airflow db migrate failed", logs / "db-migrate.log")
-
-        runs = []
-        for number in (1, 2):
-            if number == 2:
-                changed = make_changes(simulator.control)
-                step(f"Changed in the simulator between the runs: {changed}")
-            simulator.control.reset_request_log()
-            step(f"Run {number}: airflow dags test {DAG_ID}")
-            log_file = logs / f"dags-test-{number}.log"
-            t0 = time.monotonic()
-            proc = run_airflow("dags", "test", DAG_ID, env={**env, **DAGS_TEST_ENV}, log_file=log_file)
-            seconds = time.monotonic() - t0
-            run_id = _latest_run_id(home / "airflow.db")
-            if proc.returncode != 0 or run_id is None:
-                return fail(f"run {number} failed (exit code {proc.returncode})", log_file)
-            files = read_run_files(destination, run_id)
-            runs.append((number, run_id, files, simulator.control.request_count(), seconds))
-            print(f"   done in {seconds:.0f} s, {simulator.control.request_count()} Codat API calls")
-
+        runs = _run_twice(simulator, env, home, destination, logs)
+        if isinstance(runs, int):
+            return runs
         problems = check_against_simulator(simulator.control, destination)
         problems += check_tables(simulator.control, destination)
-        companies = len({company_id for _, _, files, _, _ in runs for company_id, _ in files})
 
+    _print_runs(runs, args.companies, destination, logs)
+    show_invoices(destination)
+    if problems:
+        print("\nCheck FAILED: the files do not match the simulator's records:")
+        for problem in problems[:20]:
+            print("  " + problem)
+        return 1
+    print(
+        "Check: the newest version of every record in the files matches the simulator's records, "
+        "deleted ones included; each table holds exactly the live records, at their newest version."
+    )
+    print(f"Wall time: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _run_twice(simulator, env: dict, home: Path, destination: Path, logs: Path) -> list[tuple] | int:
+    """Two runs of the DAG with changes in the simulator between them; each run's files, calls and seconds
+    (or the exit code when a run failed)."""
+    runs = []
+    for number in (1, 2):
+        if number == 2:
+            changed = make_changes(simulator.control)
+            step(f"Changed in the simulator between the runs: {changed}")
+        simulator.control.reset_request_log()
+        step(f"Run {number}: airflow dags test {DAG_ID}")
+        log_file = logs / f"dags-test-{number}.log"
+        t0 = time.monotonic()
+        proc = run_airflow("dags", "test", DAG_ID, env={**env, **DAGS_TEST_ENV}, log_file=log_file)
+        seconds = time.monotonic() - t0
+        run_id = _latest_run_id(home / "airflow.db")
+        if proc.returncode != 0 or run_id is None:
+            return fail(f"run {number} failed (exit code {proc.returncode})", log_file)
+        files = read_run_files(destination, run_id)
+        runs.append((number, run_id, files, simulator.control.request_count(), seconds))
+        print(f"   done in {seconds:.0f} s, {simulator.control.request_count()} Codat API calls")
+    return runs
+
+
+def _print_runs(runs: list[tuple], company_count: int, destination: Path, logs: Path) -> None:
+    """Per run: its calls and seconds, and records and deletions by data type; then where things are."""
+    companies = len({company_id for _, _, files, _, _ in runs for company_id, _ in files})
     print()
     print(
-        f"Summary: {DAG_ID}, {companies} linked companies ({args.companies - companies} not linked: skipped)"
+        f"Summary: {DAG_ID}, {companies} linked companies ({company_count - companies} not linked: skipped)"
     )
     for number, run_id, files, calls, seconds in runs:
         print(f"\nRun {number} ({run_id}): {calls} Codat API calls, {seconds:.0f} s")
@@ -115,18 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"Tables: {_rel(destination)}/_tables/<data type> (Delta Lake, docs/tables.md)")
     print(f"Logs:  {_rel(logs)}/")
-    show_invoices(destination)
-    if problems:
-        print("\nCheck FAILED: the files do not match the simulator's records:")
-        for problem in problems[:20]:
-            print("  " + problem)
-        return 1
-    print(
-        "Check: the newest version of every record in the files matches the simulator's records, "
-        "deleted ones included; each table holds exactly the live records, at their newest version."
-    )
-    print(f"Wall time: {time.monotonic() - started:.0f} s")
-    return 0
 
 
 def make_changes(control) -> dict[str, str]:

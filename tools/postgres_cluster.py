@@ -51,32 +51,7 @@ def start_cluster(pgdata: Path, *, port: int, user: str, password: str, database
     pgdata.chmod(0o700)
     fresh = not (pgdata / "PG_VERSION").exists()
     if fresh:
-        pwfile = logs / ".pgpass.tmp"
-        pwfile.write_text(password + "\n")
-        if os.geteuid() == 0:
-            shutil.chown(pwfile, POSTGRES_SYSTEM_USER)
-        init = subprocess.run(
-            as_postgres_owner(
-                [
-                    postgres_bin("initdb"),
-                    "-D",
-                    str(pgdata),
-                    "-U",
-                    user,
-                    f"--pwfile={pwfile}",
-                    "--auth=scram-sha-256",
-                    "--encoding=UTF8",
-                    "--no-sync",
-                ]
-            ),  # fmt: skip
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        pwfile.unlink()
-        (logs / "initdb.log").write_text(init.stdout + init.stderr)
-        if init.returncode != 0:
-            raise SystemExit(f"initdb failed: see {logs / 'initdb.log'}")
+        _initdb(pgdata, user=user, password=password, logs=logs)
     log = logs / "postgres.log"
     log.touch()
     if os.geteuid() == 0:
@@ -97,6 +72,36 @@ def start_cluster(pgdata: Path, *, port: int, user: str, password: str, database
         raise SystemExit(f"pg_ctl start failed: {started.stdout}{started.stderr} (see {log})")
     if fresh:
         _create_database(port=port, user=user, password=password, database=database)
+
+
+def _initdb(pgdata: Path, *, user: str, password: str, logs: Path) -> None:
+    """``initdb`` a new cluster in ``pgdata`` with ``user``/``password`` (the password never on a command line)."""
+    pwfile = logs / ".pgpass.tmp"
+    pwfile.write_text(password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(pwfile, POSTGRES_SYSTEM_USER)
+    init = subprocess.run(
+        as_postgres_owner(
+            [
+                postgres_bin("initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                user,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-sync",
+            ]
+        ),  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    pwfile.unlink()
+    (logs / "initdb.log").write_text(init.stdout + init.stderr)
+    if init.returncode != 0:
+        raise SystemExit(f"initdb failed: see {logs / 'initdb.log'}")
 
 
 def stop_cluster(pgdata: Path) -> None:
