@@ -37,6 +37,10 @@ OVERRIDES = {
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
 }
+# The simulator's per-minute limit here is three times Codat's, and the budget 0.9 of it: 200 companies take
+# minutes, not a quarter of an hour, and the budget is held to all the same (docs/deploy.md).
+CODAT_LIMIT_PER_MINUTE = 3000
+BUDGET = {"requests_per_minute": 2700}
 RUN_TIMEOUT = 300 + 4 * COMPANIES  # 200 companies ran in about 3 minutes; a hang fails within CI's budget
 
 
@@ -53,6 +57,9 @@ class HttpControl:
         def call(*args, **kwargs):
             bound = signature.bind(None, *args, **kwargs).arguments
             bound.pop("self")
+            for name, parameter in signature.parameters.items():
+                if parameter.kind is inspect.Parameter.VAR_KEYWORD:  # sent as the body's own fields
+                    bound.update(bound.pop(name, {}))
             response = self._client.post(f"/{operation}", json=bound)
             response.raise_for_status()
             return response.json()["result"]
@@ -63,7 +70,14 @@ class HttpControl:
 @pytest.fixture(scope="module")
 def stack():
     root = stack_root("the stack's end-to-end test", "codat-stack-")
-    stack = Stack(root=root, companies=COMPANIES, sync_seconds=20, records=20, overrides=OVERRIDES)
+    stack = Stack(
+        root=root,
+        companies=COMPANIES,
+        sync_seconds=20,
+        records=20,
+        overrides=OVERRIDES,
+        connection_extra=BUDGET,
+    )
     try:
         stack.start(timeout=300)
     except SystemExit as exc:
@@ -147,6 +161,7 @@ def test_daily_dag_lands_every_version_once_through_a_killed_worker_and_triggere
     api = stack.api()
     control = HttpControl(stack.simulator_url)
     linked = set(control.linked_company_ids())
+    control.set_rate_limits(requests_per_minute=CODAT_LIMIT_PER_MINUTE)
     _until(f"{DAG_ID} to be parsed", lambda: api.get(f"/dags/{DAG_ID}").status_code == 200, 180, stack)
     assert api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
 
@@ -166,10 +181,10 @@ def test_daily_dag_lands_every_version_once_through_a_killed_worker_and_triggere
         assert set(on_disk.get(pair, ())) == truth_first[pair], pair
         assert max(on_disk.get(pair, Counter()).values(), default=1) == 1, pair
     # Two workers, the triggerer and the scheduler's tasks spent one request budget (in the stack's Redis):
-    # Codat's per-minute limit (the simulator's 1,000 per IP) was never reached.
+    # the simulator's per-minute limit was never reached.
     limits = control.rate_limits()
     assert limits["rejected"] == {"minute": 0, "daily": 0, "concurrent": 0}, limits
-    assert limits["busiest_minute"] <= 1000, limits
+    assert limits["busiest_minute"] <= CODAT_LIMIT_PER_MINUTE, limits
 
     # 2. New versions, then a run during which the triggerer and a worker die. One company's invoices
     # answer slowly, so that its extract is surely running when its worker is killed.
