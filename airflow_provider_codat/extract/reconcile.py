@@ -43,7 +43,6 @@ from airflow_provider_codat.extract.plan import ReadScope, list_scopes
 from airflow_provider_codat.extract.state import ExtractState, load_state, save_state
 from airflow_provider_codat.extract.synced import sync_fingerprint
 from airflow_provider_codat.extract.writer import PartWriter, part_name
-from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.timestamps import format_timestamp
 
 if TYPE_CHECKING:
@@ -68,33 +67,6 @@ def reconcilable_types(data_types: Sequence[str]) -> list[str]:
     """The keys among ``data_types`` that need a reconcile: incremental, without ``metadata.isDeleted``."""
     entries = [get_data_type(key) for key in data_types]
     return [e.key for e in entries if e.kind is Kind.INCREMENTAL and not e.has_deleted_flag]
-
-
-def reconcile_choice(reconcile: bool | str | Sequence[str] | None, data_types: Sequence[str]) -> list[str]:
-    """The types to reconcile: every reconcilable one of ``data_types`` for ``True``, none for ``False``, or the
-    listed ones, each of which must be among ``data_types`` and reconcilable.
-
-    :param reconcile: ``True``/``False`` (or their text), a list of keys, or a comma-separated string of them.
-    :param data_types: the keys the task extracts.
-    :raises CodatValidationError: a listed type is not extracted, or carries Codat's deleted flag.
-    """
-    if reconcile is None or isinstance(reconcile, bool):
-        return reconcilable_types(data_types) if reconcile else []
-    if isinstance(reconcile, str):
-        text = reconcile.strip()
-        if text.lower() in {"true", "false", "1", "0", "yes", "no", ""}:
-            return reconcile_choice(text.lower() in {"true", "1", "yes"}, data_types)
-        reconcile = [part.strip() for part in text.split(",") if part.strip()]
-    chosen = list(dict.fromkeys(get_data_type(key).key for key in reconcile))
-    allowed = set(reconcilable_types(data_types))
-    wrong = [key for key in chosen if key not in allowed]
-    if wrong:
-        raise CodatValidationError(
-            f"reconcile names {', '.join(shorten(key) for key in wrong)}, which this task does not extract or "
-            "which Codat flags as deleted itself (only incremental types without metadata.isDeleted need a "
-            f"reconcile). Choose among: {', '.join(sorted(allowed)) or 'none of the task types'}."
-        )
-    return chosen
 
 
 @dataclass
