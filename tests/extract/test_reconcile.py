@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
 import pytest
 
 from airflow_provider_codat.extract import reconcile as reconcile_module
@@ -16,6 +17,7 @@ from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.tables.merge import merge_runs
 from airflow_provider_codat.values import CompanyId
 from tests.extract.conftest import read_records, run_records
+from tests.extract.test_duckdb_recipe import recipe_sql
 from tests.tables.conftest import table_rows
 
 BANKING = "banking-transactions"
@@ -77,6 +79,8 @@ def test_dropped_records_leave_the_landing_and_the_tables(
         merge_runs(data_type=BANKING, destination=landing, company_ids=[company], run_id=run_id)
     rows = table_rows(tmp_path / "out" / "_tables" / BANKING)
     assert {row["id"] for row in rows} == codat_ids(control, company, BANKING, connection)
+    # The spec gives these records no metadata: the tombstones widened the table, null in every live row.
+    assert {row["metadata"] for row in rows} == {None}
 
 
 def run_folder_name_of(run_id: str) -> str:
@@ -204,3 +208,28 @@ def test_a_retried_or_killed_reconcile_lands_each_tombstone_once(
     assert later["tombstoned"] == 0
     tombstones = [r for r in read_records(folder) if "reconciledAt" in r["_codat"]]
     assert sorted(r["id"] for r in tombstones) == sorted(dropped)
+
+
+def test_the_duckdb_recipe_drops_the_tombstones_and_keeps_a_record_that_returned(
+    codat_simulator, company, extract, reconcile, tmp_path, monkeypatch
+):
+    control = codat_simulator.control
+    connection = control.connection_id(company, "Banking")
+    extract(company, BANKING, "run1")
+    back = control.records(company, BANKING, connection)[0]
+    control.remove_record(company, BANKING, back["id"], connection)
+    control.mutate(company, BANKING, deleted=2)
+    extract(company, BANKING, "run2")
+    assert reconcile(company, BANKING, "run2")["tombstoned"] == 3
+    control.put_record(company, BANKING, back, connection)
+    control.mutate(company, BANKING, modified=1)
+    extract(company, BANKING, "run3")
+    assert reconcile(company, BANKING, "run3")["returned"] == 1
+
+    sql = recipe_sql().replace("/invoices/", f"/{BANKING}/")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "codat-data").symlink_to(tmp_path / "out")
+    with duckdb.connect() as db:
+        db.execute(sql)
+        ids = {row[0] for row in db.execute("SELECT CAST(id AS VARCHAR) FROM invoices").fetchall()}
+    assert back["id"] in ids and ids == codat_ids(control, company, BANKING, connection)
