@@ -57,6 +57,7 @@ def measure(records: int, types: list[str]) -> dict:
         os.environ.update(sim.conn_env)
         os.environ["CODAT_REQUEST_BUDGET_STORE"] = "memory://bench"
         company = sim.control.linked_company_ids()[0]
+
         def requests(run_id: str) -> list[ExtractRequest]:
             company_id = CompanyId.parse(company, "company_id")
             return [
@@ -95,8 +96,10 @@ def main() -> None:
     types = weekly_reconcile_types()
     print(f"weekly reconcile types ({len(types)}): {', '.join(types)}")
     print(f"plan's estimate per company: {reconcile_requests(types)} requests")
-    print("| records a scope | scopes | tombstones (dropped) | requests | dataStatus | connections | bankAccounts "
-          "| full-read pages | skipped re-run |")
+    print(
+        "| records a scope | scopes | tombstones (dropped) | requests | dataStatus | connections | bankAccounts "
+        "| full-read pages | skipped re-run |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for records in args.records:
         m = measure(records, types)

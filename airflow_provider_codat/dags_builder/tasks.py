@@ -184,7 +184,8 @@ def _company_names(work: list[dict]) -> dict[str, str]:
 
 
 def _totals_by_type(landed: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
-    """Companies extracted, records and deleted records per data type, each logged on one line."""
+    """Companies extracted, records and deleted records per data type (and ``tombstoned``, the deletions the
+    reconciles landed, for the types reconciled), each logged on one line."""
     by_type: dict[str, dict[str, int]] = {}
     for outcomes in landed.values():
         for data_type, outcome in outcomes.items():
@@ -193,13 +194,17 @@ def _totals_by_type(landed: dict[str, dict[str, dict]]) -> dict[str, dict[str, i
                 totals["companies"] += 1
                 totals["records"] += int(outcome.get("records") or 0)
                 totals["deleted"] += int(outcome.get("deleted") or 0)
+            reconciled = outcome.get("reconcile") or {}
+            if "tombstoned" in reconciled:
+                totals["tombstoned"] = totals.get("tombstoned", 0) + int(reconciled["tombstoned"])
     for data_type, totals in sorted(by_type.items()):
         log.info(
-            "%-24s %6d companies %9d records %7d deleted",
+            "%-24s %6d companies %9d records %7d deleted%s",
             data_type,
             totals["companies"],
             totals["records"],
             totals["deleted"],
+            f" ({totals['tombstoned']} by reconcile)" if "tombstoned" in totals else "",
         )
     return by_type
 

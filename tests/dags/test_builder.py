@@ -64,6 +64,9 @@ def test_summary_names_the_failed_companies_and_totals_the_rest():
     report = summary.function(work[:1], results)
     assert report["by_type"] == {"invoices": {"companies": 1, "records": 7, "deleted": 0}}
     assert report["companies_ok"] == [A] and report["destination"] == "file:///data/codat"
+    reconciled = {**_outcome(A, records=2), "reconcile": {"status": "reconciled", "tombstoned": 3}}
+    totals = summary.function(work[:1], [{"bankTransactions": reconciled}])["by_type"]
+    assert totals == {"bankTransactions": {"companies": 1, "records": 2, "deleted": 0, "tombstoned": 3}}
     # A batch's result is keyed by company.
     batch = {"company_id": [A, B], "company_name": "Company A + 1 more", "destination": "file:///x"}
     both = {A: {"invoices": _outcome(A, records=1)}, B: {"invoices": _outcome(B, records=2)}}
