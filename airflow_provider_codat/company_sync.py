@@ -295,23 +295,23 @@ class CompanySync:
             )
         )
         raise_if_quota_paused(results)
-        self._reconcile(key, requests, results, status_seen(outcomes, list(self.options.reconcile)))
+        self._reconcile(requests, results, outcomes)
         return {t: {"company_id": key, **results[t]} for t in self.progress["types"]}
 
     def _reconcile(
-        self,
-        key: str,
-        requests: list[ExtractRequest],
-        results: dict[str, dict],
-        status: dict[str, dict] | None,
+        self, requests: list[ExtractRequest], results: dict[str, dict], outcomes: dict[str, dict]
     ) -> None:
-        """Reconcile the chosen types whose extract committed; each type's outcome gets ``reconcile``."""
+        """Reconcile the chosen types whose extract committed; each type's outcome gets ``reconcile``.
+
+        Their ``dataStatus`` is the wait's last look when it saw them all (else one read).
+        """
         chosen = set(self.options.reconcile)
         todo = [
             r
             for r in requests
             if r.data_type.key in chosen and results[r.data_type.key]["status"] == EXTRACTED
         ]
+        status = status_seen(outcomes, [r.data_type.key for r in todo])
         for data_type, summary in reconcile_company(self.hook, todo, status).items():
             results[data_type]["reconcile"] = summary
 
