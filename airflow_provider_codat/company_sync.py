@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatQuotaExhaustedError, CodatSyncTimeoutError, is_transient
+from airflow_provider_codat.extract.company_reconcile import reconcile_company, reconcile_failure
 from airflow_provider_codat.extract.company_types import QUOTA_PAUSED, extract_types
 from airflow_provider_codat.extract.destination import destination_path
 from airflow_provider_codat.extract.request import ExtractRequest
@@ -55,6 +56,8 @@ class CompanySyncOptions:
     :param max_concurrency: data types of a company read at once.
     :param poll_interval: first interval between two looks at the syncs, seconds.
     :param max_poll_interval: the interval's cap, seconds.
+    :param reconcile: the types to reconcile after their extract (``extract/reconcile.py``): full reads that
+        land a tombstone for each record Codat dropped without a flag.
     """
 
     refresh: str
@@ -64,6 +67,7 @@ class CompanySyncOptions:
     max_concurrency: int
     poll_interval: float
     max_poll_interval: float
+    reconcile: Sequence[str] = ()
 
 
 class CompanySync:
@@ -291,7 +295,25 @@ class CompanySync:
             )
         )
         raise_if_quota_paused(results)
+        self._reconcile(requests, results, outcomes)
         return {t: {"company_id": key, **results[t]} for t in self.progress["types"]}
+
+    def _reconcile(
+        self, requests: list[ExtractRequest], results: dict[str, dict], outcomes: dict[str, dict]
+    ) -> None:
+        """Reconcile the chosen types whose extract committed; each type's outcome gets ``reconcile``.
+
+        Their ``dataStatus`` is the wait's last look when it saw them all (else one read).
+        """
+        chosen = set(self.options.reconcile)
+        todo = [
+            r
+            for r in requests
+            if r.data_type.key in chosen and results[r.data_type.key]["status"] == EXTRACTED
+        ]
+        status = status_seen(outcomes, [r.data_type.key for r in todo])
+        for data_type, summary in reconcile_company(self.hook, todo, status).items():
+            results[data_type]["reconcile"] = summary
 
     def _request(self, key: str, data_type: DataType) -> ExtractRequest:
         return ExtractRequest.for_run(
@@ -325,11 +347,13 @@ class CompanySync:
                     company_id,
                     data_type,
                     outcome["status"],
-                    outcome.get("error")
-                    or f"{outcome.get('records', 0)} records, {outcome.get('deleted', 0)} deleted",
+                    outcome.get("error") or _landed_line(outcome),
                 )
                 if outcome["status"] == FAILED:
                     failures.append(f"{company_id} {data_type}: {outcome['error']}")
+                problem = reconcile_failure(outcome.get("reconcile"))
+                if problem:
+                    failures.append(f"{company_id} {data_type} reconcile: {problem}")
         return failures
 
     def asset_extras(self) -> dict[str, dict[str, Any]]:
@@ -347,8 +371,23 @@ class CompanySync:
                 "company_ids": sorted(landed),
                 "records": sum(int(o.get("records") or 0) for o in landed.values()),
                 "deleted": sum(int(o.get("deleted") or 0) for o in landed.values()),
+                "reconciled_deletions": sum(
+                    int((o.get("reconcile") or {}).get("tombstoned") or 0) for o in landed.values()
+                ),
             }
         return extras
+
+
+def _landed_line(outcome: dict[str, Any]) -> str:
+    """``N records, M deleted`` and, after a reconcile, what it landed."""
+    line = f"{outcome.get('records', 0)} records, {outcome.get('deleted', 0)} deleted"
+    reconciled = outcome.get("reconcile") or {}
+    if reconciled.get("status") in ("reconciled", "skipped"):
+        line += (
+            f"; reconcile {reconciled['status']}: {reconciled.get('tombstoned', 0)} gone, "
+            f"{reconciled.get('returned', 0)} back"
+        )
+    return line
 
 
 def raise_if_quota_paused(results: dict[str, dict]) -> None:

@@ -4,7 +4,8 @@ Change the table, not the code: each row is one DAG (``airflow_provider_codat.da
 Every DAG lists the linked companies, refreshes them (one task per company), waits for exactly those syncs
 (deferrable), and extracts what changed (one task per company × data type) to the destination in the
 run's Params, else the ``codat_destination`` Variable, else ``$AIRFLOW_HOME/codat-data``; then merges the
-run into each data type's current-state Delta table under ``{destination}/_tables`` (docs/tables.md).
+run into each data type's current-state Delta table under ``{destination}/_tables`` (docs/tables.md). The
+weekly DAG also reconciles the types whose deletions Codat does not flag (docs/extract.md#reconcile).
 """
 
 from __future__ import annotations
@@ -44,8 +45,12 @@ SYNC_TABLE = [
         schedule="@weekly",
         data_types=fetch_on_first_link_types(),
         refresh="all",
-        description="Refresh-all every week (Codat's recommended frequency): every fetch-on-first-link type.",
+        description="Refresh-all every week (Codat's recommended frequency): every fetch-on-first-link type; "
+        "reconciles the types whose deletions Codat does not flag.",
         sync_timeout=timedelta(hours=12),
+        # Bank transactions, banking and commerce records Codat drops leave no trace: a full read each week
+        # tombstones them (docs/extract.md#reconcile), so a dropped record shows for at most a week.
+        reconcile=True,
     ),
     SyncSpec(
         dag_id="codat_sync_monthly",

@@ -21,6 +21,7 @@ from airflow_provider_codat.assets import codat_assets, table_assets
 from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.extract.company_reconcile import reconcile_choice
 from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.operators.tables import CodatMergeTablesOperator
@@ -103,6 +104,7 @@ def codat_sync_task_group(
     tables: bool = True,
     tables_path: Any = None,
     keep_deleted: bool = False,
+    reconcile: bool | Sequence[str] = False,
 ) -> TaskGroup:
     """Refresh, wait for exactly those syncs, and extract what changed: one task per company (call it inside a
     DAG; the tasks are described in this module's docstring).
@@ -126,14 +128,18 @@ def codat_sync_task_group(
     :param tables: end with ``tables``: merge the run into each type's current-state Delta table.
     :param tables_path: the tables' folder (URI); ``None``: ``{destination}/_tables``.
     :param keep_deleted: keep deleted records in the tables as rows flagged ``_codat_deleted``.
+    :param reconcile: reconcile these types after each company's extract (``True``: every type that needs it),
+        see :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator`. Default off.
     """
     check_refresh(refresh)
     types = check_data_types(data_types)
+    reconciled = reconcile_choice(reconcile, types, strict=True)  # a wrong type fails at parse time
     with TaskGroup(group_id=group_id, tooltip="one task per company: refresh → wait → extract") as group:
         chosen = types if chosen_types is None else chosen_types
-        work = batches(companies, chosen, types, destination, full_refresh, codat_conn_id)
+        work = batches(companies, chosen, types, destination, full_refresh, codat_conn_id, reconciled)
         synced = CodatCompanySyncOperator.partial(
             outlets=codat_assets(types),
+            reconcile=reconciled,
             **_sync_kwargs(refresh, codat_conn_id, max_concurrency, pool, page_size),
             **_wait_kwargs(poke_interval, max_poke_interval, sync_timeout),
         ).expand_kwargs(work)

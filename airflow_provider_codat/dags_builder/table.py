@@ -23,6 +23,8 @@ from airflow_provider_codat.dags_builder.group import (
 )
 from airflow_provider_codat.dags_builder.tasks import portfolio, relink_report, table_maintenance
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.errors import CodatValidationError
+from airflow_provider_codat.extract.company_reconcile import reconcile_choice
 from airflow_provider_codat.extract.destination import DESTINATION_VARIABLE
 
 # Tasks of one DAG running at once. Each works for its own company (within Codat's 10 concurrent requests per
@@ -54,6 +56,9 @@ class SyncSpec:
     :param keep_deleted: keep deleted records in the tables, flagged ``_codat_deleted``.
     :param table_maintenance: end with ``table_maintenance``: compact, cluster and vacuum every table.
     :param table_retention: how long ``table_maintenance`` keeps files older table versions need.
+    :param reconcile: after each company's extract, reconcile these types (``True``: every type of the row
+        that needs it: incremental, without Codat's deleted flag): a full read of each scope lands a tombstone
+        for each record Codat dropped without a trace (docs/extract.md#reconcile). Default off.
     """
 
     dag_id: str
@@ -72,10 +77,20 @@ class SyncSpec:
     keep_deleted: bool = False
     table_maintenance: bool = False
     table_retention: timedelta = timedelta(days=7)
+    reconcile: bool | Sequence[str] = False
 
     def __post_init__(self) -> None:
         check_data_types(self.data_types)  # a typo in the table fails the import, naming the valid keys
         check_refresh(self.refresh, self.dag_id)
+        try:
+            reconcile_choice(self.reconcile, list(self.data_types), strict=True)
+        except CodatValidationError as exc:
+            raise ValueError(f"{self.dag_id}: {exc}") from None
+
+    @property
+    def reconcile_types(self) -> list[str]:
+        """The row's types that each run reconciles."""
+        return reconcile_choice(self.reconcile, list(self.data_types))
 
 
 def company_ids_param(description: str) -> Param:
@@ -141,6 +156,7 @@ def _sync_group(spec: SyncSpec, data_types: list[str], chosen: Any, codat_conn_i
         pool=spec.pool,
         tables=spec.tables,
         keep_deleted=spec.keep_deleted,
+        reconcile=spec.reconcile_types,
     )
 
 
@@ -199,6 +215,13 @@ def _doc(spec: SyncSpec) -> str:
             "",
             "`codat_sync.tables` merges the run into each type's current-state Delta table "
             "(`{destination}/_tables/{type}`, docs/tables.md): one commit per type.",
+        ]
+    if spec.reconcile_types:
+        lines += [
+            "",
+            "After each company's extract, a full read reconciles "
+            f"{', '.join(f'`{key}`' for key in spec.reconcile_types)}: a record Codat dropped without a "
+            "deleted flag gets a tombstone (docs/extract.md#reconcile).",
         ]
     if spec.table_maintenance:
         lines += [

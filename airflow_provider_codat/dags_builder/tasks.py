@@ -115,6 +115,7 @@ def batches(
     destination: str | None = None,
     full_refresh: Any = False,
     codat_conn_id: str = DEFAULT_CONN_ID,
+    reconcile: list[str] | None = None,
     ti: Any = None,
 ) -> list[dict[str, Any]]:
     """The work of the run, one entry per task instance: a company, or past ``max_map_length`` a batch.
@@ -124,7 +125,8 @@ def batches(
     ``[core] max_map_length``: no configuration change is needed for 10,000 companies.
 
     In a task (``ti`` given, as Airflow does), it also logs the run's plan: the requests it expects against
-    the request budget left today, pushed as XCom ``codat_plan``.
+    the request budget left today (the reconciles of the ``reconcile`` types among the run's included), pushed
+    as XCom ``codat_plan``.
     """
     entries = _company_entries(companies)
     types = _checked_types(data_types, allowed)
@@ -141,18 +143,21 @@ def batches(
         ", ".join(types),
     )
     if ti is not None:
-        ti.xcom_push(key=PLAN_XCOM_KEY, value=_plan(len(entries), types, codat_conn_id))
+        reconciled = [key for key in reconcile or () if key in types]
+        ti.xcom_push(key=PLAN_XCOM_KEY, value=_plan(len(entries), types, codat_conn_id, reconciled))
     return _work_items(entries, size, types, resolved, full)
 
 
-def _plan(companies: int, types: list[str], codat_conn_id: str) -> dict[str, Any]:
+def _plan(
+    companies: int, types: list[str], codat_conn_id: str, reconcile: list[str] | None = None
+) -> dict[str, Any]:
     """The requests the run expects against today's budget, logged (a warning when the quota will not do)."""
     from airflow_provider_codat.budget import budget_for
     from airflow_provider_codat.budget.plan import describe, run_plan
     from airflow_provider_codat.hooks.codat import CodatHook
 
     settings = CodatHook(codat_conn_id=codat_conn_id).budget_settings()
-    plan = run_plan(companies, types, settings, budget_for(settings).quota())
+    plan = run_plan(companies, types, settings, budget_for(settings).quota(), reconcile=reconcile or [])
     message = describe(plan)
     (log.info if plan["fits_in_quota"] is not False else log.warning)("%s", message)
     return plan
@@ -179,7 +184,8 @@ def _company_names(work: list[dict]) -> dict[str, str]:
 
 
 def _totals_by_type(landed: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
-    """Companies extracted, records and deleted records per data type, each logged on one line."""
+    """Companies extracted, records and deleted records per data type (and ``tombstoned``, the deletions the
+    reconciles landed, for the types reconciled), each logged on one line."""
     by_type: dict[str, dict[str, int]] = {}
     for outcomes in landed.values():
         for data_type, outcome in outcomes.items():
@@ -188,13 +194,17 @@ def _totals_by_type(landed: dict[str, dict[str, dict]]) -> dict[str, dict[str, i
                 totals["companies"] += 1
                 totals["records"] += int(outcome.get("records") or 0)
                 totals["deleted"] += int(outcome.get("deleted") or 0)
+            reconciled = outcome.get("reconcile") or {}
+            if "tombstoned" in reconciled:
+                totals["tombstoned"] = totals.get("tombstoned", 0) + int(reconciled["tombstoned"])
     for data_type, totals in sorted(by_type.items()):
         log.info(
-            "%-24s %6d companies %9d records %7d deleted",
+            "%-24s %6d companies %9d records %7d deleted%s",
             data_type,
             totals["companies"],
             totals["records"],
             totals["deleted"],
+            f" ({totals['tombstoned']} by reconcile)" if "tombstoned" in totals else "",
         )
     return by_type
 

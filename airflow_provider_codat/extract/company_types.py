@@ -128,7 +128,7 @@ def extract_types(
     # to Airflow's supervisor, whose channel takes one caller at a time on Airflow 3.1 (interleaved, they hang).
     _ = hook.client
     bracket = StatusBracket(lambda: hook.get_data_status(company_id), reading=workers, before=status_before)
-    extract = partial(_extract_one, _SharedListings(hook), bracket, workers)
+    extract = partial(_extract_one, SharedListings(hook), bracket, workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="codat-extract") as pool:
         futures = {
             request.data_type.key: pool.submit(extract, index, request)
@@ -146,7 +146,7 @@ def _the_company(requests: list[ExtractRequest]) -> CompanyId:
 
 
 def _extract_one(
-    hook: _SharedListings, bracket: StatusBracket, workers: int, index: int, request: ExtractRequest
+    hook: SharedListings, bracket: StatusBracket, workers: int, index: int, request: ExtractRequest
 ) -> dict[str, Any]:
     """One type's extract on a worker thread; its failure is its result, and touches no other type."""
     if index >= workers:
@@ -172,7 +172,7 @@ class _BracketedStatus:
     :param company_id: the company.
     """
 
-    def __init__(self, hook: _SharedListings, bracket: StatusBracket, company_id: CompanyId) -> None:
+    def __init__(self, hook: SharedListings, bracket: StatusBracket, company_id: CompanyId) -> None:
         self._hook = hook
         self._bracket = bracket
         self._company_id = company_id
@@ -192,7 +192,7 @@ class _BracketedStatus:
         return self._hook.get_data_status(self._company_id)
 
 
-class _SharedListings:
+class SharedListings:
     """The hook, with the company's connection list read once for every type that needs it."""
 
     def __init__(self, hook: CodatHook) -> None:

@@ -7,7 +7,10 @@ Writing this file is the commit. It holds:
 - ``last_run``: the run that committed last and its summary (for people reading the file);
 - ``pending``: while a commit is being *published*, the staged part files still to be given their final names
   and the run's manifest still to be written (``extract/commit.py``). Anyone who loads the state finishes that
-  work first, so a task killed between the commit and the renames loses nothing.
+  work first, so a task killed between the commit and the renames loses nothing;
+- ``reconciled`` (only once a reconcile committed, ``extract/reconcile.py``): when the last complete reconcile
+  ran (``at``) and the sync it saw (``sync``, ``latestSuccessfulSyncId``), so that a reconcile with no sync
+  since is skipped.
 
 The file stays small whatever the data: a run's history lives in each run folder's manifest, not here, and
 when more than :data:`INLINE_IDS` versions share the watermark instant (a data-model change re-stamps a whole
@@ -48,6 +51,7 @@ class ExtractState:
     :param last_run: the last committed run: ``run_id`` and its ``summary``.
     :param pending: the publication of the last commit, while unfinished: ``run_id``, ``run_folder``,
         ``moves`` (``[staged name, final name]`` pairs inside the run folder) and ``summary``.
+    :param reconciled: the last complete reconcile: ``at`` (its instant) and ``sync`` (the sync it saw).
     """
 
     company_id: str
@@ -55,9 +59,15 @@ class ExtractState:
     cursors: dict[str, Cursor] = field(default_factory=dict)
     last_run: dict[str, Any] | None = None
     pending: dict[str, Any] | None = None
+    reconciled: dict[str, Any] | None = None
 
     def committed(
-        self, run_id: str, cursors_after: dict[str, Cursor], summary: dict[str, Any], pending: dict[str, Any]
+        self,
+        run_id: str,
+        cursors_after: dict[str, Cursor],
+        summary: dict[str, Any],
+        pending: dict[str, Any],
+        reconciled: dict[str, Any] | None = None,
     ) -> ExtractState:
         """The state once ``run_id`` commits, with its publication still to do.
 
@@ -65,6 +75,7 @@ class ExtractState:
         :param cursors_after: the cursors after the run.
         :param summary: what the run returns (records, files, watermarks...).
         :param pending: the publication to do (see the class).
+        :param reconciled: a reconcile's new ``reconciled`` entry; ``None`` keeps the one there.
         """
         return ExtractState(
             self.company_id,
@@ -72,10 +83,13 @@ class ExtractState:
             dict(cursors_after),
             {"run_id": run_id, "summary": summary},
             pending,
+            reconciled or self.reconciled,
         )
 
     def published(self) -> ExtractState:
-        return ExtractState(self.company_id, self.data_type, self.cursors, self.last_run, None)
+        return ExtractState(
+            self.company_id, self.data_type, self.cursors, self.last_run, None, self.reconciled
+        )
 
 
 def load_state(folder: ObjectStoragePath, company_id: str, data_type: str) -> ExtractState:
@@ -100,12 +114,16 @@ def load_state(folder: ObjectStoragePath, company_id: str, data_type: str) -> Ex
         if pending is not None and not (isinstance(pending, dict) and "run_folder" in pending):
             raise StateError("`pending` must be an object with a run_folder")
         last_run = data.get("last_run")
+        reconciled = data.get("reconciled")
+        if reconciled is not None and not isinstance(reconciled, dict):
+            raise StateError("`reconciled` must be an object")
         return ExtractState(
             company_id=str(data.get("company_id")),
             data_type=str(data.get("data_type")),
             cursors={str(scope): _cursor_from_json(folder, value) for scope, value in cursors.items()},
             last_run={"run_id": last_run["run_id"], "summary": last_run.get("summary")} if last_run else None,
             pending=pending,
+            reconciled=reconciled,
         )
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise StateError(
@@ -130,15 +148,18 @@ def save_state(folder: ObjectStoragePath, state: ExtractState) -> None:
     cursors = {}
     for scope, cursor in sorted(state.cursors.items()):
         cursors[scope] = _cursor_to_json(folder, cursor, keep)
+    content = {
+        "version": STATE_VERSION,
+        "company_id": state.company_id,
+        "data_type": state.data_type,
+        "cursors": cursors,
+        "last_run": state.last_run,
+        "pending": state.pending,
+    }
+    if state.reconciled is not None:  # written only once a reconcile committed: older files stay as they were
+        content["reconciled"] = state.reconciled
     body = json.dumps(
-        {
-            "version": STATE_VERSION,
-            "company_id": state.company_id,
-            "data_type": state.data_type,
-            "cursors": cursors,
-            "last_run": state.last_run,
-            "pending": state.pending,
-        },
+        content,
         indent=1,
         sort_keys=True,
     )

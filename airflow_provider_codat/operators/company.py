@@ -26,6 +26,7 @@ from airflow_provider_codat.errors import (
     CodatQuotaExhaustedError,
     CodatValidationError,
 )
+from airflow_provider_codat.extract.company_reconcile import reconcile_choice
 from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.extract.destination import resolve_destination
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
@@ -76,6 +77,12 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         tables' folder as a URI. For many companies prefer one ``CodatMergeTablesOperator`` after all of
         them (the example DAGs' ``tables`` task): fewer, larger commits. Templated.
     :param keep_deleted: keep deleted records in the tables, flagged ``_codat_deleted``. Templated.
+    :param reconcile: after a type's extract, reconcile it (docs/extract.md#reconcile): a full read of each scope
+        that lands a tombstone for each record Codat dropped without flagging it. ``True`` for every type of
+        ``data_types`` that needs it (incremental, without ``metadata.isDeleted``: bank transactions, banking
+        and commerce types), or a list of such types; default off. A type's outcome then carries
+        ``reconcile`` (its summary). It costs at least one request per scope, and is skipped for a type with
+        no successful sync since its last reconcile. Templated.
 
     ``codat_conn_id``, ``poll_interval``, ``max_poll_interval``, ``timeout`` (how long to wait for the syncs,
     default 6 hours) and ``deferrable`` as in :class:`~airflow_provider_codat.operators.refresh.CodatWaitingOperator`.
@@ -91,6 +98,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         "full_refresh",
         "tables",
         "keep_deleted",
+        "reconcile",
     )
     ui_color = "#d7ecf7"
 
@@ -108,9 +116,11 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         page_size: int = DEFAULT_PAGE_SIZE,
         tables: bool | str = False,
         keep_deleted: bool | str = False,
+        reconcile: bool | str | Sequence[str] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.reconcile = reconcile
         self.tables = tables
         self.keep_deleted = keep_deleted
         self.company_id = company_id
@@ -133,7 +143,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         companies = self._companies()
         types = normalize_data_types(self.data_types)
-        options = self._options()
+        options = self._options(types)
         # The destination is checked (and made a storage path) in start, before any request.
         sync = CompanySync.start(
             self.hook,
@@ -237,7 +247,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
             raise ValueError("company_id is required: give a Codat company id (or a list of them).")
         return list(dict.fromkeys(CompanyId.parse(company_id, "company_id") for company_id in ids))
 
-    def _options(self) -> CompanySyncOptions:
+    def _options(self, types: list[str]) -> CompanySyncOptions:
         if self.refresh not in REFRESH_MODES:
             raise CodatValidationError(
                 f"refresh must be one of {', '.join(REFRESH_MODES)}, got {shorten(self.refresh)}."
@@ -250,6 +260,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
             max_concurrency=self.max_concurrency,
             poll_interval=self.poll_interval,
             max_poll_interval=self.max_poll_interval,
+            reconcile=reconcile_choice(self.reconcile, types),
         )
 
 

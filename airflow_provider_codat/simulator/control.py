@@ -155,6 +155,33 @@ class SimulatorControl(WebhookControl):
             collection.changed()
             return {"id": record["id"]}
 
+    def remove_record(
+        self,
+        company_id: str,
+        data_type: str,
+        record_id: str,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+    ) -> dict:
+        """Remove one record outright, leaving no trace (as Codat drops a record of a type without a deleted
+        flag, or a bank account it no longer has: its transactions then answer 404). Returns whether it was there.
+
+        :param company_id: the company id.
+        :param data_type: the catalogue key.
+        :param record_id: the record's ``id``.
+        :param connection_id: a connection; default: the company's first one of the type's source type.
+        :param account_id: the bank account id (``bankTransactions`` only).
+        """
+        state = self.state
+        with state.lock:
+            state.settle()
+            collection = state.collection(
+                company_id, *self._scope(company_id, data_type, connection_id, account_id)
+            )
+            removed = collection.records.pop(str(record_id), None) is not None
+            collection.changed()
+            return {"removed": removed}
+
     def _scope(
         self, company_id: str, data_type: str, connection_id: str | None, account_id: str | None
     ) -> tuple:
@@ -369,6 +396,7 @@ OPERATIONS = (
     "records",
     "mutate",
     "put_record",
+    "remove_record",
     "set_sync_seconds",
     "advance",
     "now",

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat.dags_builder import SyncSpec, codat_sync_task_group
 from airflow_provider_codat.dags_builder.table import trigger_params
 from airflow_provider_codat.dags_builder.tasks import batches, summary
+from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.errors import UnknownDataTypeError
 from airflow_provider_codat.extract.destination import resolve_destination
 
+ROOT = Path(__file__).resolve().parents[2]
 A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in "abc")
 
 
@@ -59,6 +64,9 @@ def test_summary_names_the_failed_companies_and_totals_the_rest():
     report = summary.function(work[:1], results)
     assert report["by_type"] == {"invoices": {"companies": 1, "records": 7, "deleted": 0}}
     assert report["companies_ok"] == [A] and report["destination"] == "file:///data/codat"
+    reconciled = {**_outcome(A, records=2), "reconcile": {"status": "reconciled", "tombstoned": 3}}
+    totals = summary.function(work[:1], [{"bankTransactions": reconciled}])["by_type"]
+    assert totals == {"bankTransactions": {"companies": 1, "records": 2, "deleted": 0, "tombstoned": 3}}
     # A batch's result is keyed by company.
     batch = {"company_id": [A, B], "company_name": "Company A + 1 more", "destination": "file:///x"}
     both = {A: {"invoices": _outcome(A, records=1)}, B: {"invoices": _outcome(B, records=2)}}
@@ -93,3 +101,34 @@ def test_the_trigger_form_offers_the_rows_types():
     assert list(params) == ["company_ids", "data_types", "full_refresh", "destination"]
     assert params["data_types"].value == ["invoices", "payments"]
     assert params["data_types"].schema["items"]["enum"] == ["invoices", "payments"]
+
+
+def test_reconcile_is_checked_at_parse_time_and_the_weekly_dag_reconciles_every_flagless_type():
+    with pytest.raises(ValueError, match="^x: reconcile names 'invoices', which needs no reconcile"):
+        SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], reconcile=["invoices"])
+    with pytest.raises(ValueError, match="^x: reconcile names 'bankTransactions', which is not among"):
+        SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], reconcile=["bankTransactions"])
+    with pytest.raises(ValueError, match="needs no reconcile"):
+        codat_sync_task_group(
+            companies=[A], data_types=["commerce-products"], reconcile=["commerce-products"]
+        )
+    mixed = SyncSpec(dag_id="x", schedule=None, data_types=["invoices", "bankTransactions"], reconcile=True)
+    assert mixed.reconcile_types == ["bankTransactions"]
+
+    table = _sync_table()
+    weekly = next(row for row in table if row.dag_id == "codat_sync_weekly")
+    extracted = {key for row in table for key in row.data_types}
+    flagless = {
+        key
+        for key in extracted
+        if get_data_type(key).kind is Kind.INCREMENTAL and not get_data_type(key).has_deleted_flag
+    }
+    assert len(flagless) == 11 and set(weekly.reconcile_types) == flagless
+    assert all(not row.reconcile_types for row in table if row is not weekly)
+
+
+def _sync_table() -> list[SyncSpec]:
+    spec = importlib.util.spec_from_file_location("codat_sync_table", ROOT / "dags" / "codat_sync.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SYNC_TABLE

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from airflow_provider_codat.datatypes import Kind, get_data_type
+from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.operators.company import (
     STATE_XCOM_KEY,
     CodatCompanySyncFailedError,
@@ -318,3 +319,30 @@ def test_tables_option_merges_the_batch_once_per_type_and_a_retry_merges_nothing
     operator(companies, tmp_path, types=types, tables="true", outlets=[table_asset]).execute(retry)
     assert retry["outlet_events"][table_asset].extra["runs_merged"] == 0
     assert DeltaTable(str(tmp_path / "_tables" / "invoices")).version() == 1
+
+
+def test_reconcile_tombstones_what_codat_dropped_in_the_landing_and_the_tables(
+    sim, sim_clock, company_id, tmp_path
+):
+    from tests.tables.conftest import assert_table_is_truth, table_rows
+    from tests.tables.conftest import truth as table_truth
+
+    types = ["invoices", "bankTransactions", "banking-transactions"]
+    with pytest.raises(CodatValidationError, match="invoices', which needs no reconcile"):
+        operator(company_id, tmp_path, types=types, reconcile=["invoices"]).execute(make_context())
+    sim.control.reset_request_log()
+    first = operator(company_id, tmp_path, types=types, reconcile=True, tables=True)
+    result = first.execute(make_context("manual__run1"))
+    assert "reconcile" not in result["invoices"]
+    for data_type in types[1:]:  # nothing dropped yet: read, and nothing to land
+        assert result[data_type]["reconcile"]["status"] == "reconciled"
+        assert result[data_type]["reconcile"]["tombstoned"] == 0
+    # The second run's refresh drops a record of each flagless scope, as Codat does, with no flag.
+    second = operator(company_id, tmp_path, types=types, reconcile=True, tables=True, poll_interval=30)
+    sim.control.reset_request_log()
+    result = second.execute(make_context("manual__run2"))
+    assert api_calls(sim)["dataStatus"] == 2  # the reconciles take the wait's last look: no read of their own
+    for data_type in types[1:]:
+        assert result[data_type]["reconcile"]["tombstoned"] >= 1, result[data_type]
+        table = table_rows(tmp_path / "_tables" / data_type)
+        assert_table_is_truth(table, table_truth(sim.control, [company_id], data_type))

@@ -149,6 +149,12 @@ def test_weekly_refresh_all_lands_every_type(airflow_cli, codat_simulator, tmp_p
         t for _, t in labels
     }
     _assert_files_match_simulator(control, read_run_files(tmp_path, result.run_id), labels)
+    # Each flagless type is reconciled after its extract (a first reconcile: nothing dropped since it landed).
+    [outcomes] = [result.xcom("codat_sync.sync", index) for index in _sync_labels(result)]
+    reconciled = {key for key, outcome in outcomes.items() if (outcome.get("reconcile") or {}).get("status")}
+    assert {"bankTransactions", "banking-transactions", "commerce-orders"} <= reconciled
+    assert {outcomes[key]["reconcile"]["status"] for key in reconciled} == {"reconciled"}
+    assert "reconcile" not in outcomes["invoices"]
 
 
 @pytest.mark.codat_simulator(**SIMULATOR)
