@@ -21,7 +21,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from airflow_provider_codat.budget.plan import reconcile_requests
+from airflow_provider_codat.budget.request_plan import reconcile_requests
 from airflow_provider_codat.extract.company_reconcile import reconcile_company
 from airflow_provider_codat.extract.company_types import extract_types
 from airflow_provider_codat.extract.request import ExtractRequest

@@ -57,11 +57,17 @@ def check_data_types(data_types: Sequence[str]) -> list[str]:
 
 
 def _sync_kwargs(
-    refresh: str, codat_conn_id: str, max_concurrency: int, pool: str | None, page_size: int | None
+    types: list[str],
+    refresh: str,
+    codat_conn_id: str,
+    max_concurrency: int,
+    pool: str | None,
+    page_size: int | None,
 ) -> dict[str, Any]:
     """What every mapped sync task shares, but the wait's timing (see :func:`_wait_kwargs`)."""
     kwargs: dict[str, Any] = {
         "task_id": "sync",
+        "outlets": codat_assets(types),
         "refresh": refresh,
         "codat_conn_id": codat_conn_id,
         "deferrable": True,
@@ -119,7 +125,7 @@ def codat_sync_task_group(
     :param group_id: the task group's id.
     :param codat_conn_id: the Airflow connection to Codat.
     :param poke_interval: seconds before the wait's second look, doubling up to ``max_poke_interval``
-        (``CODAT_SYNC_POKE_INTERVAL`` in the environment overrides it: demos against the simulator).
+        (the environment's ``CODAT_SYNC_POKE_INTERVAL`` wins: demos against the simulator).
     :param max_poke_interval: the longest interval between two looks at a sync.
     :param sync_timeout: how long to wait for the syncs before failing.
     :param pool: an Airflow pool bounding the companies worked on at once, across DAGs (docs/dags.md).
@@ -128,8 +134,8 @@ def codat_sync_task_group(
     :param tables: end with ``tables``: merge the run into each type's current-state Delta table.
     :param tables_path: the tables' folder (URI); ``None``: ``{destination}/_tables``.
     :param keep_deleted: keep deleted records in the tables as rows flagged ``_codat_deleted``.
-    :param reconcile: reconcile these types after each company's extract (``True``: every type that needs it),
-        see :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator`. Default off.
+    :param reconcile: reconcile these types after each company's extract (``True``: every type that needs it;
+        :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator`). Default off.
     """
     check_refresh(refresh)
     types = check_data_types(data_types)
@@ -137,12 +143,9 @@ def codat_sync_task_group(
     with TaskGroup(group_id=group_id, tooltip="one task per company: refresh → wait → extract") as group:
         chosen = types if chosen_types is None else chosen_types
         work = batches(companies, chosen, types, destination, full_refresh, codat_conn_id, reconciled)
-        synced = CodatCompanySyncOperator.partial(
-            outlets=codat_assets(types),
-            reconcile=reconciled,
-            **_sync_kwargs(refresh, codat_conn_id, max_concurrency, pool, page_size),
-            **_wait_kwargs(poke_interval, max_poke_interval, sync_timeout),
-        ).expand_kwargs(work)
+        sync_kwargs = _sync_kwargs(types, refresh, codat_conn_id, max_concurrency, pool, page_size)
+        sync_kwargs.update(_wait_kwargs(poke_interval, max_poke_interval, sync_timeout), reconcile=reconciled)
+        synced = CodatCompanySyncOperator.partial(**sync_kwargs).expand_kwargs(work)
         summary(work, synced.output)
         if tables:
             synced >> _merge_tables_task(types, chosen, work, tables_path, keep_deleted)

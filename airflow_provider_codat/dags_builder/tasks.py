@@ -153,7 +153,7 @@ def _plan(
 ) -> dict[str, Any]:
     """The requests the run expects against today's budget, logged (a warning when the quota will not do)."""
     from airflow_provider_codat.budget import budget_for
-    from airflow_provider_codat.budget.plan import describe, run_plan
+    from airflow_provider_codat.budget.request_plan import describe, run_plan
     from airflow_provider_codat.hooks.codat import CodatHook
 
     settings = CodatHook(codat_conn_id=codat_conn_id).budget_settings()

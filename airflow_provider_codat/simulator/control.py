@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -119,12 +120,7 @@ class SimulatorControl(WebhookControl):
         :param connection_id: a connection; default: the company's first one of the type's source type.
         :param account_id: the bank account id (``bankTransactions`` only).
         """
-        state = self.state
-        with state.lock:
-            state.settle()
-            collection = state.collection(
-                company_id, *self._scope(company_id, data_type, connection_id, account_id)
-            )
+        with self._collection(company_id, data_type, connection_id, account_id) as collection:
             return [dict(record) for record in collection.records.values()]
 
     def put_record(
@@ -146,11 +142,7 @@ class SimulatorControl(WebhookControl):
         :param connection_id: a connection; default: the company's first one of the type's source type.
         :param account_id: the bank account id (``bankTransactions`` only).
         """
-        state = self.state
-        with state.lock:
-            collection = state.collection(
-                company_id, *self._scope(company_id, data_type, connection_id, account_id)
-            )
+        with self._collection(company_id, data_type, connection_id, account_id, settle=False) as collection:
             collection.records[str(record["id"])] = dict(record)
             collection.changed()
             return {"id": record["id"]}
@@ -172,15 +164,27 @@ class SimulatorControl(WebhookControl):
         :param connection_id: a connection; default: the company's first one of the type's source type.
         :param account_id: the bank account id (``bankTransactions`` only).
         """
-        state = self.state
-        with state.lock:
-            state.settle()
-            collection = state.collection(
-                company_id, *self._scope(company_id, data_type, connection_id, account_id)
-            )
+        with self._collection(company_id, data_type, connection_id, account_id) as collection:
             removed = collection.records.pop(str(record_id), None) is not None
             collection.changed()
             return {"removed": removed}
+
+    @contextmanager
+    def _collection(
+        self,
+        company_id: str,
+        data_type: str,
+        connection_id: str | None,
+        account_id: str | None,
+        *,
+        settle: bool = True,
+    ) -> Iterator[Any]:
+        """One collection, under the state's lock (after the syncs due by now have settled, unless not)."""
+        state = self.state
+        with state.lock:
+            if settle:
+                state.settle()
+            yield state.collection(company_id, *self._scope(company_id, data_type, connection_id, account_id))
 
     def _scope(
         self, company_id: str, data_type: str, connection_id: str | None, account_id: str | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_provider_codat.budget.plan import reconcile_requests, requests_per_company, run_plan
+from airflow_provider_codat.budget.request_plan import reconcile_requests, requests_per_company, run_plan
 from airflow_provider_codat.budget.settings import BudgetSettings
 from airflow_provider_codat.budget.stores import Quota
 
