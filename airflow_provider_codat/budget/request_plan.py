@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_provider_codat.budget.settings import BudgetSettings
 from airflow_provider_codat.budget.stores import Quota
-from airflow_provider_codat.datatypes import Scope, get_data_type
+from airflow_provider_codat.datatypes import Kind, Scope, get_data_type
 
 WAIT_REQUESTS = 4  # the wait's first look and polls, and the dataStatus read before and after the extract
 
@@ -39,8 +39,9 @@ def requests_per_company(
 
 def reconcile_requests(reconcile: list[str] | tuple[str, ...]) -> int:
     """The requests the reconciles of ``reconcile`` expect to make for one company: one listing of connections,
-    then per type one full-read page of one scope, plus the listing of bank accounts for bank transactions."""
-    entries = [get_data_type(key) for key in reconcile]
+    then per type one full-read page of one scope, plus the listing of bank accounts for bank transactions.
+    A type read whole every run costs nothing: its run's own read is compared."""
+    entries = [entry for entry in map(get_data_type, reconcile) if entry.kind is Kind.INCREMENTAL]
     if not entries:
         return 0
     return 1 + len(entries) + sum(1 for entry in entries if entry.scope is Scope.BANK_ACCOUNT)

@@ -1,7 +1,7 @@
 """Which types a task reconciles, and the reconcile of one company's types after its extract.
 
 A reconcile (``extract/reconcile.py``) is asked for with ``reconcile=True`` (every type of the task that needs
-one: incremental, without Codat's deleted flag) or a list of such types. It follows the company's extract in the
+one: paged, without Codat's deleted flag) or a list of such types. It follows the company's extract in the
 same task, for the types that extract landed, and costs a full read of each scope: so weekly, say, not hourly.
 """
 
@@ -38,7 +38,7 @@ def reconcile_choice(
         may narrow its types), unless ``strict``.
     :param data_types: the keys the task extracts.
     :param strict: a listed key outside ``data_types`` is an error too (a DAG's table, checked at parse time).
-    :raises CodatValidationError: a listed key carries Codat's deleted flag or is not incremental (it needs no
+    :raises CodatValidationError: a listed key carries Codat's deleted flag or is a snapshot (it needs no
         reconcile), or (``strict``) is not extracted.
     """
     if isinstance(reconcile, str) and reconcile.strip().lower() in _TRUE | _FALSE:
@@ -50,8 +50,8 @@ def reconcile_choice(
     if needless:
         raise CodatValidationError(
             f"reconcile names {', '.join(map(shorten, needless))}, which needs no reconcile: Codat flags its "
-            "deletions (metadata.isDeleted), or it is read whole every run. Reconcile only incremental types "
-            f"without the flag: {', '.join(reconcilable_types(list(CATALOGUE)))}."
+            "deletions (metadata.isDeleted), or it is a snapshot. Reconcile only types without the flag: "
+            f"{', '.join(reconcilable_types(list(CATALOGUE)))}."
         )
     missing = [key for key in chosen if key not in data_types]
     if strict and missing:

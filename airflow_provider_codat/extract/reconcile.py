@@ -11,6 +11,11 @@ filter), compares the ids Codat holds with the ids live in the landing (``extrac
 - a **return** for each id a reconcile tombstoned that Codat has again: Codat's record as it is now, with
   ``_codat.reconciledAt``, so it is live again even when its ``modifiedDate`` did not move.
 
+A type read whole every run (``commerce-products``, ``-locations``, ``-transactions``) needs no request: the
+run's own extract read every page of every scope, so the ids it landed are what Codat holds. Its reconcile
+compares the landing with that run (committed, or there is nothing to compare), scope by scope; a scope the run
+landed nothing for concludes nothing (empty, or gone: the run does not say which).
+
 Never from a partial read: a scope whose read fails or does not read whole (``read_whole``) lands nothing. A
 scope the landing holds but Codat no longer lists (a bank account, a connection) is emptied only when reading
 it answers 404: a listing that misses it is not proof.
@@ -37,7 +42,7 @@ from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.errors import CodatExtractError, CodatQuotaExhaustedError, CodatValidationError
 from airflow_provider_codat.extract.commit import publish, read_manifest, remove_staged
 from airflow_provider_codat.extract.keyset import read_whole
-from airflow_provider_codat.extract.landed import RECONCILED_AT, LandedVersion, current_versions
+from airflow_provider_codat.extract.landed import RECONCILED_AT, LandedVersion, current_versions, scope_key
 from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.extract.plan import ReadScope, list_scopes
 from airflow_provider_codat.extract.state import ExtractState, load_state, save_state
@@ -64,9 +69,10 @@ def reconcile_run_id(run_id: str) -> str:
 
 
 def reconcilable_types(data_types: Sequence[str]) -> list[str]:
-    """The keys among ``data_types`` that need a reconcile: incremental, without ``metadata.isDeleted``."""
+    """The keys among ``data_types`` that need a reconcile: paged (incremental or read whole), without
+    ``metadata.isDeleted``."""
     entries = [get_data_type(key) for key in data_types]
-    return [e.key for e in entries if e.kind is Kind.INCREMENTAL and not e.has_deleted_flag]
+    return [e.key for e in entries if e.kind is not Kind.SNAPSHOT and not e.has_deleted_flag]
 
 
 @dataclass
@@ -105,12 +111,13 @@ def reconcile_type(
     :returns: plain JSON: ``status`` (``reconciled`` or ``skipped`` with a ``reason``), ``tombstoned``,
         ``returned``, ``pages``, ``files``, ``scopes`` (read whole), ``gone_scopes`` and ``failed_scopes``
         (scope key -> error; nothing was concluded for them).
-    :raises CodatValidationError: the type carries Codat's own deleted flag, or is not incremental.
+    :raises CodatValidationError: the type carries Codat's own deleted flag, or is a snapshot.
     """
     if not reconcilable_types([request.data_type.key]):
         raise CodatValidationError(
-            f"{request.data_type.key} needs no reconcile: Codat flags its deletions, or it is not incremental."
+            f"{request.data_type.key} needs no reconcile: Codat flags its deletions, or it is a snapshot."
         )
+    extract_run = request.run_folder  # a type read whole: this run's read is what Codat holds
     run_id = reconcile_run_id(request.run_id)
     request = dataclasses.replace(
         request, run_id=run_id, run_folder_name=run_folder_name(run_id), page_size=page_size
@@ -127,8 +134,16 @@ def reconcile_type(
     if reason:
         log.info("%s: skipped, %s", label, reason)
         return {**_base_summary(request), "status": SKIPPED, "reason": reason}
+    whole_run = read_manifest(extract_run) if request.data_type.kind is Kind.FULL else None
+    if request.data_type.kind is Kind.FULL and whole_run is None:
+        reason = f"run {request.run_id} has committed no extract of the type to compare with"
+        log.info("%s: skipped, %s", label, reason)
+        return {**_base_summary(request), "status": SKIPPED, "reason": reason}
     landed = current_versions(request.type_folder)
-    reads = _read_scopes(hook, request, landed, label)
+    if whole_run is not None:
+        reads = _reads_of_run(whole_run, landed)
+    else:
+        reads = _read_scopes(hook, request, landed, label)
     stamp = format_timestamp((now or (lambda: datetime.now(UTC)))())
     return _commit(request, state, _changes(landed, reads, stamp), reads, (status, stamp), label)
 
@@ -181,6 +196,19 @@ def _read_scopes(
         if reads[-1].error:
             log.warning("%s: scope %s not reconciled, nothing concluded: %s", label, key, reads[-1].error)
     return reads
+
+
+def _reads_of_run(manifest: dict[str, Any], landed: dict[str, dict[str, LandedVersion]]) -> list[ScopeRead]:
+    """The ids a committed extract run of a type read whole landed (its ``manifest`` lists the files), per scope
+    the landing holds. A scope the run landed nothing for is left out: empty or gone, the run does not say."""
+    from airflow_provider_codat.tables.source import decode_records, read_part_file
+
+    read: dict[str, set[str]] = {}
+    for uri in (manifest.get("summary") or {}).get("files") or ():
+        for record in decode_records(read_part_file(uri)):
+            if record.get("id") not in (None, ""):
+                read.setdefault(scope_key(record.get("_codat") or {}), set()).add(str(record["id"]))
+    return [ScopeRead(_scope_of(key), ids=ids) for key, ids in sorted(read.items()) if key in landed]
 
 
 def _scope_of(key: str) -> ReadScope:

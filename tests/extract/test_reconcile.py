@@ -233,3 +233,51 @@ def test_the_duckdb_recipe_drops_the_tombstones_and_keeps_a_record_that_returned
         db.execute(sql)
         ids = {row[0] for row in db.execute("SELECT CAST(id AS VARCHAR) FROM invoices").fetchall()}
     assert back["id"] in ids and ids == codat_ids(control, company, BANKING, connection)
+
+
+def test_a_type_read_whole_is_reconciled_from_its_own_run_without_a_request(
+    codat_simulator, company, extract, reconcile, out, tmp_path
+):
+    products = "commerce-products"
+    control = codat_simulator.control
+    connection = control.connection_id(company, "Commerce")
+    folder = out(company, products)
+    extract(company, products, "run1")
+    gone = control.records(company, products, connection)[0]
+    control.remove_record(company, products, gone["id"], connection)
+    control.mutate(company, products, modified=1)  # a sync since: the reconcile is not skipped
+    extract(company, products, "run2")
+    assert gone["id"] in live_ids(folder)[connection]  # the earlier run still shows it
+
+    control.reset_request_log()
+    summary = reconcile(company, products, "run2", status={"latestSuccessfulSyncId": "s2"})
+    assert control.request_count() == 0  # the run's own whole read is what Codat holds
+    assert summary["tombstoned"] == 1 and summary["failed_scopes"] == {}
+    assert live_ids(folder) == {connection: codat_ids(control, company, products, connection)}
+
+    landing = f"file://{tmp_path}/out"
+    for run_id in ("run1", "run2"):
+        merge_runs(data_type=products, destination=landing, company_ids=[company], run_id=run_id)
+    rows = table_rows(tmp_path / "out" / "_tables" / products)
+    assert {row["id"] for row in rows} == codat_ids(control, company, products, connection)
+
+    # Back in Codat: the next run's read lands it again, newer than the tombstone.
+    control.put_record(company, products, gone, connection)
+    extract(company, products, "run3")
+    assert gone["id"] in live_ids(folder)[connection]
+
+
+def test_a_type_read_whole_concludes_nothing_without_its_committed_run(
+    codat_simulator, company, extract, reconcile, out
+):
+    products = "commerce-products"
+    control = codat_simulator.control
+    folder = out(company, products)
+    extract(company, products, "run1")
+    connection = control.connection_id(company, "Commerce")
+    control.remove_record(
+        company, products, control.records(company, products, connection)[0]["id"], connection
+    )
+    before = live_ids(folder)
+    summary = reconcile(company, products, "run2", status={"latestSuccessfulSyncId": "s2"})  # run2 never ran
+    assert summary["status"] == "skipped" and live_ids(folder) == before
