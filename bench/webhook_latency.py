@@ -166,6 +166,8 @@ def receiver_round(rate: float, seconds: float, database: bool, drainer_mode: st
         warmup = int(rate * WARMUP_SECONDS)
         # The first second warms the server's code paths and connections (a server that just started); not timed.
         asyncio.run(_send_at_rate(base, deliveries[:warmup], rate, connections=16))
+        if drainer is not None:  # timed only once the drainer is at work (a process imports Airflow first)
+            _wait_draining(warmup)
         deliveries = deliveries[warmup:]
         latencies, statuses = asyncio.run(_send_at_rate(base, deliveries, rate, connections=16))
         sent_at = time.monotonic()
@@ -193,6 +195,15 @@ def receiver_round(rate: float, seconds: float, database: bool, drainer_mode: st
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1],
         "max_ms": 1000 * latencies[-1],
     }
+
+
+def _wait_draining(stored: int, timeout: float = 300) -> None:
+    """Until the drainer has drained some of the ``stored`` rows of this round's warm-up."""
+    deadline = time.monotonic() + timeout
+    while _undrained() >= stored:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the drainer drained nothing within {timeout} s")
+        time.sleep(0.05)
 
 
 def _undrained() -> int:
