@@ -114,27 +114,29 @@ def forget_companies(
 
 def data_type_tables(root: ObjectStoragePath) -> list[ObjectStoragePath]:
     """The data types' tables under ``root`` (not the tombstones nor the record of deleted companies)."""
-    return _delta_children(root, skip_hidden=True)
+    return _delta_children(root)
 
 
 def tombstone_tables(root: ObjectStoragePath) -> list[ObjectStoragePath]:
     """The tombstones of each data type (``{root}/_deleted/{dataType}``)."""
-    return _delta_children(root / TOMBSTONES_FOLDER, skip_hidden=True)
+    return _delta_children(root / TOMBSTONES_FOLDER)
 
 
-def _delta_children(folder: ObjectStoragePath, *, skip_hidden: bool) -> list[ObjectStoragePath]:
+def _delta_children(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
+    """The Delta tables in ``folder`` whose name is a data type key (none starts with ``_``)."""
     if not folder.exists():
         return []
     return [
         child
         for child in sorted(folder.iterdir(), key=lambda path: path.name)
-        if not (skip_hidden and child.name.startswith("_")) and (child / "_delta_log").exists()
+        if not child.name.startswith("_") and (child / "_delta_log").exists()
     ]
 
 
 def _record(root: ObjectStoragePath, companies: list[str], moments: Mapping[str, Any]) -> list[str]:
     """Insert the companies not recorded yet; those this call recorded."""
-    new = [company for company in companies if company not in forgotten_companies(root)]
+    known = forgotten_companies(root)
+    new = [company for company in companies if company not in known]
     if not new:
         return []
     now = datetime.now(tz=UTC)
