@@ -5,6 +5,9 @@ which turns it into an asset event on ``codat://deleted-companies`` (extra: ``co
 ``deleted_at``). This DAG is scheduled on that asset: each run takes every deletion since the previous run,
 records the companies beside the tables and removes their rows from every data type's table, so that their
 data stops looking current and no later merge brings it back (docs/tables.md). The landing is left as it is.
+
+Triggered by hand with ``company_ids`` (a list), it forgets those companies instead: for a deletion whose
+webhook was missed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # deletions arriving meanwhile are folded into the next run
     params={
+        "company_ids": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string"},
+            description="Companies to forget; empty: those of the triggering codat://deleted-companies events.",
+        ),
         "destination": Param(
             None,
             type=["null", "string"],
@@ -44,6 +53,7 @@ with DAG(
 ) as dag:
     CodatForgetCompaniesOperator(
         task_id="forget_companies",
+        companies="{{ params.company_ids | join(',') if params.company_ids else '' }}",
         destination="{{ params.destination or '' }}",
         keep_deleted="{{ params.keep_deleted }}",
         outlets=table_assets(CATALOGUE),

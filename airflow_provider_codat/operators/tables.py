@@ -130,9 +130,9 @@ class CodatForgetCompaniesOperator(BaseOperator):
     recorded, then their rows removed, one commit per table; a retry changes nothing). The landing is not
     touched. Returns ``{companies, recorded, tables: {data_type: {table, version, removed or flagged}}}``.
 
-    :param companies: company ids, a list or comma-separated string; ``None``: the ``company_id`` of each of
-        the task's triggering asset events on ``codat://deleted-companies`` (what the webhook receiver writes
-        for ``company.deleted``). Templated.
+    :param companies: company ids, a list or comma-separated string; ``None`` or empty: the ``company_id`` of
+        each of the task's triggering asset events on ``codat://deleted-companies`` (what the webhook receiver
+        writes for ``company.deleted``). Templated.
     :param destination: the landing's destination; ``None``: the ``codat_destination`` Variable. Templated.
     :param tables: the folder of the tables; ``None``: ``{destination}/_tables``. Templated.
     :param keep_deleted: flag the companies' rows ``_codat_deleted`` instead of removing them (use the same
@@ -162,7 +162,7 @@ class CodatForgetCompaniesOperator(BaseOperator):
         from airflow_provider_codat.tables.storage import tables_root
 
         keep_deleted = require_bool(self.keep_deleted, "keep_deleted")
-        if self.companies is None:
+        if not self.companies:
             deleted = deleted_companies_of(context.get("triggering_asset_events") or {})
         else:
             deleted = dict.fromkeys(companies_of(self.companies)[0])
