@@ -10,10 +10,14 @@
    ``--seconds``, after one untimed second. ``--database postgres`` (the default): each delivery is stored
    before it is answered, as in production, in a Postgres of `make stack` (migrated, the DAGs serialised so the
    assets exist; the round runs in a child process with the stack's Airflow settings). ``--database none``: a
-   store that only counts, to see the receiver's own cost.
+   store that only counts, to see the receiver's own cost. ``--drainer`` says who writes the asset events
+   meanwhile: ``process`` (the drainer process the receiver starts, as in production), ``thread`` (a drainer
+   thread in the receiver's process, the earlier design), ``after`` (nobody until the round is answered: the
+   answer's path alone); several, comma-separated, are measured in turn, round by round, on one Postgres.
 
     .venv/bin/python bench/webhook_latency.py                 # both, 3 rounds each (about 5 minutes)
     .venv/bin/python bench/webhook_latency.py receiver --rate 400 --database none
+    .venv/bin/python bench/webhook_latency.py receiver --rounds 3 --seconds 5 --drainer process,after,thread
 
 Targets: sync completion -> records landed <= 30 s with 0 polls; 200 deliveries/s with p99 < 200 ms.
 """
@@ -40,6 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 from airflow_provider_codat.simulator.server import serve_in_thread  # noqa: E402
 from airflow_provider_codat.webhooks.dedupe import RecentIds  # noqa: E402
 from airflow_provider_codat.webhooks.drain import InboxDrainer  # noqa: E402
+from airflow_provider_codat.webhooks.drainer_process import DrainerProcess  # noqa: E402
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app  # noqa: E402
 from airflow_provider_codat.webhooks.secret import CachedVerifier  # noqa: E402
 from airflow_provider_codat.webhooks.store import Stored, store_delivery  # noqa: E402
@@ -135,22 +140,25 @@ async def _send_at_rate(
     return latencies, statuses
 
 
-def receiver_round(rate: float, seconds: float, database: bool, drain_during: bool = True) -> dict:
+def receiver_round(rate: float, seconds: float, database: bool, drainer_mode: str = "process") -> dict:
     """One round in this process; ``database``: the real store (Airflow's settings come from the
-    environment), else a store that only counts; ``drain_during``: the drainer writes asset events while
-    deliveries arrive (as in production), else only once the round's deliveries are answered."""
+    environment), else a store that only counts; ``drainer_mode``: ``process`` (as in production: the
+    drainer process the receiver starts writes the asset events while deliveries arrive), ``thread`` (the
+    earlier design: a drainer thread in this process), ``after`` (only once the round's deliveries are
+    answered: the answer's path alone)."""
     written = []
 
     def counting_store(delivery) -> Stored:
         written.append(len(delivery.notices))
         return Stored(duplicate=False)
 
-    drainer = InboxDrainer() if database else None
+    drainer = {"process": DrainerProcess, "thread": InboxDrainer}.get(drainer_mode) if database else None
+    drainer = drainer() if drainer is not None else None
     parts = ReceiverParts(
         verifier=CachedVerifier(lookup=lambda conn_id: SECRET),
         seen=RecentIds(),
         store=store_delivery if database else counting_store,
-        drainer=drainer if drain_during else None,
+        drainer=drainer,
     )
     server, thread, base = serve_in_thread(create_receiver_app(parts))
     try:
@@ -158,17 +166,24 @@ def receiver_round(rate: float, seconds: float, database: bool, drain_during: bo
         warmup = int(rate * WARMUP_SECONDS)
         # The first second warms the server's code paths and connections (a server that just started); not timed.
         asyncio.run(_send_at_rate(base, deliveries[:warmup], rate, connections=16))
+        if drainer is not None:  # timed only once the drainer is at work (a process imports Airflow first)
+            _wait_draining(warmup)
         deliveries = deliveries[warmup:]
         latencies, statuses = asyncio.run(_send_at_rate(base, deliveries, rate, connections=16))
         sent_at = time.monotonic()
+        after = InboxDrainer()
         while database and _undrained():
-            if drainer is not None:
-                drainer.drain_all()
+            if isinstance(drainer, DrainerProcess):
+                drainer.wake()
+            else:
+                after.drain_all()
             time.sleep(0.2)
         drained = time.monotonic() - sent_at
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        if isinstance(drainer, DrainerProcess):
+            drainer.stop()
     latencies.sort()
     return {
         "sent": len(deliveries),
@@ -180,6 +195,15 @@ def receiver_round(rate: float, seconds: float, database: bool, drain_during: bo
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1],
         "max_ms": 1000 * latencies[-1],
     }
+
+
+def _wait_draining(stored: int, timeout: float = 300) -> None:
+    """Until the drainer has drained some of the ``stored`` rows of this round's warm-up."""
+    deadline = time.monotonic() + timeout
+    while _undrained() >= stored:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the drainer drained nothing within {timeout} s")
+        time.sleep(0.05)
 
 
 def _undrained() -> int:
@@ -204,9 +228,11 @@ def _events_written() -> int:
         return connection.scalar(select(func.sum(INBOX.c.asset_events)))
 
 
-def receiver_rounds_on_postgres(rate: float, seconds: float, rounds: int, drain_during: bool) -> list[dict]:
+def receiver_rounds_on_postgres(
+    rate: float, seconds: float, rounds: int, drainer_modes: list[str]
+) -> list[dict]:
     """Rounds against a Postgres of `make stack` (no Airflow process but the rounds' own), each in a child
-    process that has the stack's Airflow settings."""
+    process that has the stack's Airflow settings; ``rounds`` of each of ``drainer_modes``, in turn."""
     import shutil
     import subprocess
 
@@ -221,17 +247,26 @@ def receiver_rounds_on_postgres(rate: float, seconds: float, rounds: int, drain_
         subprocess.run([AIRFLOW, "dags", "reserialize"], env=stack.env(), capture_output=True, check=True)
         rows = []
         for _ in range(rounds):
-            child = subprocess.run(
-                [sys.executable, __file__, "receiver-round", "--rate", str(rate), "--seconds", str(seconds)]
-                + ([] if drain_during else ["--drain-after"]),
-                env=stack.env(),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if child.returncode != 0:
-                raise RuntimeError(child.stderr[-3000:])
-            rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            for mode in drainer_modes:  # interleaved: each mode meets the same load on the machine
+                child = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "receiver-round",
+                        "--rate",
+                        str(rate),
+                        "--seconds",
+                        str(seconds),
+                    ]
+                    + ["--drainer", mode],
+                    env=stack.env(),
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                if child.returncode != 0:
+                    raise RuntimeError(child.stderr[-3000:])
+                rows.append({"mode": mode, **json.loads(child.stdout.strip().splitlines()[-1])})
         return rows
     finally:
         stack.stop()
@@ -307,6 +342,27 @@ def _wait_idle(api: httpx.Client) -> None:
         time.sleep(0.5)
 
 
+def _print_receiver_rows(rows: list[dict], rate: float, database: str) -> None:
+    for row in rows:
+        print(
+            f"receiver round, drainer {row['mode']} ({database}): {row['sent']} sent at {rate:.0f}/s, "
+            f"{row['ok']} answered 200, {row['events']} asset events in the database (all rounds; all written "
+            f"{row['drained_after_s']:.1f} s after the last send); p50 {row['p50_ms']:.1f} ms, "
+            f"p99 {row['p99_ms']:.1f} ms, max {row['max_ms']:.1f} ms",
+            flush=True,
+        )
+    for mode in dict.fromkeys(row["mode"] for row in rows):
+        mine = [row for row in rows if row["mode"] == mode]
+        p99 = statistics.median(row["p99_ms"] for row in mine)
+        p50 = statistics.median(row["p50_ms"] for row in mine)
+        print(
+            f"receiver at {rate:.0f}/s, drainer {mode}: median of {len(mine)} p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+            f"max {max(row['max_ms'] for row in mine):.1f} ms, drained {statistics.median(row['drained_after_s'] for row in mine):.1f} s "
+            f"after the last send (target p99 < {P99_TARGET * 1000:.0f} ms: "
+            f"{'met' if p99 < P99_TARGET * 1000 else 'MISSED'})"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -318,37 +374,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--database", choices=("postgres", "none"), default="postgres", help="receiver's store"
     )
-    parser.add_argument("--drain-after", action="store_true", help="write asset events after the round only")
+    parser.add_argument(
+        "--drainer",
+        default="process",
+        help="comma-separated, measured in turn in one session: process (the drainer process, as in "
+        "production), thread (a drainer thread in the receiver's process: the earlier design), after (asset "
+        "events written after the round: the answer's path alone)",
+    )
+    parser.add_argument("--drain-after", action="store_true", help="the same as --drainer after")
     args = parser.parse_args(argv)
+    modes = ["after"] if args.drain_after else args.drainer.split(",")
+    if set(modes) - {"process", "thread", "after"}:
+        parser.error("--drainer takes process, thread and/or after")
     if args.what == ["receiver-round"]:  # the child of receiver_rounds_on_postgres
-        print(
-            json.dumps(
-                receiver_round(args.rate, args.seconds, database=True, drain_during=not args.drain_after)
-            )
-        )
+        print(json.dumps(receiver_round(args.rate, args.seconds, database=True, drainer_mode=modes[0])))
         return 0
     what = args.what or ["receiver", "latency"]
     if set(what) - {"receiver", "latency"}:
         parser.error("say receiver and/or latency")
     if "receiver" in what:
         if args.database == "postgres":
-            rows = receiver_rounds_on_postgres(args.rate, args.seconds, args.rounds, not args.drain_after)
+            rows = receiver_rounds_on_postgres(args.rate, args.seconds, args.rounds, modes)
         else:
-            rows = [receiver_round(args.rate, args.seconds, database=False) for _ in range(args.rounds)]
-        for round_number, row in enumerate(rows, start=1):
-            print(
-                f"receiver round {round_number} ({args.database}): {row['sent']} sent at {args.rate:.0f}/s, "
-                f"{row['ok']} answered 200, {row['events']} asset events in the database (all rounds; all written "
-                f"{row['drained_after_s']:.1f} s after the last send); p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
-                f"max {row['max_ms']:.1f} ms",
-                flush=True,
-            )
-        p99 = statistics.median(row["p99_ms"] for row in rows)
-        p50 = statistics.median(row["p50_ms"] for row in rows)
-        print(
-            f"receiver at {args.rate:.0f}/s: median p50 {p50:.1f} ms, median p99 {p99:.1f} ms "
-            f"(target p99 < {P99_TARGET * 1000:.0f} ms: {'met' if p99 < P99_TARGET * 1000 else 'MISSED'})"
-        )
+            rows = [
+                {"mode": "none", **receiver_round(args.rate, args.seconds, database=False)}
+                for _ in range(args.rounds)
+            ]
+        _print_receiver_rows(rows, args.rate, args.database)
     if "latency" in what:
         rows = latency_rounds(args.rounds)
         median = statistics.median(row["seconds"] for row in rows if not row["warmup"])

@@ -1,18 +1,23 @@
-"""CodatMergeTablesOperator: merge one run's landed data into each data type's current-state Delta table.
+"""The table operators (docs/tables.md). Each table is the Asset ``codat-table://{dataType}``; its event's extra
+says what the task did to it.
 
-Put it after the company tasks of a run (the example DAGs do: ``codat_sync.tables``): one commit per data type
-for every company of the run, whatever their number. Companies whose run did not commit are left out. Each
-table is the Asset ``codat-table://{dataType}``; its event's extra says what the merge did. See docs/tables.md.
+- :class:`CodatMergeTablesOperator`: merge one run's landed data into each data type's current-state Delta
+  table. Put it after the company tasks of a run (the example DAGs do: ``codat_sync.tables``): one commit per
+  data type for every company of the run, whatever their number. Companies whose run did not commit are left
+  out.
+- :class:`CodatForgetCompaniesOperator`: companies deleted at Codat leave every table (by default those the
+  task's triggering ``codat://deleted-companies`` events name: ``dags/codat_on_company_deleted.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
-from airflow_provider_codat.assets import set_asset_extras, table_asset
+from airflow_provider_codat.assets import DELETED_COMPANIES_URI, set_asset_extras, table_asset
 from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.extract.destination import resolve_destination
 from airflow_provider_codat.sync.ticket import normalize_data_types
@@ -21,6 +26,8 @@ from airflow_provider_codat.values import CompanyId
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
 
 
 class CodatMergeTablesOperator(BaseOperator):
@@ -113,3 +120,86 @@ def companies_of(companies: Any) -> tuple[list[str], str | None]:
         elif item:
             ids.append(item)
     return [str(CompanyId.parse(company_id, "companies")) for company_id in dict.fromkeys(ids)], destination
+
+
+class CodatForgetCompaniesOperator(BaseOperator):
+    """Companies deleted at Codat leave every data type's table, and no later merge brings them back.
+
+    Codat deletes all of a deleted company's data; this task does the same to the tables under the tables'
+    folder (:func:`~airflow_provider_codat.tables.deleted_companies.forget_companies`: the companies are
+    recorded, then their rows removed, one commit per table; a retry changes nothing). The landing is not
+    touched. Returns ``{companies, recorded, tables: {data_type: {table, version, removed or flagged}}}``.
+
+    :param companies: company ids, a list or comma-separated string; ``None`` or empty: the ``company_id`` of
+        each of the task's triggering asset events on ``codat://deleted-companies`` (what the webhook receiver
+        writes for ``company.deleted``). Templated.
+    :param destination: the landing's destination; ``None``: the ``codat_destination`` Variable. Templated.
+    :param tables: the folder of the tables; ``None``: ``{destination}/_tables``. Templated.
+    :param keep_deleted: flag the companies' rows ``_codat_deleted`` instead of removing them (use the same
+        setting as the merges of these tables). Templated.
+    """
+
+    template_fields: Sequence[str] = ("companies", "destination", "tables", "keep_deleted")
+    ui_color = "#f1dcdc"
+
+    def __init__(
+        self,
+        *,
+        companies: Sequence[str] | str | None = None,
+        destination: str | None = None,
+        tables: str | None = None,
+        keep_deleted: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.companies = companies
+        self.destination = destination
+        self.tables = tables
+        self.keep_deleted = keep_deleted
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_codat.tables.deleted_companies import forget_companies
+        from airflow_provider_codat.tables.storage import tables_root
+
+        keep_deleted = require_bool(self.keep_deleted, "keep_deleted")
+        if not self.companies:
+            deleted = deleted_companies_of(context.get("triggering_asset_events") or {})
+        else:
+            deleted = dict.fromkeys(companies_of(self.companies)[0])
+        if not deleted:
+            log.info("No deleted company named: nothing to forget")
+        root = tables_root(resolve_destination(self.destination), self.tables or None)
+        result = forget_companies(
+            root=root, company_ids=list(deleted), deleted_at=deleted, keep_deleted=keep_deleted
+        )
+        extras = {
+            data_type: {**outcome, "companies": result.companies}
+            for data_type, outcome in result.tables.items()
+        }
+        set_asset_extras(context, self.outlets, extras, asset=table_asset)
+        return result.as_dict()
+
+
+def deleted_companies_of(
+    triggering_asset_events: Mapping[Any, Iterable[Any]],
+) -> dict[str, str | None]:
+    """``{company id: deleted_at}`` from the events on ``codat://deleted-companies`` among a run's triggering
+    asset events (other assets' events are left alone).
+
+    :param triggering_asset_events: the task context's ``triggering_asset_events``.
+    :raises CodatValidationError: an event there names no valid company id (nothing is written then).
+    """
+    uri = Asset(DELETED_COMPANIES_URI).uri
+    found: dict[str, str | None] = {}
+    for events in triggering_asset_events.values():
+        for event in events:
+            if getattr(event.asset, "uri", None) != uri:
+                continue
+            extra = event.extra or {}
+            company_id = str(
+                CompanyId.parse(
+                    extra.get("company_id"), f"company_id of the event of webhook {extra.get('webhook_id')}"
+                )
+            )
+            found.setdefault(company_id, extra.get("deleted_at"))
+    return found

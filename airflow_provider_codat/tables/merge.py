@@ -9,6 +9,7 @@ value (a misfit fails here, before any write), then commits one Delta ``MERGE``:
 - a row is replaced or deleted only by a *newer* version (``modifiedDate``, then extraction time), so merging
   a run twice, or an older run late, changes nothing it should not; deletions are remembered
   (:mod:`.tombstones`) so that a late run cannot bring a deleted record back;
+- the runs of companies deleted at Codat are left out (:mod:`.deleted_companies`);
 - the commit records the runs it holds (:mod:`.history`); a run already held is not read again;
 - the part files are read by Arrow's JSON reader with the spec's schema (:mod:`.fast`), record by record
   only when a file holds something Arrow does not take as it is (:mod:`.rows`);
@@ -31,6 +32,7 @@ from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.extract.destination import destination_path
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables import tombstones
+from airflow_provider_codat.tables.deleted_companies import forget_late_rows, forgotten_companies
 from airflow_provider_codat.tables.fast import newest_table, part_table
 from airflow_provider_codat.tables.history import held_runs, runs_metadata
 from airflow_provider_codat.tables.source import LandedRun, landed_runs, read_part_file
@@ -54,6 +56,7 @@ class MergeResult:
     :param version: the table's version after the merge (``None``: no table yet).
     :param merged: ``company/run folder`` of each run merged by this call.
     :param already_held: runs found merged before (a retry, another DAG), not read again.
+    :param forgotten: runs left out because their company was deleted at Codat (:mod:`.deleted_companies`).
     """
 
     data_type: str
@@ -61,6 +64,7 @@ class MergeResult:
     version: int | None = None
     merged: list[str] = field(default_factory=list)
     already_held: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
     source_rows: int = 0
     inserted: int = 0
     updated: int = 0
@@ -97,9 +101,11 @@ def merge_runs(
     graves = delta_location(root / TOMBSTONES_FOLDER / entry.key)
     runs = landed_runs(landing, entry.key, [str(c) for c in company_ids], run_id)
     for attempt in range(1, max_attempts + 1):
+        forgotten = forgotten_companies(root)  # companies deleted at Codat: their runs stay out
+        live = [run for run in runs if run.company_id not in forgotten]
         try:
-            return _merge_once(
-                entry.key, entry.kind is Kind.SNAPSHOT, (uri, options), graves, runs, keep_deleted
+            result = _merge_once(
+                entry.key, entry.kind is Kind.SNAPSHOT, (uri, options), graves, live, keep_deleted
             )
         except CommitFailedError as exc:
             if attempt == max_attempts:
@@ -107,6 +113,12 @@ def merge_runs(
             log.warning(
                 "Another writer committed to %s first (%s); merging again (attempt %d)", uri, exc, attempt
             )
+            continue
+        result.forgotten = [_run_name(run) for run in runs if run not in live]
+        if result.merged:  # a company recorded as deleted while this merge ran: its rows go again
+            merged = {run.company_id for run in live if _run_name(run) in result.merged}
+            forget_late_rows(root, root / entry.key, merged, keep_deleted)
+        return result
     raise AssertionError("unreachable")
 
 

@@ -16,6 +16,7 @@ from airflow_provider_codat.extract.destination import destination_path
 
 TABLES_FOLDER = "_tables"
 TOMBSTONES_FOLDER = "_deleted"  # not a data type key: no table can take its name
+COMPANIES_FOLDER = "_companies"  # in TOMBSTONES_FOLDER: the companies deleted at Codat (.deleted_companies)
 # s3fs option -> delta-rs storage option.
 _S3_OPTIONS = {
     "key": "AWS_ACCESS_KEY_ID",

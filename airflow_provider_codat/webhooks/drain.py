@@ -1,8 +1,9 @@
 """Turn stored deliveries into asset events: each inbox row's events and its ``processed_at``, one transaction.
 
-Every API server process runs one drainer thread (started by its first delivery, woken by each new one, and
-looking every few seconds anyway), so rows a killed process stored but did not drain are drained by another
-process or by the restarted one. A row is taken with ``UPDATE ... WHERE processed_at IS NULL`` in the
+Every API server process has one drainer (:class:`InboxDrainer`, a thread in a process of its own:
+:mod:`.drainer_process`; started by its first delivery, woken by each new one, and looking every few seconds
+anyway), so rows a killed process stored but did not drain are drained by another process's drainer or by the
+restarted one's. A row is taken with ``UPDATE ... WHERE processed_at IS NULL`` in the
 transaction that writes its events (on Postgres the rows are also locked with ``SKIP LOCKED``, so drainers
 share the work instead of waiting on each other): two drainers never write one row's events twice. A database
 failure rolls the batch back; it is tried again, never dropped.
@@ -75,7 +76,7 @@ def _drain_row(session, webhook_id: str, notices: str) -> list[int]:
 
 
 class InboxDrainer:
-    """The drainer thread of one process.
+    """The drainer thread (of the drainer process, :mod:`.drainer_process`).
 
     :param drain: drains one batch (default :func:`drain_inbox`).
     :param watcher: follows the events written until a run consumed them (``None``: off).

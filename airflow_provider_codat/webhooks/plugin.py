@@ -12,9 +12,8 @@ from airflow.plugins_manager import AirflowPlugin
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.webhooks.dedupe import RecentIds
-from airflow_provider_codat.webhooks.drain import InboxDrainer
+from airflow_provider_codat.webhooks.drainer_process import DrainerProcess
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
-from airflow_provider_codat.webhooks.requeue import RequeueWatcher
 from airflow_provider_codat.webhooks.secret import CachedVerifier
 
 URL_PREFIX = "/codat"
@@ -27,12 +26,9 @@ def _conn_id() -> str:
 
 
 def build_app():
-    """The receiver wired to Airflow: the Codat connection's secret, deliveries stored in the metadata DB."""
-    parts = ReceiverParts(
-        verifier=CachedVerifier(_conn_id()),
-        seen=RecentIds(),
-        drainer=InboxDrainer(watcher=RequeueWatcher()),
-    )
+    """The receiver wired to Airflow: the Codat connection's secret, deliveries stored in the metadata DB, their
+    asset events written by a drainer process of this API server process (started by the first delivery)."""
+    parts = ReceiverParts(verifier=CachedVerifier(_conn_id()), seen=RecentIds(), drainer=DrainerProcess())
     return create_receiver_app(parts)
 
 

@@ -2,7 +2,8 @@
 
 The order matters: the size is checked before the body is read in full, the headers and the timestamp before the
 signature, the signature (over the raw bytes) before anything is parsed, and the delivery is stored (its inbox
-row: :mod:`.store`) before it is answered ``2xx``; the drainer writes its asset events (:mod:`.drain`). Codat treats a ``2xx`` as
+row: :mod:`.store`) before it is answered ``2xx``; a drainer in a process of its own writes its asset events
+(:mod:`.drain`, :mod:`.drainer_process`). Codat treats a ``2xx`` as
 delivered for good, so nothing is answered ``2xx`` that a killed process could lose. Answers are short and fixed:
 they never repeat what was sent.
 
@@ -23,6 +24,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 from fastapi import FastAPI, Request
@@ -32,7 +34,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from airflow_provider_codat.errors import MalformedEventError, SecretUnavailableError
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.deliveries import Delivery, delivery_of
-from airflow_provider_codat.webhooks.drain import InboxDrainer
 from airflow_provider_codat.webhooks.events import event_type_of
 from airflow_provider_codat.webhooks.rate_limit_events import RATE_LIMIT_EVENTS, feed_budget
 from airflow_provider_codat.webhooks.secret import CachedVerifier
@@ -51,6 +52,14 @@ _WEBHOOK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _TIMESTAMP = re.compile(r"\d{1,12}")
 
 
+class Drainer(Protocol):
+    """What writes the stored deliveries' asset events: a :class:`~.drainer_process.DrainerProcess` in the
+    API server, a :class:`~.drain.InboxDrainer` thread in tests and benchmarks."""
+
+    def wake(self) -> None:
+        """Drain soon: a delivery was stored (no blocking I/O: it is called on the answer's path)."""
+
+
 @dataclass
 class ReceiverParts:
     """What the app works with; tests and benchmarks pass their own.
@@ -66,7 +75,7 @@ class ReceiverParts:
     verifier: CachedVerifier
     seen: RecentIds
     store: Callable[[Delivery], Stored] = store_delivery
-    drainer: InboxDrainer | None = None
+    drainer: Drainer | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     store_timeout: float = STORE_TIMEOUT
 

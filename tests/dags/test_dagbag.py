@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from airflow.sdk import Asset, BaseHook, Connection, Variable
 
-from airflow_provider_codat.datatypes import fetch_on_first_link_types
+from airflow_provider_codat.datatypes import CATALOGUE, fetch_on_first_link_types
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
-from airflow_provider_codat.operators.tables import CodatMergeTablesOperator
+from airflow_provider_codat.operators.tables import CodatForgetCompaniesOperator, CodatMergeTablesOperator
 from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 from airflow_provider_codat.version_compat import DagBag
 from tests.moments import MOMENTS
@@ -56,14 +56,19 @@ def dags(parsed) -> dict:
 
 
 def test_every_dag_file_imports_without_errors_network_variables_or_connections(parsed):
-    assert set(parsed) == {"codat_sync.py", "codat_ar_report.py", "codat_on_change.py"}
+    assert set(parsed) == {
+        "codat_sync.py",
+        "codat_ar_report.py",
+        "codat_on_change.py",
+        "codat_on_company_deleted.py",
+    }
     for name, bag in parsed.items():
         assert bag.import_errors == {}, name
         assert bag.dags, f"{name} defines no DAG"
 
 
 def test_one_dag_per_frequency_from_the_table(dags):
-    assert set(SYNC_DAGS) | {"codat_ar_report", "codat_on_change"} == set(dags)
+    assert set(SYNC_DAGS) | {"codat_ar_report", "codat_on_change", "codat_on_company_deleted"} == set(dags)
     schedules = {dag_id: dags[dag_id].schedule for dag_id in SYNC_DAGS}
     assert schedules == {
         "codat_sync_hourly": "@hourly",
@@ -88,7 +93,7 @@ def test_one_dag_per_frequency_from_the_table(dags):
 def test_trigger_form_works_with_the_defaults(dags):
     """Airflow's form requires every Param whose schema does not admit null: with the defaults, each Param has
     a value or admits null, and the defaults validate (the Trigger button is enabled)."""
-    for dag_id in [*SYNC_DAGS, "codat_ar_report"]:
+    for dag_id in [*SYNC_DAGS, "codat_ar_report", "codat_on_company_deleted"]:
         params = dags[dag_id].params
         for key in params:
             param = params.get_param(key)
@@ -174,3 +179,13 @@ def test_start_dates_are_past_and_schedules_utc_on_every_date(dags, clock_at):
         # Cron schedules in UTC: no run skipped or doubled by a DST switch of the machine's local zone.
         zone = getattr(dag.timetable, "timezone", None)  # None: asset-triggered
         assert zone is None or getattr(zone, "name", zone) == "UTC", dag_id
+
+
+def test_deleted_companies_leave_the_tables_in_a_dag_scheduled_on_their_asset(dags):
+    dag = dags["codat_on_company_deleted"]
+    assert dag.timetable.asset_condition.uri == Asset("codat://deleted-companies").uri
+    assert dag.max_active_runs == 1 and dag.task_ids == ["forget_companies"]
+    forget = dag.get_task("forget_companies")
+    assert isinstance(forget, CodatForgetCompaniesOperator)
+    assert "params.company_ids" in forget.companies  # empty unless given: the triggering events' companies
+    assert {outlet.uri for outlet in forget.outlets} == {Asset(f"codat-table://{t}").uri for t in CATALOGUE}

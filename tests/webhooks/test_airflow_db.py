@@ -24,6 +24,7 @@ from tests.airflow_cli import AirflowCLI
 pytestmark = pytest.mark.slow
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "codat_on_change.py"
+DELETED_DAG_FILE = DAG_FILE.with_name("codat_on_company_deleted.py")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
 
@@ -111,16 +112,22 @@ def own_airflow(tmp_path_factory) -> AirflowCLI:
 
 @pytest.fixture(scope="module")
 def on_change_env(own_airflow, tmp_path_factory) -> dict[str, str]:
-    """``codat_on_change`` serialised and unpaused (so its ``codat://`` assets exist); the environment."""
+    """``codat_on_change`` and ``codat_on_company_deleted`` serialised and unpaused (so their ``codat://``
+    assets exist); the environment."""
     dags = tmp_path_factory.mktemp("dags")
     shutil.copy(DAG_FILE, dags / DAG_FILE.name)
+    shutil.copy(DELETED_DAG_FILE, dags / DELETED_DAG_FILE.name)
     env = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW_CONN_CODAT_DEFAULT": json.dumps(
             {"conn_type": "codat", "password": "key", "extra": {"webhook_secret": SECRET}}
         ),
     }
-    for command in (("dags", "reserialize"), ("dags", "unpause", "codat_on_change")):
+    for command in (
+        ("dags", "reserialize"),
+        ("dags", "unpause", "codat_on_change"),
+        ("dags", "unpause", "codat_on_company_deleted"),
+    ):
         result = own_airflow.run(*command, extra_env=env, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
     return env
@@ -281,3 +288,87 @@ def test_processes_racing_on_the_same_webhook_ids_write_each_once(own_airflow, o
 
     assert len(per_id) == count and {n for _, n in per_id} == {1}
     assert rows == (count,)
+
+
+# Codat deletes a company: the signed delivery is stored and drained into an event on
+# codat://deleted-companies, which the forget task of codat_on_company_deleted gets as its triggering event.
+FORGET = textwrap.dedent(
+    """
+    import json, sys
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+    from standardwebhooks.webhooks import Webhook
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.sdk import Asset
+    from airflow.utils.session import create_session
+    from airflow_provider_codat.assets import DELETED_COMPANIES_URI
+    from airflow_provider_codat.operators.tables import CodatForgetCompaniesOperator
+    from airflow_provider_codat.webhooks.drain import drain_inbox
+    from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
+
+    (mounted,) = CodatWebhooksPlugin.fastapi_apps
+    app = mounted["app"]
+    app.state.parts.drainer = None  # drained below, in this thread
+    body, secret, destination = sys.argv[1:4]
+    now = datetime.now(tz=UTC)
+    headers = {
+        "webhook-id": "msg_deleted_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign("msg_deleted_1", now, body),
+    }
+    answer = TestClient(app).post("/webhooks", content=body, headers=headers).json()
+    drain_inbox()
+    uri = Asset(DELETED_COMPANIES_URI).uri
+    with create_session() as session:
+        events = [
+            SimpleNamespace(asset=SimpleNamespace(uri=uri), extra=event.extra)
+            for event in session.scalars(
+                select(AssetEvent).join(AssetModel, AssetModel.id == AssetEvent.asset_id).where(AssetModel.uri == uri)
+            )
+        ]
+    context = {"triggering_asset_events": {Asset(DELETED_COMPANIES_URI): events}}
+    result = CodatForgetCompaniesOperator(task_id="forget_companies", destination=destination).execute(context)
+    print(json.dumps({"answer": answer, "events": len(events), "result": result}))
+    """
+)
+
+
+def test_a_company_deleted_delivery_takes_the_companys_rows_out_of_the_tables(
+    own_airflow, on_change_env, tmp_path
+):
+    from deltalake import DeltaTable
+
+    from tests.tables.test_deleted_companies import GONE, STAYS, land_and_merge
+
+    land_and_merge(tmp_path, "run1", "2026-11-01T00:00:00Z")
+    body = json.dumps(
+        {
+            "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
+            "eventType": "company.deleted",
+            "generatedDate": "2026-11-26T10:00:00Z",
+            "payload": {"id": GONE, "name": "Bluebell Bakery", "dataConnections": []},
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", FORGET, body, SECRET, f"file://{tmp_path}"],
+        env={**own_airflow.env, **on_change_env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["answer"]["message"] == "accepted" and result["events"] == 1
+    assert result["result"]["companies"] == [GONE]
+    for data_type in ("invoices", "payments"):
+        table = DeltaTable(str(tmp_path / "_tables" / data_type)).to_pyarrow_table()
+        assert set(table.column("_codat_company_id").to_pylist()) == {STAYS}
+    with sqlite3.connect(own_airflow.db_path) as db:
+        queued = db.execute(
+            "select asset.uri from asset_dag_run_queue join asset on asset.id = asset_dag_run_queue.asset_id "
+            "where target_dag_id = 'codat_on_company_deleted'"
+        ).fetchall()
+    assert queued == [("codat://deleted-companies/",)]  # the DAG's next run takes the deletion
