@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.extract.commit import read_manifest
 from airflow_provider_codat.extract.layout import RUN_FOLDER_PREFIX
+from airflow_provider_codat.extract.part_files import decode_records, read_part_file
 from airflow_provider_codat.extract.watermark import instant_key
 
 if TYPE_CHECKING:
@@ -58,8 +59,6 @@ def current_versions(type_folder: ObjectStoragePath) -> dict[str, dict[str, Land
 
     :param type_folder: ``{destination}/{company_id}/{data_type}``.
     """
-    from airflow_provider_codat.tables.source import decode_records, read_part_file
-
     found: dict[str, dict[str, LandedVersion]] = {}
     for uri in _committed_files(type_folder):
         for record in decode_records(read_part_file(uri)):

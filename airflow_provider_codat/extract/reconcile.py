@@ -44,6 +44,7 @@ from airflow_provider_codat.extract.commit import publish, read_manifest, remove
 from airflow_provider_codat.extract.keyset import read_whole
 from airflow_provider_codat.extract.landed import RECONCILED_AT, LandedVersion, current_versions, scope_key
 from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.extract.part_files import decode_records, read_part_file
 from airflow_provider_codat.extract.plan import ReadScope, list_scopes
 from airflow_provider_codat.extract.state import ExtractState, load_state, save_state
 from airflow_provider_codat.extract.synced import sync_fingerprint
@@ -201,8 +202,6 @@ def _read_scopes(
 def _reads_of_run(manifest: dict[str, Any], landed: dict[str, dict[str, LandedVersion]]) -> list[ScopeRead]:
     """The ids a committed extract run of a type read whole landed (its ``manifest`` lists the files), per scope
     the landing holds. A scope the run landed nothing for is left out: empty or gone, the run does not say."""
-    from airflow_provider_codat.tables.source import decode_records, read_part_file
-
     read: dict[str, set[str]] = {}
     for uri in (manifest.get("summary") or {}).get("files") or ():
         for record in decode_records(read_part_file(uri)):

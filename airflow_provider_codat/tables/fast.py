@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from airflow_provider_codat.extract.part_files import decode_records
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables.rows import LINEAGE_SCHEMA, record_row, table_schema, to_arrow
 from airflow_provider_codat.tables.schema import TIMESTAMP, arrow_type, record_fields
-from airflow_provider_codat.tables.source import decode_records
 
 _NANOS = pa.timestamp("ns", tz="UTC")
 _LINEAGE = pa.struct(

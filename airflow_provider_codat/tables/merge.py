@@ -30,12 +30,13 @@ from deltalake.exceptions import CommitFailedError
 
 from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.extract.destination import destination_path
+from airflow_provider_codat.extract.part_files import read_part_file
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables import tombstones
 from airflow_provider_codat.tables.deleted_companies import forget_late_rows, forgotten_companies
 from airflow_provider_codat.tables.fast import newest_table, part_table
 from airflow_provider_codat.tables.history import held_runs, runs_metadata
-from airflow_provider_codat.tables.source import LandedRun, landed_runs, read_part_file
+from airflow_provider_codat.tables.source import LandedRun, landed_runs
 from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
 
 log = logging.getLogger(__name__)

@@ -8,19 +8,17 @@ failed) is left out; it is merged by a later run's merge once it lands. A run's 
 
 from __future__ import annotations
 
-import gzip
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
-
-import msgspec
-from airflow.sdk import ObjectStoragePath
+from typing import TYPE_CHECKING
 
 from airflow_provider_codat.extract.commit import read_manifest
 from airflow_provider_codat.extract.layout import run_folder_name
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
 from airflow_provider_codat.extract.reconcile import (
     RECONCILE_RUN_PREFIX,
     reconcilable_types,
@@ -28,7 +26,6 @@ from airflow_provider_codat.extract.reconcile import (
 )
 
 _READERS = 16  # manifests read at once: on object stores each is a request
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
 @dataclass(frozen=True)
@@ -72,27 +69,3 @@ def landed_runs(
     with ThreadPoolExecutor(max_workers=min(_READERS, max(1, len(company_ids)))) as pool:
         found = list(pool.map(look, company_ids))
     return [run for runs in found for run in runs]
-
-
-def read_part_file(uri: str) -> bytes:
-    """The JSON lines of one part file, uncompressed.
-
-    :param uri: the file's URI, as a manifest lists it.
-    """
-    # One read of the compressed bytes: gzip reading through a storage file object goes in small pieces.
-    return gzip.decompress(ObjectStoragePath(uri).read_bytes())
-
-
-def decode_records(data: bytes) -> Iterator[dict[str, Any]]:
-    """The records of JSON lines, decimals as :class:`~decimal.Decimal` (every digit kept).
-
-    :param data: JSON lines.
-    """
-    try:
-        yield from _DECODER.decode_lines(data)
-    except (
-        msgspec.DecodeError
-    ):  # a lone surrogate escape, which msgspec refuses: the standard library reads it
-        for line in data.splitlines():
-            if line.strip():
-                yield json.loads(line, parse_float=Decimal)
