@@ -108,10 +108,8 @@ def test_reconcile_is_checked_at_parse_time_and_the_weekly_dag_reconciles_every_
         SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], reconcile=["invoices"])
     with pytest.raises(ValueError, match="^x: reconcile names 'bankTransactions', which is not among"):
         SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], reconcile=["bankTransactions"])
-    with pytest.raises(ValueError, match="needs no reconcile"):
-        codat_sync_task_group(
-            companies=[A], data_types=["commerce-products"], reconcile=["commerce-products"]
-        )
+    with pytest.raises(ValueError, match="needs no reconcile"):  # a snapshot: one object, written whole
+        codat_sync_task_group(companies=[A], data_types=["company"], reconcile=["company"])
     mixed = SyncSpec(dag_id="x", schedule=None, data_types=["invoices", "bankTransactions"], reconcile=True)
     assert mixed.reconcile_types == ["bankTransactions"]
 
@@ -121,9 +119,10 @@ def test_reconcile_is_checked_at_parse_time_and_the_weekly_dag_reconciles_every_
     flagless = {
         key
         for key in extracted
-        if get_data_type(key).kind is Kind.INCREMENTAL and not get_data_type(key).has_deleted_flag
+        if get_data_type(key).kind is not Kind.SNAPSHOT and not get_data_type(key).has_deleted_flag
     }
-    assert len(flagless) == 11 and set(weekly.reconcile_types) == flagless
+    # 11 incremental types (full reads) and 3 read whole every run (compared with their own run's read).
+    assert len(flagless) == 14 and set(weekly.reconcile_types) == flagless
     assert all(not row.reconcile_types for row in table if row is not weekly)
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 from local_airflow import read_run_files, simulator_versions  # tools/, on pytest's pythonpath
 
 from airflow_provider_codat.datatypes import Kind, get_data_type
+from airflow_provider_codat.extract.landed import current_versions
 from tests.tables.conftest import assert_table_is_truth, table_rows
 from tests.tables.conftest import truth as table_truth
 
@@ -152,9 +154,29 @@ def test_weekly_refresh_all_lands_every_type(airflow_cli, codat_simulator, tmp_p
     # Each flagless type is reconciled after its extract (a first reconcile: nothing dropped since it landed).
     [outcomes] = [result.xcom("codat_sync.sync", index) for index in _sync_labels(result)]
     reconciled = {key for key, outcome in outcomes.items() if (outcome.get("reconcile") or {}).get("status")}
-    assert {"bankTransactions", "banking-transactions", "commerce-orders"} <= reconciled
+    assert {"bankTransactions", "banking-transactions", "commerce-orders", "commerce-products"} <= reconciled
     assert {outcomes[key]["reconcile"]["status"] for key in reconciled} == {"reconciled"}
     assert "reconcile" not in outcomes["invoices"]
+
+    # Codat drops records of flagless types without a trace; the next weekly run reconciles them away, from
+    # the landing's current state and from the tables, exactly.
+    dropped = {key: control.mutate(company_id, key, deleted=2)["deleted"] for key in sorted(reconciled)}
+    second = _run(airflow_cli, codat_simulator, "codat_sync_weekly", tmp_path)
+    assert second.returncode == 0, second.output[-5000:]
+    [outcomes] = [second.xcom("codat_sync.sync", index) for index in _sync_labels(second)]
+    for key in reconciled:
+        assert outcomes[key]["reconcile"]["tombstoned"] >= len(dropped[key]), key
+        live = {
+            ident
+            for versions in current_versions(
+                ObjectStoragePath(f"file://{tmp_path}/{company_id}/{key}")
+            ).values()
+            for ident, version in versions.items()
+            if not version.deleted
+        }
+        assert not live & set(dropped[key]), key
+        table = table_rows(tmp_path / "_tables" / key)
+        assert_table_is_truth(table, table_truth(control, [company_id], key))
 
 
 @pytest.mark.codat_simulator(**SIMULATOR)
