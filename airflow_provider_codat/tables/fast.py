@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +22,11 @@ from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables.rows import LINEAGE_SCHEMA, record_row, table_schema, to_arrow
 from airflow_provider_codat.tables.schema import TIMESTAMP, arrow_type, record_fields
 
+# Arrow's reader wraps a decimal of over 20 integer digits (or written with an exponent past them) into a wrong
+# value without an error, so a file holding such a number, bare or as text, goes the checked way.
+_UNSAFE_NUMBER = re.compile(
+    rb'[:\[,]\s*-?(?:\d{21}|\d+(?:\.\d*)?[eE])|"\s*-?(?:\d{21,}(?:\.\d*)?|\d+(?:\.\d*)?[eE][+-]?\d+)\s*"'
+)
 _NANOS = pa.timestamp("ns", tz="UTC")
 _LINEAGE = pa.struct(
     [(name, pa.string()) for name in ("companyId", "dataType", "connectionId", "bankAccountId")]
@@ -51,7 +57,7 @@ def part_table(data_type: str, data: bytes, run: str, *, snapshot: bool) -> pa.T
 
 def _read_fast(data_type: str, data: bytes) -> pa.Table | None:
     schema = _read_schema(data_type)
-    if "id" not in schema.names or not data.strip():
+    if "id" not in schema.names or not data.strip() or _UNSAFE_NUMBER.search(data):
         return None
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
     try:

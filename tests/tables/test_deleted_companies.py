@@ -177,13 +177,15 @@ def deleted_event(company_id, deleted_at="2026-11-30T10:00:00Z", uri=DELETED_COM
         "company_id": company_id,
         "deleted_at": deleted_at,
     }
-    return SimpleNamespace(asset=SimpleNamespace(uri=Asset(uri).uri), extra=extra)
+    uri = Asset(uri).uri
+    return SimpleNamespace(asset=SimpleNamespace(name=uri, uri=uri), extra=extra, source_aliases=[])
 
 
-class Outlets(dict):
-    def __missing__(self, asset):
-        self[asset] = SimpleNamespace(extra={})
-        return self[asset]
+def triggering(*events):
+    """A run's ``triggering_asset_events`` as Airflow builds them (an Asset is no dict key on Airflow 3.1)."""
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+
+    return TriggeringAssetEventsAccessor.build(events)
 
 
 def test_the_operator_forgets_the_companies_of_its_triggering_events(tmp_path):
@@ -192,11 +194,10 @@ def test_the_operator_forgets_the_companies_of_its_triggering_events(tmp_path):
         task_id="forget", destination=f"file://{tmp_path}", outlets=[table_asset("invoices")]
     )
     other = deleted_event(STAYS, uri="codat://invoices")  # another asset's event: not a deletion
-    events = {
-        Asset(DELETED_COMPANIES_URI): [deleted_event(GONE), deleted_event(GONE)],
-        Asset("codat://invoices"): [other],
-    }
-    outlet_events = Outlets()
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    events = triggering(deleted_event(GONE), deleted_event(GONE), other)
+    outlet_events = OutletEventAccessors()
     result = operator.execute({"triggering_asset_events": events, "outlet_events": outlet_events})
     assert result["companies"] == [GONE]
     assert companies_in(tmp_path, "invoices") == companies_in(tmp_path, "payments") == {STAYS}
@@ -208,13 +209,9 @@ def test_the_operator_forgets_the_companies_of_its_triggering_events(tmp_path):
 @pytest.mark.parametrize(
     ("companies", "events", "message"),
     [
-        ("not-a-uuid", {}, "companies must be a UUID"),
-        (
-            None,
-            {Asset(DELETED_COMPANIES_URI): [deleted_event("nope")]},
-            "company_id of the event of webhook msg_1",
-        ),
-        (None, {}, None),  # no deletion named: nothing to do
+        ("not-a-uuid", [], "companies must be a UUID"),
+        (None, [deleted_event("nope")], "company_id of the event of webhook msg_1"),
+        (None, [], None),  # no deletion named: nothing to do
     ],
 )
 def test_the_operator_refuses_a_bad_id_before_any_write(tmp_path, companies, events, message):
@@ -225,9 +222,9 @@ def test_the_operator_refuses_a_bad_id_before_any_write(tmp_path, companies, eve
     )
     if message:
         with pytest.raises(CodatValidationError, match=message):
-            operator.execute({"triggering_asset_events": events})
+            operator.execute({"triggering_asset_events": triggering(*events)})
     else:
-        assert operator.execute({"triggering_asset_events": events})["companies"] == []
+        assert operator.execute({"triggering_asset_events": triggering(*events)})["companies"] == []
     assert versions_of_data(tmp_path) == before
     assert not (tmp_path / "_tables" / "_deleted" / "_companies").exists()
 

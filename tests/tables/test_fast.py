@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.tables import fast
 from airflow_provider_codat.tables.fast import newest_table, part_table
 from airflow_provider_codat.tables.rows import record_row, to_arrow
@@ -74,3 +75,45 @@ def test_the_newest_version_of_each_key_wins_then_the_latest_extraction():
     data = ("\n".join(json.dumps(v) for v in versions) + "\n").encode()
     [row] = newest_table(part_table("invoices", data, "run=1", snapshot=False)).to_pylist()
     assert row["totalAmount"] == 3 and row["_codat_modified"] == "2026-11-21T10:00:00.123456800Z"
+
+
+def _invoice_line(raw_id: str, raw_amount: str) -> bytes:
+    """One landed invoice with its id and amount written exactly as given (raw JSON)."""
+    lineage = '{"companyId": "c", "dataType": "invoices", "extractedAt": "2026-11-21T10:05:00Z"}'
+    fields = f'"modifiedDate": "2026-11-21T10:00:00Z", "totalAmount": {raw_amount}, "_codat": {lineage}'
+    return ("{" + f'"id": {raw_id}, {fields}' + "}\n").encode()
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "15000000000000000000000000",  # 26 integer digits: Arrow's reader would wrap it into a wrong value
+        "1.5e25",
+        '"1.5e25"',  # a number as text is read the same way
+        '"-15000000000000000000000000"',
+        "100000000000000000000",  # 21 digits: one past decimal(38, 18)
+    ],
+)
+def test_a_decimal_too_large_for_its_column_fails_naming_its_record_and_never_lands_wrong(amount):
+    line = _invoice_line('"inv-9"', amount)
+    assert fast._read_fast("invoices", line) is None
+    with pytest.raises(
+        CodatTableError, match=r"invoices: record 'inv-9' of company c has totalAmount=.*does not fit"
+    ):
+        part_table("invoices", line, "run=1", snapshot=False)
+
+
+@pytest.mark.parametrize(
+    ("amount", "exact"),
+    [
+        ("1.5e3", "1500"),
+        ('"2.5E+2"', "250"),
+        ("99999999999999999999.999999999999999999", "99999999999999999999.999999999999999999"),
+    ],
+)
+def test_the_largest_decimals_and_exponents_land_digit_for_digit(amount, exact):
+    # An id of hex digits with "1e5" in it is not a number: that file stays on the fast path.
+    hex_id = '"1e5f0c2a-0000-4000-8000-00000000001e"'
+    assert fast._read_fast("invoices", _invoice_line(hex_id, "12.5")) is not None
+    [row] = part_table("invoices", _invoice_line(hex_id, amount), "run=1", snapshot=False).to_pylist()
+    assert row["totalAmount"] == Decimal(exact)

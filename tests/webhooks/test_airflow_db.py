@@ -318,6 +318,7 @@ FORGET = POST_LIKE_CODAT + textwrap.dedent(
     from standardwebhooks.webhooks import Webhook
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
     from airflow.utils.session import create_session
     from airflow_provider_codat.assets import DELETED_COMPANIES_URI
     from airflow_provider_codat.operators.tables import CodatForgetCompaniesOperator
@@ -339,12 +340,12 @@ FORGET = POST_LIKE_CODAT + textwrap.dedent(
     uri = Asset(DELETED_COMPANIES_URI).uri
     with create_session() as session:
         events = [
-            SimpleNamespace(asset=SimpleNamespace(uri=uri), extra=event.extra)
+            SimpleNamespace(asset=SimpleNamespace(name=uri, uri=uri), extra=event.extra, source_aliases=[])
             for event in session.scalars(
                 select(AssetEvent).join(AssetModel, AssetModel.id == AssetEvent.asset_id).where(AssetModel.uri == uri)
             )
         ]
-    context = {"triggering_asset_events": {Asset(DELETED_COMPANIES_URI): events}}
+    context = {"triggering_asset_events": TriggeringAssetEventsAccessor.build(events)}
     result = CodatForgetCompaniesOperator(task_id="forget_companies", destination=destination).execute(context)
     print(json.dumps({"answer": answer, "events": len(events), "result": result}))
     """
