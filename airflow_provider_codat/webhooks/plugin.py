@@ -2,21 +2,29 @@
 
 Airflow ≥ 3.1 mounts every plugin's ``fastapi_apps`` under their ``url_prefix``: Codat delivers to
 ``https://<your Airflow>/codat/webhooks``. The app is built when the API server loads plugins; it does no I/O
-until the first delivery. The connection holding the secret is ``codat_default`` unless ``[codat]
+until the API server starts, when it looks once for deliveries a killed process stored but did not drain. The connection holding the secret is ``codat_default`` unless ``[codat]
 webhook_conn_id`` (``AIRFLOW__CODAT__WEBHOOK_CONN_ID``) names another.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
 from airflow.plugins_manager import AirflowPlugin
+from fastapi import FastAPI
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.drainer_process import DrainerProcess
+from airflow_provider_codat.webhooks.inbox import has_undrained
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
 from airflow_provider_codat.webhooks.secret import CachedVerifier
 
 URL_PREFIX = "/codat"
+log = logging.getLogger(__name__)
 
 
 def _conn_id() -> str:
@@ -25,11 +33,43 @@ def _conn_id() -> str:
     return conf.get("codat", "webhook_conn_id", fallback=DEFAULT_CONN_ID)
 
 
-def build_app():
+def wake_for_undrained(drainer: DrainerProcess) -> None:
+    """Start the drainer if deliveries are waiting: an API server killed after answering them leaves them in
+    the inbox, and without this they would wait for the next delivery to reach this process.
+
+    :param drainer: this API server process's drainer.
+    """
+    try:
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            engine = session.get_bind()
+        if has_undrained(engine):
+            log.info("Stored Codat deliveries wait for their asset events: starting the drainer")
+            drainer.wake()
+    except Exception:  # the API server starts all the same; the next delivery starts the drainer
+        log.warning("Could not look for undrained Codat deliveries", exc_info=True)
+
+
+@contextlib.asynccontextmanager
+async def _look_for_undrained(app: FastAPI) -> AsyncIterator[None]:
+    # In a thread: the API server's start does not wait for the database.
+    drainer = app.state.parts.drainer
+    if drainer is None:
+        yield
+        return
+    threading.Thread(
+        target=wake_for_undrained, args=(drainer,), name="codat-webhooks-undrained", daemon=True
+    ).start()
+    yield
+
+
+def build_app() -> FastAPI:
     """The receiver wired to Airflow: the Codat connection's secret, deliveries stored in the metadata DB, their
-    asset events written by a drainer process of this API server process (started by the first delivery)."""
+    asset events written by a drainer process of this API server process (started by the first delivery, or
+    at the API server's start when deliveries wait)."""
     parts = ReceiverParts(verifier=CachedVerifier(_conn_id()), seen=RecentIds(), drainer=DrainerProcess())
-    return create_receiver_app(parts)
+    return create_receiver_app(parts, lifespan=_look_for_undrained)
 
 
 class CodatWebhooksPlugin(AirflowPlugin):

@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 from fastapi import FastAPI, Request
@@ -111,13 +111,19 @@ async def _verifier(parts: ReceiverParts) -> Webhook:
         return await anyio.to_thread.run_sync(parts.verifier.get, abandon_on_cancel=True)
 
 
-def create_receiver_app(parts: ReceiverParts) -> FastAPI:
+def create_receiver_app(parts: ReceiverParts, *, lifespan: Any = None) -> FastAPI:
     """The FastAPI app the plugin mounts at ``/codat``: one route, ``POST /webhooks``.
 
     :param parts: the verifier, store and id memory to use.
+    :param lifespan: what to do as the API server starts and stops (Airflow runs its mounted apps' lifespans).
     """
     app = FastAPI(
-        title="Codat webhooks", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
+        title="Codat webhooks",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+        lifespan=lifespan,
     )
     app.state.parts = parts
 

@@ -389,3 +389,87 @@ def test_a_company_deleted_delivery_takes_the_companys_rows_out_of_the_tables(
             "where target_dag_id = 'codat_on_company_deleted'"
         ).fetchall()
     assert queued == [("codat://deleted-companies/",)]  # the DAG's next run takes the deletion
+
+
+# An API server process answers a delivery (stored) and is killed before its drainer writes the events; the
+# next API server process to start looks at the inbox as its app starts (Airflow runs the mounted app's
+# lifespan) and drains what waits, with no further delivery needed.
+LEFT_UNDRAINED = POST_LIKE_CODAT + textwrap.dedent(
+    """
+    import json, sys, time
+    from datetime import UTC, datetime
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+    from standardwebhooks.webhooks import Webhook
+    from airflow.utils.session import create_session
+    from airflow_provider_codat.webhooks.drainer_process import DrainerProcess
+    from airflow_provider_codat.webhooks.inbox import INBOX
+    from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin, wake_for_undrained
+
+    (mounted,) = CodatWebhooksPlugin.fastapi_apps
+    app = mounted["app"]
+    drainer, app.state.parts.drainer = app.state.parts.drainer, None  # killed before it drains
+    body, secret = sys.argv[1:3]
+    now = datetime.now(tz=UTC)
+    headers = {
+        "webhook-id": "msg_left_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign("msg_left_1", now, body),
+    }
+    answer = post_like_codat(app, body, headers)
+
+    def row():
+        query = select(INBOX.c.processed_at, INBOX.c.asset_events).where(INBOX.c.webhook_id == "msg_left_1")
+        with create_session() as session:
+            return session.execute(query).one()
+
+    waiting = row().processed_at is None
+    app.state.parts.drainer = drainer
+    with TestClient(app):  # the next API server process starts
+        deadline = time.monotonic() + 60
+        while row().processed_at is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    drained = row()
+    drainer.stop()
+    idle = DrainerProcess()
+    wake_for_undrained(idle)  # nothing waits now: no drainer process is started
+    print(json.dumps({"answer": answer, "waiting": waiting, "events": drained.asset_events, "idle": idle.pid}))
+    """
+)
+
+
+def test_deliveries_a_killed_api_server_left_undrained_are_drained_when_the_next_one_starts(
+    own_airflow, on_change_env
+):
+    body = json.dumps(
+        {
+            "id": "5d0c9a4e-0f0e-4a37-9d55-2f1f1f6b7c11",
+            "eventType": "read.completed",
+            "generatedDate": "2026-11-26T10:00:00Z",
+            "payload": {
+                "referenceCompany": {"id": COMPANY, "name": "Bluebell Bakery"},
+                "dataTypes": [{"dataType": "payments", "recordsModified": True, "status": "Complete"}],
+            },
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", LEFT_UNDRAINED, body, SECRET],
+        env={**own_airflow.env, **on_change_env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["answer"]["message"] == "accepted" and result["waiting"]
+    assert result["events"] == 1 and result["idle"] is None
+    with sqlite3.connect(own_airflow.db_path) as db:
+        extras = [
+            json.loads(extra)
+            for (extra,) in db.execute(
+                "select asset_event.extra from asset_event join asset on asset.id = asset_event.asset_id "
+                "where asset.uri = 'codat://payments/'"
+            )
+        ]
+    assert [e["webhook_id"] for e in extras] == ["msg_left_1"]
