@@ -21,6 +21,10 @@ patch release that back- or forward-ports a name is handled without a version ta
 * :func:`object_storage_namespace`: Airflow 3.1 keeps the connection id of ``s3://conn_id@bucket/key`` in the
   path's ``bucket`` and ``namespace``.
 
+Not a name, but it differs too: on 3.1 an ``Asset`` cannot be hashed (its ``__hash__`` hashes its ``extra``
+dict), so the provider keys assets by URI and never puts an ``Asset`` in a dict or a set; tests build the event
+mappings with Airflow's own accessors.
+
 ``AIRFLOW_V_3_2_PLUS`` and ``AIRFLOW_V_3_3_PLUS`` are for the few tests whose expectation follows Airflow's own behaviour on a minor.
 
 This module sits beside :mod:`airflow_provider_codat.errors` at the bottom of the import graph: it imports
