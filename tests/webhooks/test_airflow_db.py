@@ -28,15 +28,23 @@ DELETED_DAG_FILE = DAG_FILE.with_name("codat_on_company_deleted.py")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
 
-# Posts a delivery as Codat does: a 503 is tried again. A fresh process's first look-up of the signing secret
+# Posts a signed delivery as Codat does: a 503 is tried again (signed afresh). A fresh process's first look-up of the signing secret
 # can take over the receiver's 5 s on a busy machine, and the receiver then answers 503 (Codat's retry lands it).
 POST_LIKE_CODAT = textwrap.dedent(
     """
     import time as _time
+    from datetime import UTC as _UTC, datetime as _datetime
     from fastapi.testclient import TestClient as _TestClient
+    from standardwebhooks.webhooks import Webhook as _Webhook
 
-    def post_like_codat(app, body, headers):
+    def post_like_codat(app, body, secret, webhook_id):
         for _ in range(5):
+            now = _datetime.now(tz=_UTC)
+            headers = {
+                "webhook-id": webhook_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": _Webhook(secret).sign(webhook_id, now, body),
+            }
             response = _TestClient(app).post("/webhooks", content=body, headers=headers)
             if response.status_code != 503:
                 break
@@ -46,10 +54,7 @@ POST_LIKE_CODAT = textwrap.dedent(
 )
 DELIVER = POST_LIKE_CODAT + textwrap.dedent(
     """
-    import json, sys, time
-    from datetime import UTC, datetime
-    from fastapi.testclient import TestClient
-    from standardwebhooks.webhooks import Webhook
+    import json, sys
     from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
 
     from airflow_provider_codat.webhooks.drain import drain_inbox
@@ -58,15 +63,9 @@ DELIVER = POST_LIKE_CODAT + textwrap.dedent(
     app = mounted["app"]
     app.state.parts.drainer = None  # drained below, in this thread, so the test knows when it is done
     body = sys.argv[1]
-    now = datetime.now(tz=UTC)
     answers = []
     for webhook_id in ("msg_db_1", "msg_db_1", "msg_db_2"):
-        headers = {
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(sys.argv[2]).sign(webhook_id, now, body),
-        }
-        answers.append(post_like_codat(app, body, headers))
+        answers.append(post_like_codat(app, body, sys.argv[2], webhook_id))
     from sqlalchemy import func, select
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
@@ -99,21 +98,12 @@ DELIVER = POST_LIKE_CODAT + textwrap.dedent(
 DELIVER_AGAIN = POST_LIKE_CODAT + textwrap.dedent(
     """
     import json, sys
-    from datetime import UTC, datetime
-    from fastapi.testclient import TestClient
-    from standardwebhooks.webhooks import Webhook
     from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
 
     (mounted,) = CodatWebhooksPlugin.fastapi_apps
     app = mounted["app"]
     body, secret, webhook_id = sys.argv[1:4]
-    now = datetime.now(tz=UTC)
-    headers = {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(webhook_id, now, body),
-    }
-    answer = post_like_codat(app, body, headers)
+    answer = post_like_codat(app, body, secret, webhook_id)
     print(json.dumps(answer))
     """
 )
@@ -149,6 +139,20 @@ def on_change_env(own_airflow, tmp_path_factory) -> dict[str, str]:
     return env
 
 
+def run_app_script(airflow_cli: AirflowCLI, env: dict[str, str], script: str, *args: str) -> tuple[dict, str]:
+    """Run ``script`` as an API server process would load the app; its last line (JSON), and all it printed."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env={**airflow_cli.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout + proc.stderr
+
+
 def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database(own_airflow, on_change_env):
     airflow_cli, env = own_airflow, on_change_env
     body = json.dumps(
@@ -172,20 +176,7 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
         }
     )
 
-    def api_server_process(script: str, *args: str) -> tuple[dict, str]:
-        """Run ``script`` as an API server process would load the app; its last line, and all it printed."""
-        proc = subprocess.run(
-            [sys.executable, "-c", script, *args],
-            env={**airflow_cli.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout + proc.stderr
-
-    result, printed = api_server_process(DELIVER, body, SECRET)
+    result, printed = run_app_script(airflow_cli, env, DELIVER, body, SECRET)
     answers = result["answers"]
     assert [a["message"] for a in answers] == ["accepted", "duplicate delivery ignored", "accepted"]
     assert SECRET not in printed
@@ -209,7 +200,7 @@ def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database
     assert result["rows"] == ["codat_on_change"]
 
     # Codat's retry of msg_db_1 reaches another API server process: the inbox's key says it is stored.
-    answer, _ = api_server_process(DELIVER_AGAIN, body, SECRET, "msg_db_1")
+    answer, _ = run_app_script(airflow_cli, env, DELIVER_AGAIN, body, SECRET, "msg_db_1")
     assert answer["message"] == "duplicate delivery ignored"
     with sqlite3.connect(airflow_cli.db_path) as db:
         count = db.execute("select count(*) from asset_event").fetchone()[0]
@@ -311,11 +302,8 @@ def test_processes_racing_on_the_same_webhook_ids_write_each_once(own_airflow, o
 FORGET = POST_LIKE_CODAT + textwrap.dedent(
     """
     import json, sys
-    from datetime import UTC, datetime
     from types import SimpleNamespace
-    from fastapi.testclient import TestClient
     from sqlalchemy import select
-    from standardwebhooks.webhooks import Webhook
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.sdk import Asset
     from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
@@ -329,13 +317,7 @@ FORGET = POST_LIKE_CODAT + textwrap.dedent(
     app = mounted["app"]
     app.state.parts.drainer = None  # drained below, in this thread
     body, secret, destination = sys.argv[1:4]
-    now = datetime.now(tz=UTC)
-    headers = {
-        "webhook-id": "msg_deleted_1",
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign("msg_deleted_1", now, body),
-    }
-    answer = post_like_codat(app, body, headers)
+    answer = post_like_codat(app, body, secret, "msg_deleted_1")
     drain_inbox()
     uri = Asset(DELETED_COMPANIES_URI).uri
     with create_session() as session:
@@ -368,16 +350,7 @@ def test_a_company_deleted_delivery_takes_the_companys_rows_out_of_the_tables(
             "payload": {"id": GONE, "name": "Bluebell Bakery", "dataConnections": []},
         }
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", FORGET, body, SECRET, f"file://{tmp_path}"],
-        env={**own_airflow.env, **on_change_env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, _ = run_app_script(own_airflow, on_change_env, FORGET, body, SECRET, f"file://{tmp_path}")
     assert result["answer"]["message"] == "accepted" and result["events"] == 1
     assert result["result"]["companies"] == [GONE]
     for data_type in ("invoices", "payments"):
@@ -397,10 +370,8 @@ def test_a_company_deleted_delivery_takes_the_companys_rows_out_of_the_tables(
 LEFT_UNDRAINED = POST_LIKE_CODAT + textwrap.dedent(
     """
     import json, sys, time
-    from datetime import UTC, datetime
     from fastapi.testclient import TestClient
     from sqlalchemy import select
-    from standardwebhooks.webhooks import Webhook
     from airflow.utils.session import create_session
     from airflow_provider_codat.webhooks.drainer_process import DrainerProcess
     from airflow_provider_codat.webhooks.inbox import INBOX
@@ -410,13 +381,7 @@ LEFT_UNDRAINED = POST_LIKE_CODAT + textwrap.dedent(
     app = mounted["app"]
     drainer, app.state.parts.drainer = app.state.parts.drainer, None  # killed before it drains
     body, secret = sys.argv[1:3]
-    now = datetime.now(tz=UTC)
-    headers = {
-        "webhook-id": "msg_left_1",
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign("msg_left_1", now, body),
-    }
-    answer = post_like_codat(app, body, headers)
+    answer = post_like_codat(app, body, secret, "msg_left_1")
 
     def row():
         query = select(INBOX.c.processed_at, INBOX.c.asset_events).where(INBOX.c.webhook_id == "msg_left_1")
@@ -452,16 +417,7 @@ def test_deliveries_a_killed_api_server_left_undrained_are_drained_when_the_next
             },
         }
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", LEFT_UNDRAINED, body, SECRET],
-        env={**own_airflow.env, **on_change_env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, _ = run_app_script(own_airflow, on_change_env, LEFT_UNDRAINED, body, SECRET)
     assert result["answer"]["message"] == "accepted" and result["waiting"]
     assert result["events"] == 1 and result["idle"] is None
     with sqlite3.connect(own_airflow.db_path) as db:
