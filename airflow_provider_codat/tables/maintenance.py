@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 from deltalake import DeltaTable
 
+from airflow_provider_codat.tables.files import writer_properties
 from airflow_provider_codat.tables.key import COMPANY
 from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location
 
@@ -48,7 +49,12 @@ def maintain_table(folder: ObjectStoragePath, *, retention: timedelta = DEFAULT_
     uri, options = delta_location(folder)
     table = DeltaTable(uri, storage_options=options)
     clustered = COMPANY in table.schema().to_arrow().names  # tombstones are tiny: compacted only
-    optimized = table.optimize.z_order([COMPANY]) if clustered else table.optimize.compact()
+    written = writer_properties()
+    optimized = (
+        table.optimize.z_order([COMPANY], writer_properties=written)
+        if clustered
+        else table.optimize.compact(writer_properties=written)
+    )
     removed = table.vacuum(
         retention_hours=int(retention.total_seconds() // 3600),
         dry_run=False,

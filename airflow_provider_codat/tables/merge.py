@@ -19,7 +19,7 @@ value (a misfit fails here, before any write), then commits one Delta ``MERGE``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,7 +34,8 @@ from airflow_provider_codat.extract.part_files import read_part_file
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables import tombstones
 from airflow_provider_codat.tables.deleted_companies import forget_late_rows, forgotten_companies
-from airflow_provider_codat.tables.fast import newest_table, part_table
+from airflow_provider_codat.tables.fast import newest_table, run_table
+from airflow_provider_codat.tables.files import writer_properties
 from airflow_provider_codat.tables.history import held_runs, runs_metadata
 from airflow_provider_codat.tables.source import LandedRun, landed_runs
 from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
@@ -42,6 +43,10 @@ from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_locat
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 5
+READ_BATCH_BYTES = 16 * 1024 * 1024  # part files read together: few calls, memory bounded
+# What the merge's query may hold before it spills to disk: a merge that rewrites a month of a large table
+# stays well under 1 GB (bench/tables.py).
+MERGE_MEMORY_BYTES = 256 * 1024 * 1024
 _NEWER = (
     f"(s.{k.MODIFIED} > t.{k.MODIFIED}) OR "
     f"(s.{k.MODIFIED} = t.{k.MODIFIED} AND s.{k.EXTRACTED_AT} > t.{k.EXTRACTED_AT})"
@@ -142,12 +147,7 @@ def _merge_once(
     result = MergeResult(data_type, uri, table.version() if table is not None else None)
     result.already_held = [_run_name(run) for run in runs if run not in todo]
     # Every value is typed and checked here, before anything is written.
-    parts = [
-        part_table(data_type, read_part_file(uri), run.run_folder, snapshot=snapshot)
-        for run in todo
-        for uri in run.files
-    ]
-    source = newest_table(pa.concat_tables(parts, promote_options="default")) if parts else None
+    source = _newest_versions(list(_typed_parts(data_type, todo, snapshot)))
     if source is None or len(source) == 0:
         log.info("%s: nothing new to merge (%d runs held already)", data_type, len(result.already_held))
         return result
@@ -167,6 +167,32 @@ def _merge_once(
     result.deleted = int(metrics.get("num_target_rows_deleted", 0))
     log.info("%s: merged %d runs into version %s: %s", data_type, len(todo), result.version, metrics)
     return result
+
+
+def _newest_versions(parts: list[pa.Table]) -> pa.Table | None:
+    """One row per key of the runs' rows, as one contiguous table."""
+    if not parts:
+        return None
+    return newest_table(pa.concat_tables(parts, promote_options="default")).combine_chunks()
+
+
+def _typed_parts(data_type: str, runs: list[LandedRun], snapshot: bool) -> Iterator[pa.Table]:
+    """The runs' part files as typed rows, read :data:`READ_BATCH_BYTES` at a time per run folder (one Arrow read
+    for many companies' small files)."""
+    files_by_folder: dict[str, list[str]] = {}
+    for run in runs:
+        files_by_folder.setdefault(run.run_folder, []).extend(run.files)
+    for folder, uris in files_by_folder.items():
+        batch: list[bytes] = []
+        size = 0
+        for uri in uris:
+            batch.append(read_part_file(uri))
+            size += len(batch[-1])
+            if size >= READ_BATCH_BYTES:
+                yield run_table(data_type, batch, folder, snapshot=snapshot)
+                batch, size = [], 0
+        if batch:
+            yield run_table(data_type, batch, folder, snapshot=snapshot)
 
 
 def _runs_by_folder(runs: list[LandedRun]) -> dict[str, list[str]]:
@@ -205,6 +231,8 @@ def _execute(
         source_alias="s",
         target_alias="t",
         merge_schema=True,  # fields Codat added widen the table
+        writer_properties=writer_properties(),
+        max_spill_size=MERGE_MEMORY_BYTES,
         commit_properties=CommitProperties(custom_metadata=metadata),
     )
     updates = {_quoted(name): f"s.{_quoted(name)}" for name in source.column_names if name != k.MONTH}

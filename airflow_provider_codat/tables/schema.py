@@ -34,17 +34,25 @@ def record_schemas() -> dict[str, list[list[Any]]]:
     return json.loads(SCHEMAS_FILE.read_text())
 
 
-def arrow_type(spec: Any, *, timestamp: pa.DataType = TIMESTAMP) -> pa.DataType:
+def arrow_type(
+    spec: Any, *, timestamp: pa.DataType = TIMESTAMP, decimal: pa.DataType = DECIMAL
+) -> pa.DataType:
     """The Arrow type of one field type of ``schemas.json``.
 
     :param spec: the field type.
     :param timestamp: the type of dates (nanoseconds to read Codat's seven digits, then cut to the column's).
+    :param decimal: the type of decimals (wider to read them, then checked and narrowed to the column's).
     """
     if isinstance(spec, str):
-        return timestamp if spec == "timestamp" else _SCALARS[spec]
+        return {"timestamp": timestamp, "decimal": decimal}.get(spec) or _SCALARS[spec]
     if "list" in spec:
-        return pa.list_(arrow_type(spec["list"], timestamp=timestamp))
-    return pa.struct([pa.field(name, arrow_type(sub, timestamp=timestamp)) for name, sub in spec["struct"]])
+        return pa.list_(arrow_type(spec["list"], timestamp=timestamp, decimal=decimal))
+    return pa.struct(
+        [
+            pa.field(name, arrow_type(sub, timestamp=timestamp, decimal=decimal))
+            for name, sub in spec["struct"]
+        ]
+    )
 
 
 def record_fields(data_type: str) -> list[tuple[str, Any]]:

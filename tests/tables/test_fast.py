@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 
 from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.tables import fast
-from airflow_provider_codat.tables.fast import newest_table, part_table
+from airflow_provider_codat.tables.fast import newest_table, part_table, run_table
 from airflow_provider_codat.tables.rows import record_row, to_arrow
 from tests.tables.conftest import _scopes
 
@@ -92,6 +93,9 @@ def _invoice_line(raw_id: str, raw_amount: str) -> bytes:
         '"1.5e25"',  # a number as text is read the same way
         '"-15000000000000000000000000"',
         "100000000000000000000",  # 21 digits: one past decimal(38, 18)
+        "1e58",
+        "9" * 60,  # past what even the wider read takes
+        "-1e100",
     ],
 )
 def test_a_decimal_too_large_for_its_column_fails_naming_its_record_and_never_lands_wrong(amount):
@@ -117,3 +121,18 @@ def test_the_largest_decimals_and_exponents_land_digit_for_digit(amount, exact):
     assert fast._read_fast("invoices", _invoice_line(hex_id, "12.5")) is not None
     [row] = part_table("invoices", _invoice_line(hex_id, amount), "run=1", snapshot=False).to_pylist()
     assert row["totalAmount"] == Decimal(exact)
+
+
+def test_many_files_read_at_once_give_the_rows_of_each_file_and_a_misfit_still_names_its_record():
+    files = [_invoice_line(f'"inv-{n}"', f"{n}.25") for n in range(3)]
+    wider = _invoice_line('"inv-9"', "9.5").replace(b'"totalAmount"', b'"addedLater": 1, "totalAmount"')
+    for batch in (files, [*files, wider]):  # one read for all; each file its own way
+        together = run_table("invoices", batch, "run=1", snapshot=False).to_pylist()
+        one_by_one = pa.concat_tables(
+            [part_table("invoices", data, "run=1", snapshot=False) for data in batch],
+            promote_options="default",
+        ).to_pylist()
+        assert sorted(together, key=str) == sorted(one_by_one, key=str)
+        assert len(together) == len(batch)
+    with pytest.raises(CodatTableError, match="record 'inv-7' of company c has totalAmount="):
+        run_table("invoices", [*files, _invoice_line('"inv-7"', "1e30")], "run=1", snapshot=False)
