@@ -44,9 +44,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 5
 READ_BATCH_BYTES = 16 * 1024 * 1024  # part files read together: few calls, memory bounded
-# What the merge's query may hold before it spills to disk: a merge that rewrites a month of a large table
-# stays well under 1 GB (bench/tables.py).
-MERGE_MEMORY_BYTES = 256 * 1024 * 1024
 _NEWER = (
     f"(s.{k.MODIFIED} > t.{k.MODIFIED}) OR "
     f"(s.{k.MODIFIED} = t.{k.MODIFIED} AND s.{k.EXTRACTED_AT} > t.{k.EXTRACTED_AT})"
@@ -232,7 +229,6 @@ def _execute(
         target_alias="t",
         merge_schema=True,  # fields Codat added widen the table
         writer_properties=writer_properties(),
-        max_spill_size=MERGE_MEMORY_BYTES,
         commit_properties=CommitProperties(custom_metadata=metadata),
     )
     updates = {_quoted(name): f"s.{_quoted(name)}" for name in source.column_names if name != k.MONTH}
