@@ -70,8 +70,10 @@ def run_table(data_type: str, files: Sequence[bytes], run: str, *, snapshot: boo
     :param run: the run folder they landed in.
     :param snapshot: a snapshot type (one row per scope).
     """
-    joined = b"".join(data if data.endswith(b"\n") else data + b"\n" for data in files if data)
-    table = _read_fast(data_type, joined) if len(files) > 1 else None
+    table = None
+    if len(files) > 1:
+        joined = b"".join(data if data.endswith(b"\n") else data + b"\n" for data in files if data)
+        table = _read_fast(data_type, joined)
     if table is not None and (snapshot or table.column("id").null_count == 0):
         return _with_lineage(data_type, table, run, snapshot)
     parts = [part_table(data_type, data, run, snapshot=snapshot) for data in files]

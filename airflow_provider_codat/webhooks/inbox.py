@@ -138,12 +138,10 @@ def prune(session: Any, keep_days: int = KEEP_DAYS) -> int:
 
 
 def has_undrained(engine: Any) -> bool:
-    """Whether a stored delivery still waits for its asset events (no table yet: none does).
+    """Whether a stored delivery still waits for its asset events.
 
-    :param engine: Airflow's metadata database engine.
+    :param engine: Airflow's metadata database engine, the table ensured on it (:meth:`InboxTable.engine`).
     """
-    if not inspect(engine).has_table(TABLE_NAME):
-        return False
     with engine.connect() as connection:
         waiting = select(INBOX.c.webhook_id).where(INBOX.c.processed_at.is_(None)).limit(1)
         return connection.execute(waiting).first() is not None

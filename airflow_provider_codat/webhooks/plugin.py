@@ -2,8 +2,9 @@
 
 Airflow ≥ 3.1 mounts every plugin's ``fastapi_apps`` under their ``url_prefix``: Codat delivers to
 ``https://<your Airflow>/codat/webhooks``. The app is built when the API server loads plugins; it does no I/O
-until the API server starts, when it looks once for deliveries a killed process stored but did not drain. The connection holding the secret is ``codat_default`` unless ``[codat]
-webhook_conn_id`` (``AIRFLOW__CODAT__WEBHOOK_CONN_ID``) names another.
+until the API server starts, when it looks once for deliveries a killed process stored but did not drain. The
+connection holding the secret is ``codat_default`` unless ``[codat] webhook_conn_id``
+(``AIRFLOW__CODAT__WEBHOOK_CONN_ID``) names another.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from airflow_provider_codat.webhooks.drainer_process import DrainerProcess
 from airflow_provider_codat.webhooks.inbox import has_undrained
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
 from airflow_provider_codat.webhooks.secret import CachedVerifier
+from airflow_provider_codat.webhooks.store import TABLE as INBOX_TABLE
 
 URL_PREFIX = "/codat"
 log = logging.getLogger(__name__)
@@ -40,11 +42,7 @@ def wake_for_undrained(drainer: DrainerProcess) -> None:
     :param drainer: this API server process's drainer.
     """
     try:
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            engine = session.get_bind()
-        if has_undrained(engine):
+        if has_undrained(INBOX_TABLE.engine()):
             log.info("Stored Codat deliveries wait for their asset events: starting the drainer")
             drainer.wake()
     except Exception:  # the API server starts all the same; the next delivery starts the drainer
