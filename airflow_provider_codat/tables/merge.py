@@ -9,6 +9,7 @@ value (a misfit fails here, before any write), then commits one Delta ``MERGE``:
 - a row is replaced or deleted only by a *newer* version (``modifiedDate``, then extraction time), so merging
   a run twice, or an older run late, changes nothing it should not; deletions are remembered
   (:mod:`.tombstones`) so that a late run cannot bring a deleted record back;
+- fields Codat added, at the top or inside structs, widen the table first (:mod:`.widen`);
 - the runs of companies deleted at Codat are left out (:mod:`.deleted_companies`);
 - the commit records the runs it holds (:mod:`.history`); a run already held is not read again;
 - the part files are read by Arrow's JSON reader with the spec's schema (:mod:`.fast`), record by record
@@ -39,6 +40,7 @@ from airflow_provider_codat.tables.files import writer_properties
 from airflow_provider_codat.tables.history import held_runs, runs_metadata
 from airflow_provider_codat.tables.source import LandedRun, landed_runs
 from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
+from airflow_provider_codat.tables.widen import matching, widened
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,7 @@ def _merge_once(
     table = table or DeltaTable.create(
         uri, source.schema, mode="ignore", partition_by=[k.MONTH], storage_options=options
     )
+    table = widened(table, source.schema)  # fields Codat added, before the rows that hold them
     source, months = _place(table, source)
     metrics = _execute(table, source, months, keep_deleted, runs_metadata(_runs_by_folder(todo)))
     result.version = DeltaTable(uri, storage_options=options).version()
@@ -220,14 +223,13 @@ def _place(table: DeltaTable, source: pa.Table) -> tuple[pa.Table, list[str]]:
 def _execute(
     table: DeltaTable, source: pa.Table, months: list[str], keep_deleted: bool, metadata: dict[str, str]
 ) -> dict[str, Any]:
-    source = _with_table_columns(table, source)
+    source = matching(source, table)
     named = ", ".join("'" + month.replace("'", "''") + "'" for month in months)
     merger = table.merge(
         source,
         predicate=f"t.{k.KEY} = s.{k.KEY} AND t.{k.MONTH} IN ({named})",
         source_alias="s",
         target_alias="t",
-        merge_schema=True,  # fields Codat added widen the table
         writer_properties=writer_properties(),
         commit_properties=CommitProperties(custom_metadata=metadata),
     )
@@ -245,12 +247,3 @@ def _execute(
 
 def _quoted(name: str) -> str:
     return name if name.isidentifier() and name.isascii() else '"' + name.replace('"', '""') + '"'
-
-
-def _with_table_columns(table: DeltaTable, source: pa.Table) -> pa.Table:
-    """``source`` with null columns for the table's columns it lacks (a field an earlier batch added)."""
-    target = pa.schema(table.schema())
-    for target_field in target:
-        if target_field.name not in source.column_names:
-            source = source.append_column(target_field, pa.nulls(source.num_rows, target_field.type))
-    return source

@@ -2,9 +2,9 @@
 
 Each value is checked against its column's type; one that does not fit (text in a decimal, a date that is not
 a date, a decimal with more than 18 fractional or 20 integer digits) fails with :class:`CodatTableError`
-naming the record, its company and field, before anything is written. Top-level fields the spec lacks (Codat
-added them later) become text columns holding their JSON, so the table widens instead of failing; fields
-added inside nested objects stay in the landing only.
+naming the record, its company and field, before anything is written. Fields the spec lacks (Codat
+added them later), at the top or inside a nested object, become text fields holding their JSON, so the table
+and its structs widen instead of failing.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def _convert(value: Any, spec: Any) -> Any:
             return [_convert(item, spec["list"]) for item in value]
         if not isinstance(value, dict):
             raise _Misfit("an object")
-        return {name: _convert(value.get(name), sub) for name, sub in spec["struct"]}
+        known = {name: _convert(value.get(name), sub) for name, sub in spec["struct"]}
+        added = {name: _text_or_none(item) for name, item in value.items() if name not in known}
+        return known | added
     return _SCALAR_CONVERTERS[spec](value)
 
 
@@ -89,6 +91,11 @@ def _boolean(value: Any) -> bool:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else _ENCODER.encode(value).decode()
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A field the spec lacks: its JSON as text."""
+    return None if value is None else _text(value)
 
 
 _SCALAR_CONVERTERS = {
@@ -148,7 +155,7 @@ def record_row(data_type: str, landed: dict[str, Any], run: str, *, snapshot: bo
     known = row.keys()
     for field, value in record.items():
         if field not in known:
-            row[field] = None if value is None else _text(value)
+            row[field] = _text_or_none(value)
     try:
         row.update(_lineage(record, lineage, run, snapshot))
     except (_Misfit, ValueError) as exc:
@@ -157,11 +164,31 @@ def record_row(data_type: str, landed: dict[str, Any], run: str, *, snapshot: bo
 
 
 def table_schema(data_type: str, rows: list[dict[str, Any]]) -> pa.Schema:
-    """The spec's columns, then the extra fields met in ``rows`` (as text), then lineage."""
-    fields = [pa.field(name, arrow_type(spec)) for name, spec in record_fields(data_type)]
+    """The spec's columns (their structs widened by the fields met in ``rows``), then the extra top-level
+    fields met in ``rows`` (as text), then lineage."""
+    fields = [
+        pa.field(name, _widened(spec, [row.get(name) for row in rows]))
+        for name, spec in record_fields(data_type)
+    ]
     names = {field.name for field in fields} | {field.name for field in LINEAGE_SCHEMA}
     extra = sorted({name for row in rows for name in row} - names)
     return pa.schema(fields + [pa.field(name, pa.string()) for name in extra] + LINEAGE_SCHEMA)
+
+
+def _widened(spec: Any, values: list[Any]) -> pa.DataType:
+    """The Arrow type of ``spec`` with, in each struct, a text field for each field the spec lacks that one of
+    the converted ``values`` holds."""
+    if isinstance(spec, str):
+        return arrow_type(spec)
+    present = [value for value in values if value]
+    if "list" in spec:
+        return pa.list_(_widened(spec["list"], [item for value in present for item in value]))
+    fields = [
+        pa.field(name, _widened(sub, [value.get(name) for value in present])) for name, sub in spec["struct"]
+    ]
+    known = {name for name, _ in spec["struct"]}
+    added = sorted({name for value in present for name in value} - known)
+    return pa.struct(fields + [pa.field(name, pa.string()) for name in added])
 
 
 def to_arrow(data_type: str, rows: list[dict[str, Any]]) -> pa.Table:

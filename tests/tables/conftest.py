@@ -59,7 +59,8 @@ def _exact(value: Any) -> Any:
 
 def assert_same(stored: Any, sent: Any, where: str) -> None:
     """``stored`` (a table value) holds exactly what Codat ``sent``: decimals digit for digit (a longer scale
-    adds zeros only), dates to the microsecond, objects field by field (fields the spec lacks are null)."""
+    adds zeros only), dates to the microsecond, objects field by field (each field Codat sent has one; fields it did not send
+    are null)."""
     if isinstance(stored, Decimal):
         assert not isinstance(sent, bool) and Decimal(str(sent)) == stored, where
         assert stored.normalize() == Decimal(str(sent)).normalize(), where
@@ -68,6 +69,7 @@ def assert_same(stored: Any, sent: Any, where: str) -> None:
         assert stored == parse_timestamp(sent), where
     elif isinstance(stored, dict):
         assert isinstance(sent, dict), where
+        assert set(sent) <= set(stored), f"{where}: fields {sorted(set(sent) - set(stored))} have no column"
         for name, value in stored.items():
             assert_same(value, sent.get(name), f"{where}.{name}")
     elif isinstance(stored, list):

@@ -46,8 +46,12 @@ def _merge(root: Path, run_id: str, companies=COMPANIES, **kwargs):
 
 
 def test_concurrent_writers_both_land_and_nothing_doubles(tmp_path):
-    for company_id in COMPANIES:
-        land(tmp_path, company_id, "run1", [invoice(n) for n in range(20)], "2026-11-01T01:00:00.000000Z")
+    for index, company_id in enumerate(
+        COMPANIES
+    ):  # the racing two each widen the table by a field of their own
+        refs = [{"id": f"c-{n}", f"added{index}": n} if index else None for n in range(20)]
+        records = [invoice(n, customerRef=refs[n]) for n in range(20)]
+        land(tmp_path, company_id, "run1", records, "2026-11-01T01:00:00.000000Z")
     _merge(tmp_path, "run1", COMPANIES[:1])  # the table exists; the others race into it
     errors = []
 
@@ -69,6 +73,10 @@ def test_concurrent_writers_both_land_and_nothing_doubles(tmp_path):
     assert sorted(row["_codat_key"] for row in rows) == sorted(
         f"{company_id}///inv-{n}" for company_id in COMPANIES for n in range(20)
     )
+    for row in rows:
+        index = COMPANIES.index(row["_codat_company_id"])
+        if index:
+            assert row["customerRef"][f"added{index}"] == row["id"].removeprefix("inv-")
 
 
 def test_maintenance_compacts_and_vacuums_within_the_retention(tmp_path):
@@ -89,6 +97,55 @@ def test_maintenance_compacts_and_vacuums_within_the_retention(tmp_path):
     assert DeltaTable(str(table)).to_pyarrow_table().sort_by("_codat_key").equals(before)
     with pytest.raises(ValueError, match="retention must not be negative"):
         maintain_tables(tables_root(f"file://{tmp_path}"), retention=timedelta(hours=-1))
+
+
+def test_fields_added_inside_structs_widen_them_and_rows_copied_unchanged_keep_theirs(tmp_path):
+    line = {"unitAmount": 1.5, "accountRef": {"id": "a-1", "name": "Sales"}}
+    land(
+        tmp_path,
+        COMPANIES[0],
+        "run1",
+        [invoice(n, customerRef={"id": f"c-{n}"}, lineItems=[line]) for n in range(4)],
+        "2026-11-01T01:00:00Z",
+    )
+    _merge(tmp_path, "run1")
+    wider_line = {
+        **line,
+        "accountRef": {**line["accountRef"], "nominalCode": "4000"},
+        "serviceDate": "2026-11-02",
+    }
+    wider = invoice(
+        1, "2026-11-05T00:00:00Z", customerRef={"id": "c-1", "region": {"code": "EU"}}, lineItems=[wider_line]
+    )
+    land(tmp_path, COMPANIES[0], "run2", [wider], "2026-11-05T01:00:00Z")
+    _merge(tmp_path, "run2")
+    narrower = invoice(
+        2, "2026-11-06T00:00:00Z", customerRef={"id": "c-2b"}, lineItems=[line]
+    )  # the fast path
+    land(tmp_path, COMPANIES[0], "run3", [narrower], "2026-11-06T01:00:00Z")
+    _merge(tmp_path, "run3")
+
+    rows = {
+        row["id"]: row
+        for row in DeltaTable(str(tmp_path / "_tables" / "invoices")).to_pyarrow_table().to_pylist()
+    }
+    assert rows["inv-1"]["customerRef"]["region"] == '{"code":"EU"}'
+    assert rows["inv-1"]["lineItems"][0]["accountRef"]["nominalCode"] == "4000"
+    assert rows["inv-1"]["lineItems"][0]["serviceDate"] == "2026-11-02"
+    assert rows["inv-2"]["customerRef"] == {"id": "c-2b", "companyName": None, "region": None}
+    for untouched in ("inv-0", "inv-3"):  # rewritten by the merges, never changed
+        assert rows[untouched]["customerRef"]["id"] == f"c-{untouched[-1]}"
+        assert rows[untouched]["lineItems"][0]["accountRef"] == {
+            "id": "a-1",
+            "name": "Sales",
+            "nominalCode": None,
+        }
+        assert str(rows[untouched]["lineItems"][0]["unitAmount"]).rstrip("0") == "1.5"
+    maintain_tables(
+        tables_root(f"file://{tmp_path}"), retention=timedelta(0)
+    )  # files of both schemas compacted
+    compacted = DeltaTable(str(tmp_path / "_tables" / "invoices")).to_pyarrow_table().to_pylist()
+    assert {row["id"]: row for row in compacted} == rows
 
 
 @pytest.mark.parametrize(

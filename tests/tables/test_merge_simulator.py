@@ -68,7 +68,7 @@ def _invoice(record_id: str, **values) -> dict:
     }
 
 
-def test_decimals_digit_for_digit_and_a_new_field_widens_the_table(
+def test_decimals_digit_for_digit_and_new_fields_widen_the_table_and_its_structs(
     codat_simulator, extract, landing, tmp_path
 ):
     control = codat_simulator.control
@@ -85,7 +85,13 @@ def test_decimals_digit_for_digit_and_a_new_field_widens_the_table(
     control.put_record(
         company_id,
         "invoices",
-        _invoice("wider", modifiedDate="2026-11-22T10:00:00Z", fieldAddedLater={"a": 1}),
+        _invoice(
+            "wider",
+            modifiedDate="2026-11-22T10:00:00Z",
+            fieldAddedLater={"a": 1},
+            customerRef={"id": "c-1", "regionAddedLater": "EU"},
+            lineItems=[{"unitAmount": Decimal("2.50"), "accountRef": {"id": "a-1", "codeAddedLater": 4000}}],
+        ),
     )
     control.mutate(company_id, "invoices", modified=2)
     extract(company_id, "invoices", RUNS[1], destination=landing)
@@ -96,6 +102,11 @@ def test_decimals_digit_for_digit_and_a_new_field_widens_the_table(
     assert by_id["exact"]["currencyRate"] == exact["currencyRate"]
     assert str(by_id["exact"]["lineItems"][0]["unitAmount"]) == "-1E-18"
     assert by_id["wider"]["fieldAddedLater"] == '{"a":1}' and by_id["exact"]["fieldAddedLater"] is None
+    assert by_id["wider"]["customerRef"]["regionAddedLater"] == "EU"  # structs widen too
+    assert by_id["wider"]["lineItems"][0]["accountRef"]["codeAddedLater"] == "4000"
+    assert (
+        by_id["exact"]["lineItems"][0]["unitAmount"] == exact["lineItems"][0]["unitAmount"]
+    )  # copied intact
     assert_table_is_truth(rows, truth(control, [company_id], "invoices"))
 
 

@@ -1,0 +1,64 @@
+"""A table's schema widened before a merge, for the fields Codat added since (at the top or inside structs).
+
+delta-rs's MERGE can widen a schema itself (``merge_schema``), but a struct it widens that way comes out null
+in every row the merge copies unchanged (deltalake 1.6), losing data. So the table is widened first, by a commit
+of no rows, and each batch is then made to match the table's schema before the merge.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+log = logging.getLogger(__name__)
+
+
+def widened(table: DeltaTable, source: pa.Schema) -> DeltaTable:
+    """``table``, its schema first widened by the fields of ``source`` it lacks (a commit of no rows).
+
+    :param table: the Delta table.
+    :param source: the schema of the batch to merge.
+    """
+    current = pa.schema(table.schema())
+    wider = pa.unify_schemas([current, source])
+    if wider.equals(current):
+        return table
+    write_deltalake(table, wider.empty_table(), mode="append", schema_mode="merge")
+    table.update_incremental()
+    log.info("Widened %s by fields Codat added: %s", table.table_uri, _added(current, wider))
+    return table
+
+
+def matching(source: pa.Table, table: DeltaTable) -> pa.Table:
+    """``source`` in ``table``'s schema: null columns for those it lacks (a field an earlier batch added), and
+    nested columns whose structs lack fields cast to the table's (the missing fields null).
+
+    :param source: the batch to merge.
+    :param table: the Delta table, already :func:`widened`.
+    """
+    for target in pa.schema(table.schema()):
+        if target.name not in source.column_names:
+            source = source.append_column(target, pa.nulls(source.num_rows, target.type))
+        elif source.schema.field(target.name).type != target.type and pa.types.is_nested(target.type):
+            index = source.schema.get_field_index(target.name)
+            source = source.set_column(index, target, source.column(index).cast(target.type))
+    return source
+
+
+def _added(narrow: pa.Schema, wide: pa.Schema) -> list[str]:
+    """The dotted names of the fields ``wide`` has and ``narrow`` lacks."""
+    return sorted(set(_names(wide)) - set(_names(narrow)))
+
+
+def _names(schema: pa.Schema | pa.DataType, prefix: str = "") -> list[str]:
+    names = []
+    for field in schema if isinstance(schema, pa.Schema) else [schema.value_field]:
+        names.append(prefix + field.name)
+        kind = field.type
+        while pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            kind = kind.value_type
+        if pa.types.is_struct(kind):
+            names.extend(_names(pa.schema(list(kind)), f"{prefix}{field.name}."))
+    return names
