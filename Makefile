@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,dev,stack]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test,dev,stack,s3]'
 	touch $@
 
 lint: venv
@@ -53,7 +53,7 @@ stack-stop:
 
 # Re-pin after a dependency change: constraints.txt (Airflow 3.3, what make test/demo/stack install on Python 3.11)
 # and one file per older minor from constraints/airflow-{minor}.in, resolved for every declared Python.
-EXTRAS := --extra test --extra dev --extra openlineage --extra stack
+EXTRAS := --extra test --extra dev --extra openlineage --extra stack --extra s3
 constraints: venv
 	$(BIN)/uv pip compile -q pyproject.toml $(EXTRAS) --python-version 3.11 -o constraints.txt
 	for minor in 3.1 3.2; do \

@@ -60,9 +60,7 @@ def until(what: str, check, timeout: float, proc: subprocess.Popen, log_file: Pa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(
-                f"make airflow exited ({proc.returncode}) while waiting for {what}:\n{tail(log_file)}"
-            )
+            pytest.fail(f"the server exited ({proc.returncode}) while waiting for {what}:\n{tail(log_file)}")
         try:
             result = check()
         except httpx.HTTPError:

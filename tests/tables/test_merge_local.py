@@ -18,7 +18,7 @@ from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.operators.tables import companies_of
 from airflow_provider_codat.tables.maintenance import maintain_tables
 from airflow_provider_codat.tables.merge import merge_runs
-from airflow_provider_codat.tables.storage import delta_location, s3_options, tables_root
+from airflow_provider_codat.tables.storage import delta_location, tables_root
 
 COMPANIES = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(3)]
 
@@ -176,17 +176,6 @@ def test_a_table_folder_of_its_own_and_companies_from_the_work_items(tmp_path):
         companies_of(["not-a-uuid"])
 
 
-def test_local_tables_open_by_path_and_s3_tables_take_the_connections_credentials(tmp_path):
+def test_local_tables_open_by_path(tmp_path):
     local = ObjectStoragePath(f"file://{tmp_path}/_tables/invoices")
     assert delta_location(local) == (f"{tmp_path}/_tables/invoices", {})
-    s3fs_options = {
-        "key": "AKIA",
-        "secret": "s3cr3t",
-        "token": None,
-        "client_kwargs": {"endpoint_url": "http://minio"},
-    }
-    assert s3_options(s3fs_options) == {
-        "AWS_ACCESS_KEY_ID": "AKIA",
-        "AWS_SECRET_ACCESS_KEY": "s3cr3t",
-        "AWS_ENDPOINT_URL": "http://minio",
-    }
