@@ -19,6 +19,8 @@ from airflow_provider_codat.extract.destination import destination_path
 TABLES_FOLDER = "_tables"
 TOMBSTONES_FOLDER = "_deleted"  # not a data type key: no table can take its name
 COMPANIES_FOLDER = "_companies"  # in TOMBSTONES_FOLDER: the companies deleted at Codat (.deleted_companies)
+
+
 def tables_root(destination: Any, tables: Any = None) -> ObjectStoragePath:
     """The folder holding one table per data type: ``tables`` when given, else ``{destination}/_tables``.
 
