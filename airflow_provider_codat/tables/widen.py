@@ -12,6 +12,8 @@ import logging
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from airflow_provider_codat.errors import CodatTableError
+
 log = logging.getLogger(__name__)
 
 
@@ -20,9 +22,17 @@ def widened(table: DeltaTable, source: pa.Schema) -> DeltaTable:
 
     :param table: the Delta table.
     :param source: the schema of the batch to merge.
+    :raises CodatTableError: a field the table and the batch type differently (a table from an older spec).
     """
     current = pa.schema(table.schema())
-    wider = pa.unify_schemas([current, source])
+    try:
+        wider = pa.unify_schemas([current, source])
+    except pa.ArrowTypeError as exc:  # a field the table holds as text that a newer spec types (an upgrade)
+        raise CodatTableError(
+            f"The table {table.table_uri} cannot take this merge: {exc}. The table was written by a provider "
+            "version whose spec typed this field otherwise; nothing was merged. Rebuild the table from the "
+            "landing with this version (docs/tables.md, 'Rebuild a table from the landing')."
+        ) from None
     if wider.equals(current):
         return table
     write_deltalake(table, wider.empty_table(), mode="append", schema_mode="merge")

@@ -16,8 +16,10 @@ from deltalake import DeltaTable
 from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.operators.tables import companies_of
+from airflow_provider_codat.tables import fast
 from airflow_provider_codat.tables.maintenance import maintain_tables
 from airflow_provider_codat.tables.merge import merge_runs
+from airflow_provider_codat.tables.schema import record_fields
 from airflow_provider_codat.tables.storage import delta_location, tables_root
 
 COMPANIES = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(3)]
@@ -146,6 +148,24 @@ def test_fields_added_inside_structs_widen_them_and_rows_copied_unchanged_keep_t
     )  # files of both schemas compacted
     compacted = DeltaTable(str(tmp_path / "_tables" / "invoices")).to_pyarrow_table().to_pylist()
     assert {row["id"]: row for row in compacted} == rows
+
+
+def test_a_field_the_table_holds_as_text_and_the_spec_now_types_asks_for_a_rebuild(tmp_path, monkeypatch):
+    land(tmp_path, COMPANIES[0], "run1", [invoice(1, addedLater="12.50")], "2026-11-01T01:00:00Z")
+    _merge(tmp_path, "run1")  # not in the spec: a text column
+    version = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
+    typed = [*record_fields("invoices"), ("addedLater", "decimal")]  # a newer spec types it
+    monkeypatch.setattr("airflow_provider_codat.tables.fast.record_fields", lambda data_type: typed)
+    monkeypatch.setattr("airflow_provider_codat.tables.rows.record_fields", lambda data_type: typed)
+    later = [invoice(1, "2026-11-02T00:00:00Z", addedLater=13)]
+    land(tmp_path, COMPANIES[0], "run2", later, "2026-11-02T01:00:00Z")
+    fast._read_schema.cache_clear()
+    try:
+        with pytest.raises(CodatTableError, match=r"addedLater.*Rebuild the table from the landing"):
+            _merge(tmp_path, "run2")
+    finally:
+        fast._read_schema.cache_clear()  # the shipped spec again for the other tests
+    assert DeltaTable(str(tmp_path / "_tables" / "invoices")).version() == version  # nothing committed
 
 
 @pytest.mark.parametrize(
