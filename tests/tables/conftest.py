@@ -4,6 +4,7 @@ simulator's records value by value (decimals exactly, dates to the microsecond a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -104,3 +105,22 @@ def assert_table_is_truth(
         for name, value in record.items():
             assert name in row, f"{row[KEY]}: field {name} has no column"
             assert_same(row[name], value, f"{row[KEY]}.{name}")
+
+
+def land_changing_runs(
+    control: Any,
+    run_extract: Any,
+    companies: list[str],
+    runs: Sequence[str],
+    destination: str,
+    merge: Any = None,
+) -> None:
+    """Extract (``run_extract``: the ``extract`` fixture) ``runs`` of invoices for ``companies``, the simulator creating, modifying and deleting some before
+    each run after the first; ``merge(company_id, run_id)`` after each extract when given."""
+    for index, run_id in enumerate(runs):
+        for company_id in companies:
+            if index:
+                control.mutate(company_id, "invoices", created=2, modified=3, deleted=2)
+            run_extract(company_id, "invoices", run_id, destination=destination)
+            if merge is not None:
+                merge(company_id, run_id)

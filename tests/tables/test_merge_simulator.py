@@ -13,7 +13,7 @@ from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.tables import merge as merge_module
 from airflow_provider_codat.tables.merge import merge_runs
-from tests.tables.conftest import assert_table_is_truth, table_rows, truth
+from tests.tables.conftest import assert_table_is_truth, land_changing_runs, table_rows, truth
 
 RUNS = (
     "manual__2026-11-26T18:46:30.799815+00:00",
@@ -193,12 +193,14 @@ def test_the_documented_rebuild_from_the_landing_gives_the_same_table(
 ):
     control = codat_simulator.control
     companies = control.linked_company_ids()[:2]
-    for index, run_id in enumerate(RUNS):
-        for company_id in companies:
-            if index:
-                control.mutate(company_id, "invoices", created=2, modified=3, deleted=2)
-            extract(company_id, "invoices", run_id, destination=landing)
-            _merge(landing, [company_id], run_id)
+    land_changing_runs(
+        control,
+        extract,
+        companies,
+        RUNS,
+        landing,
+        lambda company_id, run_id: _merge(landing, [company_id], run_id),
+    )
     table = tmp_path / "codat-data" / "_tables" / "invoices"
     merged = sorted(table_rows(table), key=lambda row: row["_codat_key"])
 

@@ -18,7 +18,7 @@ from airflow_provider_codat.tables.maintenance import maintain_tables
 from airflow_provider_codat.tables.merge import merge_runs
 from airflow_provider_codat.tables.storage import delta_location, s3_options, tables_root
 from tests.e2e.standalone import free_port, until
-from tests.tables.conftest import assert_table_is_truth, truth
+from tests.tables.conftest import assert_table_is_truth, land_changing_runs, truth
 
 BUCKET = "codat-lake"
 CONN_ID = "codat_lake"
@@ -92,11 +92,7 @@ def test_runs_landed_and_merged_on_s3_equal_the_simulator_and_survive_maintenanc
 ):
     control = codat_simulator.control
     companies = control.linked_company_ids()[:2]
-    for index, run_id in enumerate(RUNS):
-        for company_id in companies:
-            if index:
-                control.mutate(company_id, "invoices", created=2, modified=3, deleted=2)
-            extract(company_id, "invoices", run_id, destination=LANDING)
+    land_changing_runs(control, extract, companies, RUNS, LANDING)
     for run_id in RUNS:
         merged = merge_runs(data_type="invoices", destination=LANDING, company_ids=companies, run_id=run_id)
         assert len(merged.merged) == len(companies) and merged.table.startswith(f"s3://{BUCKET}/")
