@@ -11,7 +11,8 @@ It lays out, in a temporary folder (``--work`` to choose; about 1 GB per million
 - the Delta table of the 24 monthly runs, as ``merge_runs`` lays it out (partitioned by the month a record first
   landed), typed by the merge's own reader and appended month by month.
 
-Then, each in its own process (time and peak RSS of that process), median of 3 rounds:
+Then, each in its own process (time and peak RSS of that process), median of 3 rounds, each round running the
+three steps one after the other (so that a busy machine weighs on all three alike):
 
 - **merge, recent**: ``merge_runs`` of the change run (every company in one commit) into a fresh copy of the
   table, the changes falling in the two latest months, as accounting changes do (open invoices get paid);
@@ -180,28 +181,26 @@ def _child(kind: str, work: Path, companies: int) -> None:
     )
 
 
-def _rounds(args: argparse.Namespace, work: Path, base: Path, spread: str) -> list[tuple[float, float]]:
+def _merge_round(args: argparse.Namespace, work: Path, base: Path, spread: str) -> tuple[float, float]:
+    """One measured merge of the change run ``spread`` into a fresh copy of the table."""
     landing = work / "codat-data"
     for part in landing.glob(f"*/invoices/run={CHANGE_RUN}"):
         shutil.rmtree(part)
     build_changes(landing, changed_records(args.rows, args.companies, spread))
-    results = []
-    for _ in range(args.rounds):
-        copy = work / f"tables-{spread}" / "invoices"
-        shutil.rmtree(copy.parent, ignore_errors=True)
-        shutil.copytree(base, copy)
-        command = [
-            sys.executable,
-            __file__,
-            "--child",
-            spread,
-            "--work",
-            str(work),
-            "--companies",
-            str(args.companies),
-        ]
-        results.append(measure(command, work))
-    return results
+    copy = work / f"tables-{spread}" / "invoices"
+    shutil.rmtree(copy.parent, ignore_errors=True)
+    shutil.copytree(base, copy)
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        spread,
+        "--work",
+        str(work),
+        "--companies",
+        str(args.companies),
+    ]
+    return measure(command, work)
 
 
 def main() -> None:
@@ -224,9 +223,11 @@ def main() -> None:
     print(
         f"{args.rows:,} rows over {args.companies} companies in {work} ({time.perf_counter() - started:.0f} s)"
     )
-    figures = {spread: _rounds(args, work, base, spread) for spread in ("recent", "uniform")}
-    rebuild = [measure([sys.executable, __file__, "--child", "rebuild"], work) for _ in range(args.rounds)]
-    figures["rebuild"] = rebuild
+    figures: dict[str, list[tuple[float, float]]] = {"recent": [], "uniform": [], "rebuild": []}
+    for _ in range(args.rounds):  # the steps interleaved: each round's three see the same load
+        for spread in ("recent", "uniform"):
+            figures[spread].append(_merge_round(args, work, base, spread))
+        figures["rebuild"].append(measure([sys.executable, __file__, "--child", "rebuild"], work))
     _report(args, figures)
 
 
