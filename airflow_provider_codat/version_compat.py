@@ -190,6 +190,16 @@ def object_storage_namespace(path: ObjectStoragePath) -> str:
     return f"{scheme}{sep}{bucket.rpartition('@')[2]}"
 
 
+def object_storage_conn_id(path: ObjectStoragePath) -> str | None:
+    """The Airflow connection a storage path names (``aws_default`` of ``s3://aws_default@bucket/key``).
+
+    Airflow 3.1 keeps it in the path's storage options only; later minors in the path's ``conn_id``.
+
+    :param path: the storage location.
+    """
+    return getattr(path, "conn_id", None) or path.storage_options.get("conn_id")
+
+
 async def aextra_dejson(conn: Connection) -> dict[str, Any]:
     """Return the connection's extra as a dict, its secrets masked, without blocking the event loop.
 

@@ -88,3 +88,19 @@ async def test_aextra_dejson_reads_and_masks_the_extra_off_the_event_loop(monkey
     assert extra == {"webhook_secret": secret, "timeout": 5}
     assert redact(secret) == "***"
     assert comms.sent and not any(on_loop for _, on_loop in comms.sent)
+
+
+@pytest.mark.parametrize(
+    ("uri", "conn_id", "namespace"),
+    [
+        ("s3://aws_lake@my-bucket/codat/_tables", "aws_lake", "s3://my-bucket"),
+        ("s3://my-bucket/codat", None, "s3://my-bucket"),
+        ("file:///data/codat", None, "file"),
+    ],
+)
+def test_a_storage_paths_connection_and_namespace_on_every_minor(uri, conn_id, namespace):
+    from airflow.sdk import ObjectStoragePath
+
+    path = ObjectStoragePath(uri) / "invoices"
+    assert version_compat.object_storage_conn_id(path) == conn_id
+    assert version_compat.object_storage_namespace(path) == namespace

@@ -15,6 +15,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.extract.destination import destination_path
+from airflow_provider_codat.version_compat import object_storage_conn_id
 
 TABLES_FOLDER = "_tables"
 TOMBSTONES_FOLDER = "_deleted"  # not a data type key: no table can take its name
@@ -40,7 +41,7 @@ def delta_location(path: ObjectStoragePath) -> tuple[str, dict[str, str]]:
     protocol = path.protocol if isinstance(path.protocol, str) else path.protocol[0]
     if protocol in ("file", "local"):
         return "/" + path.path.lstrip("/"), {}
-    options = s3_options(path.conn_id) if protocol in ("s3", "s3a") else {}
+    options = s3_options(object_storage_conn_id(path)) if protocol in ("s3", "s3a") else {}
     bucket_and_key = path.path.lstrip("/")
     return f"{protocol}://{bucket_and_key}", options
 
