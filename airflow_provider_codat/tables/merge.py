@@ -209,15 +209,15 @@ def _place(table: DeltaTable, source: pa.Table) -> tuple[pa.Table, list[str]]:
     found = table.to_pyarrow_dataset().to_table(
         columns=[k.KEY_HASH, k.MONTH], filter=pc.field(k.KEY_HASH).isin(hashes)
     )
-    existing = dict(zip(found.column(k.KEY_HASH).to_pylist(), found.column(k.MONTH).to_pylist(), strict=True))
-    months = set(found.column(k.MONTH).to_pylist())  # every month a hash was found in (collisions included)
-    placed = [
-        existing.get(key_hash, month)
-        for key_hash, month in zip(hashes.to_pylist(), source.column(k.MONTH).to_pylist(), strict=True)
-    ]
-    months.update(placed)
+    months = set(pc.unique(found.column(k.MONTH)).to_pylist())  # every month a hash is in (collisions too)
+    homes = found.group_by(k.KEY_HASH).aggregate([(k.MONTH, "max")])
+    homes = pa.table({k.KEY_HASH: homes[k.KEY_HASH], "_home": homes[f"{k.MONTH}_max"]})
+    rows = pa.table({k.KEY_HASH: hashes, "_row": pa.array(range(source.num_rows), pa.int64())})
+    met = rows.join(homes, k.KEY_HASH, join_type="left outer").sort_by("_row")
+    placed = pc.coalesce(met["_home"], source.column(k.MONTH))
+    months.update(pc.unique(placed).to_pylist())
     index = source.schema.get_field_index(k.MONTH)
-    return source.set_column(index, k.MONTH, pa.array(placed, pa.string())), sorted(months)
+    return source.set_column(index, k.MONTH, placed.cast(pa.string())), sorted(months)
 
 
 def _execute(

@@ -47,17 +47,17 @@ def drop_buried(uri: str, options: dict[str, str], source: pa.Table) -> pa.Table
     )
     if found.num_rows == 0:
         return source
-    buried = {
-        key: (modified, extracted)
-        for key, modified, extracted in zip(
-            *(found.column(c).to_pylist() for c in found.column_names), strict=True
-        )
-    }
-    keep = [
-        bool(deleted) or (key not in buried or (modified, extracted) > buried[key])
-        for key, modified, extracted, deleted in zip(
-            *(source.column(c).to_pylist() for c in (k.KEY, k.MODIFIED, k.EXTRACTED_AT, k.DELETED)),
-            strict=True,
-        )
-    ]
-    return source.filter(pa.array(keep))
+    graves = found.rename_columns([k.KEY, "_buried_modified", "_buried_extracted"])
+    versions = source.select([k.KEY, k.MODIFIED, k.EXTRACTED_AT, k.DELETED]).append_column(
+        "_row", pa.array(range(source.num_rows), pa.int64())
+    )
+    met = versions.join(graves, k.KEY, join_type="left outer").sort_by("_row")  # one grave per key at most
+    newer = pc.or_(
+        pc.greater(met[k.MODIFIED], met["_buried_modified"]),
+        pc.and_(
+            pc.equal(met[k.MODIFIED], met["_buried_modified"]),
+            pc.greater(met[k.EXTRACTED_AT], met["_buried_extracted"]),
+        ),
+    )
+    keep = pc.or_kleene(met[k.DELETED], pc.or_kleene(pc.is_null(met["_buried_modified"]), newer))
+    return source.filter(pc.fill_null(keep, False))
