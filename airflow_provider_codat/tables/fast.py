@@ -149,8 +149,8 @@ def _deleted(table: pa.Table) -> pa.Array:
 
 def newest_table(table: pa.Table) -> pa.Table:
     """One row per key: its newest version (``modifiedDate``, then extraction time)."""
-    if len(table) < 2:
-        return table
+    if len(table) < 2 or pc.count_distinct(table.column(k.KEY)).as_py() == len(table):
+        return table  # one version of each key already: no sort (it moves every column)
     ordered = table.sort_by(
         [(k.KEY, "ascending"), (k.MODIFIED, "descending"), (k.EXTRACTED_AT, "descending")]
     )
