@@ -38,6 +38,7 @@ from airflow_provider_codat.tables.deleted_companies import forget_late_rows, fo
 from airflow_provider_codat.tables.fast import newest_table, run_table
 from airflow_provider_codat.tables.files import writer_properties
 from airflow_provider_codat.tables.history import held_runs, runs_metadata
+from airflow_provider_codat.tables.lookup import looked_up
 from airflow_provider_codat.tables.source import LandedRun, landed_runs
 from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
 from airflow_provider_codat.tables.widen import matching, widened
@@ -212,8 +213,7 @@ def _place(table: DeltaTable, source: pa.Table) -> tuple[pa.Table, list[str]]:
     months = set(pc.unique(found.column(k.MONTH)).to_pylist())  # every month a hash is in (collisions too)
     homes = found.group_by(k.KEY_HASH).aggregate([(k.MONTH, "max")])
     homes = pa.table({k.KEY_HASH: homes[k.KEY_HASH], "_home": homes[f"{k.MONTH}_max"]})
-    rows = pa.table({k.KEY_HASH: hashes, "_row": pa.array(range(source.num_rows), pa.int64())})
-    met = rows.join(homes, k.KEY_HASH, join_type="left outer").sort_by("_row")
+    met = looked_up(pa.table({k.KEY_HASH: hashes}), homes, k.KEY_HASH)
     placed = pc.coalesce(met["_home"], source.column(k.MONTH))
     months.update(pc.unique(placed).to_pylist())
     index = source.schema.get_field_index(k.MONTH)

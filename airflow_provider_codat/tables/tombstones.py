@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from airflow_provider_codat.tables import key as k
+from airflow_provider_codat.tables.lookup import looked_up
 
 COLUMNS = (k.KEY, k.KEY_HASH, k.MODIFIED, k.EXTRACTED_AT, k.COMPANY)
 _NEWER = (
@@ -48,10 +49,8 @@ def drop_buried(uri: str, options: dict[str, str], source: pa.Table) -> pa.Table
     if found.num_rows == 0:
         return source
     graves = found.rename_columns([k.KEY, "_buried_modified", "_buried_extracted"])
-    versions = source.select([k.KEY, k.MODIFIED, k.EXTRACTED_AT, k.DELETED]).append_column(
-        "_row", pa.array(range(source.num_rows), pa.int64())
-    )
-    met = versions.join(graves, k.KEY, join_type="left outer").sort_by("_row")  # one grave per key at most
+    versions = source.select([k.KEY, k.MODIFIED, k.EXTRACTED_AT, k.DELETED])
+    met = looked_up(versions, graves, k.KEY)  # one grave per key at most
     newer = pc.or_(
         pc.greater(met[k.MODIFIED], met["_buried_modified"]),
         pc.and_(

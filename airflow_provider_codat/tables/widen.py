@@ -37,7 +37,8 @@ def widened(table: DeltaTable, source: pa.Schema) -> DeltaTable:
         return table
     write_deltalake(table, wider.empty_table(), mode="append", schema_mode="merge")
     table.update_incremental()
-    log.info("Widened %s by fields Codat added: %s", table.table_uri, _added(current, wider))
+    wider_columns = [field.name for field in wider if field not in current]
+    log.info("Widened %s for fields Codat added, in the columns %s", table.table_uri, wider_columns)
     return table
 
 
@@ -55,20 +56,3 @@ def matching(source: pa.Table, table: DeltaTable) -> pa.Table:
             index = source.schema.get_field_index(target.name)
             source = source.set_column(index, target, source.column(index).cast(target.type))
     return source
-
-
-def _added(narrow: pa.Schema, wide: pa.Schema) -> list[str]:
-    """The dotted names of the fields ``wide`` has and ``narrow`` lacks."""
-    return sorted(set(_names(wide)) - set(_names(narrow)))
-
-
-def _names(schema: pa.Schema | pa.DataType, prefix: str = "") -> list[str]:
-    names = []
-    for field in schema if isinstance(schema, pa.Schema) else [schema.value_field]:
-        names.append(prefix + field.name)
-        kind = field.type
-        while pa.types.is_list(kind) or pa.types.is_large_list(kind):
-            kind = kind.value_type
-        if pa.types.is_struct(kind):
-            names.extend(_names(pa.schema(list(kind)), f"{prefix}{field.name}."))
-    return names
