@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -199,3 +202,39 @@ def test_a_table_folder_of_its_own_and_companies_from_the_work_items(tmp_path):
 def test_local_tables_open_by_path(tmp_path):
     local = ObjectStoragePath(f"file://{tmp_path}/_tables/invoices")
     assert delta_location(local) == (f"{tmp_path}/_tables/invoices", {})
+
+
+_MERGE_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from tests.tables.test_merge_local import _merge
+_merge(Path(sys.argv[1]), "run1", [sys.argv[2]])
+"""
+
+
+def test_writer_processes_racing_and_one_killed_mid_merge_end_with_every_row_once(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    for index, company_id in enumerate(COMPANIES):  # each widens the table by a nested field of its own
+        records = [invoice(n, customerRef={"id": f"c-{n}", f"added{index}": n}) for n in range(50)]
+        land(tmp_path, company_id, "run1", records, "2026-11-01T01:00:00.000000Z")
+
+    def writer(company_id: str) -> subprocess.Popen:
+        command = [sys.executable, "-c", _MERGE_IN_A_PROCESS, str(tmp_path), company_id]
+        return subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    killed = writer(COMPANIES[0])
+    racing = [writer(company_id) for company_id in COMPANIES[1:] * 2]  # two processes per run
+    time.sleep(3)  # past the imports, into the merge, or done: either way nothing may be lost or doubled
+    killed.kill()
+    for process in racing:
+        assert process.wait(timeout=300) == 0, process.stderr.read().decode()
+    killed.wait(timeout=30)
+    _merge(tmp_path, "run1", [COMPANIES[0]])  # the killed task's retry
+
+    rows = DeltaTable(str(tmp_path / "_tables" / "invoices")).to_pyarrow_table().to_pylist()
+    assert sorted(row["_codat_key"] for row in rows) == sorted(
+        f"{company_id}///inv-{n}" for company_id in COMPANIES for n in range(50)
+    )
+    for row in rows:
+        index = COMPANIES.index(row["_codat_company_id"])
+        assert row["customerRef"][f"added{index}"] == row["id"].removeprefix("inv-")
