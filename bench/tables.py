@@ -126,13 +126,20 @@ def build_table(landing: Path, table: Path) -> None:
 
     from airflow_provider_codat.extract.part_files import read_part_file
     from airflow_provider_codat.tables.fast import part_table
+    from airflow_provider_codat.tables.files import writer_properties
 
     for month in MONTHS:
         parts = [
             part_table("invoices", read_part_file(f"file://{part}"), f"run=m{month}", snapshot=False)
             for part in sorted(landing.glob(f"*/invoices/run=m{month}/part-*.jsonl.gz"))
         ]
-        write_deltalake(str(table), pa.concat_tables(parts), partition_by=["_codat_month"], mode="append")
+        write_deltalake(
+            str(table),
+            pa.concat_tables(parts),
+            partition_by=["_codat_month"],
+            mode="append",
+            writer_properties=writer_properties(),  # the files as the merges write them
+        )
 
 
 def recipe_sql() -> str:

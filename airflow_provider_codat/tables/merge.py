@@ -1,11 +1,12 @@
 """Merge committed extract runs into a data type's current-state Delta table: one commit for many companies.
 
 :func:`merge_runs` reads the runs' manifests and part files, keeps each record's newest version, types every
-value (a misfit fails here, before any write), then commits one Delta ``MERGE``:
+value (a misfit fails here, before any write), then commits a Delta ``MERGE``:
 
 - the predicate names the months (``_codat_month``, the partition) holding the batch's existing rows, found
   from the cheap ``_codat_key_hash`` column, plus the month new rows go to: only those files are read and
-  rewritten (a predicate naming no partition rewrites the whole table);
+  rewritten (a predicate naming no partition rewrites the whole table); a batch touching many months is
+  committed a few months at a time, which bounds delta-rs's memory (:mod:`.groups`);
 - a row is replaced or deleted only by a *newer* version (``modifiedDate``, then extraction time), so merging
   a run twice, or an older run late, changes nothing it should not; deletions are remembered
   (:mod:`.tombstones`) so that a late run cannot bring a deleted record back;
@@ -20,6 +21,7 @@ value (a misfit fails here, before any write), then commits one Delta ``MERGE``:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -37,8 +39,10 @@ from airflow_provider_codat.tables import tombstones
 from airflow_provider_codat.tables.deleted_companies import forget_late_rows, forgotten_companies
 from airflow_provider_codat.tables.fast import newest_table, run_table
 from airflow_provider_codat.tables.files import writer_properties
+from airflow_provider_codat.tables.groups import month_groups, rows_of
 from airflow_provider_codat.tables.history import held_runs, runs_metadata
 from airflow_provider_codat.tables.lookup import looked_up
+from airflow_provider_codat.tables.memory import arrow_on_malloc, release_freed_memory
 from airflow_provider_codat.tables.source import LandedRun, landed_runs
 from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
 from airflow_provider_codat.tables.widen import matching, widened
@@ -47,6 +51,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 5
 READ_BATCH_BYTES = 16 * 1024 * 1024  # part files read together: few calls, memory bounded
+PART_KEY = "codat_merge_part"  # in each commit's metadata: "2/3", the second of a merge's three commits
 _NEWER = (
     f"(s.{k.MODIFIED} > t.{k.MODIFIED}) OR "
     f"(s.{k.MODIFIED} = t.{k.MODIFIED} AND s.{k.EXTRACTED_AT} > t.{k.EXTRACTED_AT})"
@@ -106,25 +111,26 @@ def merge_runs(
     uri, options = delta_location(root / entry.key)
     graves = delta_location(root / TOMBSTONES_FOLDER / entry.key)
     runs = landed_runs(landing, entry.key, [str(c) for c in company_ids], run_id)
-    for attempt in range(1, max_attempts + 1):
-        forgotten = forgotten_companies(root)  # companies deleted at Codat: their runs stay out
-        live = [run for run in runs if run.company_id not in forgotten]
-        try:
-            result = _merge_once(
-                entry.key, entry.kind is Kind.SNAPSHOT, (uri, options), graves, live, keep_deleted
-            )
-        except CommitFailedError as exc:
-            if attempt == max_attempts:
-                raise
-            log.warning(
-                "Another writer committed to %s first (%s); merging again (attempt %d)", uri, exc, attempt
-            )
-            continue
-        result.forgotten = [_run_name(run) for run in runs if run not in live]
-        if result.merged:  # a company recorded as deleted while this merge ran: its rows go again
-            merged = {run.company_id for run in live if _run_name(run) in result.merged}
-            forget_late_rows(root, root / entry.key, merged, keep_deleted)
-        return result
+    with arrow_on_malloc():  # see .memory
+        for attempt in range(1, max_attempts + 1):
+            forgotten = forgotten_companies(root)  # companies deleted at Codat: their runs stay out
+            live = [run for run in runs if run.company_id not in forgotten]
+            try:
+                result = _merge_once(
+                    entry.key, entry.kind is Kind.SNAPSHOT, (uri, options), graves, live, keep_deleted
+                )
+            except CommitFailedError as exc:
+                if attempt == max_attempts:
+                    raise
+                log.warning(
+                    "Another writer committed to %s first (%s); merging again (attempt %d)", uri, exc, attempt
+                )
+                continue
+            result.forgotten = [_run_name(run) for run in runs if run not in live]
+            if result.merged:  # a company recorded as deleted while this merge ran: its rows go again
+                merged = {run.company_id for run in live if _run_name(run) in result.merged}
+                forget_late_rows(root, root / entry.key, merged, keep_deleted)
+            return result
     raise AssertionError("unreachable")
 
 
@@ -151,15 +157,17 @@ def _merge_once(
     if source is None or len(source) == 0:
         log.info("%s: nothing new to merge (%d runs held already)", data_type, len(result.already_held))
         return result
-    if not keep_deleted:
-        tombstones.record_deletions(*graves, source)
+    if not keep_deleted:  # earlier deletions first: this batch's own cannot bury its rows (one per key)
         source = tombstones.drop_buried(*graves, source)
+        tombstones.record_deletions(*graves, source)
     table = table or DeltaTable.create(
         uri, source.schema, mode="ignore", partition_by=[k.MONTH], storage_options=options
     )
     table = widened(table, source.schema)  # fields Codat added, before the rows that hold them
-    source, months = _place(table, source)
-    metrics = _execute(table, source, months, keep_deleted, runs_metadata(_runs_by_folder(todo)))
+    source, months, spanning = _place(table, source)
+    release_freed_memory()  # what reading left behind, before delta-rs's query allocates its own
+    groups = [months] if spanning else month_groups(table, months)
+    metrics = _execute_groups(table, source, groups, keep_deleted, runs_metadata(_runs_by_folder(todo)))
     result.version = DeltaTable(uri, storage_options=options).version()
     result.merged = [_run_name(run) for run in todo]
     result.source_rows = source.num_rows
@@ -203,21 +211,40 @@ def _runs_by_folder(runs: list[LandedRun]) -> dict[str, list[str]]:
     return by_folder
 
 
-def _place(table: DeltaTable, source: pa.Table) -> tuple[pa.Table, list[str]]:
-    """The source with each existing record's month (so its row stays where it is), and the months the merge
-    touches: those of the existing rows and of the new ones."""
+def _place(table: DeltaTable, source: pa.Table) -> tuple[pa.Table, list[str], bool]:
+    """The source with each existing record's month (so its row stays where it is), the months the merge
+    touches (those of the existing rows and of the new ones), and whether a key digest was found in more than
+    one month (a collision of digests: then every such month must be in the same ``MERGE``)."""
     hashes = source.column(k.KEY_HASH)
     found = table.to_pyarrow_dataset().to_table(
         columns=[k.KEY_HASH, k.MONTH], filter=pc.field(k.KEY_HASH).isin(hashes)
     )
     months = set(pc.unique(found.column(k.MONTH)).to_pylist())  # every month a hash is in (collisions too)
-    homes = found.group_by(k.KEY_HASH).aggregate([(k.MONTH, "max")])
+    homes = found.group_by(k.KEY_HASH).aggregate([(k.MONTH, "max"), (k.MONTH, "count_distinct")])
+    spanning = len(homes) > 0 and pc.max(homes[f"{k.MONTH}_count_distinct"]).as_py() > 1
     homes = pa.table({k.KEY_HASH: homes[k.KEY_HASH], "_home": homes[f"{k.MONTH}_max"]})
     met = looked_up(pa.table({k.KEY_HASH: hashes}), homes, k.KEY_HASH)
     placed = pc.coalesce(met["_home"], source.column(k.MONTH))
     months.update(pc.unique(placed).to_pylist())
     index = source.schema.get_field_index(k.MONTH)
-    return source.set_column(index, k.MONTH, placed.cast(pa.string())), sorted(months)
+    return source.set_column(index, k.MONTH, placed.cast(pa.string())), sorted(months), spanning
+
+
+def _execute_groups(
+    table: DeltaTable, source: pa.Table, groups: list[list[str]], keep_deleted: bool, metadata: dict[str, str]
+) -> dict[str, int]:
+    """One ``MERGE`` per group of months (:mod:`.groups`); the last one records the runs. The metrics summed."""
+    totals: Counter[str] = Counter()
+    for number, months in enumerate(groups, start=1):
+        last = number == len(groups)
+        part = {PART_KEY: f"{number}/{len(groups)}"} | (metadata if last else {})
+        rows = source if len(groups) == 1 else rows_of(source, months)
+        metrics = _execute(table, rows, months, keep_deleted, part)
+        totals.update({name: value for name, value in metrics.items() if isinstance(value, int)})
+        if not last:
+            table.update_incremental()
+            release_freed_memory()
+    return dict(totals)
 
 
 def _execute(

@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from airflow.sdk import ObjectStoragePath
 from deltalake import DeltaTable
@@ -19,9 +20,12 @@ from deltalake import DeltaTable
 from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.operators.tables import companies_of
-from airflow_provider_codat.tables import fast
+from airflow_provider_codat.tables import fast, groups, merge
+from airflow_provider_codat.tables.groups import month_groups
+from airflow_provider_codat.tables.history import RUNS_KEY, held_runs
+from airflow_provider_codat.tables.key import MONTH
 from airflow_provider_codat.tables.maintenance import maintain_tables
-from airflow_provider_codat.tables.merge import merge_runs
+from airflow_provider_codat.tables.merge import PART_KEY, merge_runs
 from airflow_provider_codat.tables.schema import record_fields
 from airflow_provider_codat.tables.storage import delta_location, tables_root
 
@@ -238,3 +242,95 @@ def test_writer_processes_racing_and_one_killed_mid_merge_end_with_every_row_onc
     for row in rows:
         index = COMPANIES.index(row["_codat_company_id"])
         assert row["customerRef"][f"added{index}"] == row["id"].removeprefix("inv-")
+
+
+def _two_months_then_a_change_in_three(root: Path) -> None:
+    """Invoices first landed in October and November, then a run (December) changing both months and adding
+    one, deleting another."""
+    company_id = COMPANIES[0]
+    land(root, company_id, "oct", [invoice(n) for n in range(4)], "2026-10-05T00:00:00.000000Z")
+    land(root, company_id, "nov", [invoice(n) for n in range(4, 8)], "2026-11-05T00:00:00.000000Z")
+    _merge(root, "oct", [company_id])
+    _merge(root, "nov", [company_id])
+    gone = invoice(2, "2026-12-01T00:00:00Z", metadata={"isDeleted": True})
+    changes = [invoice(n, "2026-12-01T00:00:00Z", note="paid") for n in (1, 5)] + [invoice(9), gone]
+    land(root, company_id, "dec", changes, "2026-12-05T00:00:00.000000Z")
+
+
+def _months_and_notes(root: Path) -> dict[str, tuple[str, str | None]]:
+    rows = DeltaTable(str(root / "_tables" / "invoices")).to_pyarrow_table().to_pylist()
+    assert len(rows) == len({row["id"] for row in rows}), "a record holds two rows"
+    return {row["id"]: (row["_codat_month"], row["note"]) for row in rows}
+
+
+EXPECTED_AFTER_DECEMBER = {
+    **{f"inv-{n}": ("2026-10", None) for n in (0, 3)},
+    "inv-1": ("2026-10", "paid"),  # updated where it lives
+    **{f"inv-{n}": ("2026-11", None) for n in (4, 6, 7)},
+    "inv-5": ("2026-11", "paid"),
+    "inv-9": ("2026-12", None),  # new: the month it landed in
+}
+
+
+def test_months_group_by_their_files_size(tmp_path):
+    _two_months_then_a_change_in_three(tmp_path)
+    table = DeltaTable(str(tmp_path / "_tables" / "invoices"))
+    months = ["2026-12", "2026-10", "2026-11"]
+    assert month_groups(table, months) == [["2026-10", "2026-11", "2026-12"]]  # a few KB: one MERGE
+    assert month_groups(table, months, limit=1) == [["2026-10"], ["2026-11"], ["2026-12"]]
+    sizes = {
+        month: sum(
+            action["size_bytes"]
+            for action in pa.table(table.get_add_actions(flatten=True)).to_pylist()
+            if action[f"partition.{MONTH}"] == month
+        )
+        for month in ("2026-10", "2026-11")
+    }
+    both = sizes["2026-10"] + sizes["2026-11"]
+    assert month_groups(table, months, limit=both) == [
+        ["2026-10", "2026-11", "2026-12"]
+    ]  # December: no files
+    assert month_groups(table, months, limit=both - 1) == [["2026-10"], ["2026-11", "2026-12"]]
+
+
+def test_a_batch_over_the_limit_commits_a_few_months_at_a_time_and_the_last_commit_records_the_run(
+    tmp_path, monkeypatch
+):
+    _two_months_then_a_change_in_three(tmp_path)
+    monkeypatch.setattr(groups, "MERGE_BYTES", 1)  # one month per MERGE
+    before = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
+    result = _merge(tmp_path, "dec", COMPANIES[:1])
+    assert (result.inserted, result.updated, result.deleted) == (1, 2, 1)  # summed over the commits
+    table = DeltaTable(str(tmp_path / "_tables" / "invoices"))
+    assert table.version() == result.version == before + 3
+    commits = list(reversed(table.history()))[-3:]
+    assert [commit[PART_KEY] for commit in commits] == ["1/3", "2/3", "3/3"]
+    assert [RUNS_KEY in commit for commit in commits] == [False, False, True]
+    assert _months_and_notes(tmp_path) == EXPECTED_AFTER_DECEMBER
+
+
+def test_a_merge_killed_between_its_commits_is_merged_again_in_full(tmp_path, monkeypatch):
+    _two_months_then_a_change_in_three(tmp_path)
+    monkeypatch.setattr(groups, "MERGE_BYTES", 1)
+    run_once = merge._execute
+    calls = []
+
+    def killed_after_the_first_commit(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt  # the worker killed: nothing after this point runs
+        calls.append(1)
+        return run_once(*args, **kwargs)
+
+    monkeypatch.setattr(merge, "_execute", killed_after_the_first_commit)
+    with pytest.raises(KeyboardInterrupt):
+        _merge(tmp_path, "dec", COMPANIES[:1])
+    table = DeltaTable(str(tmp_path / "_tables" / "invoices"))
+    assert (COMPANIES[0], "run=dec") not in held_runs(table)  # October committed, the run not recorded
+    monkeypatch.setattr(merge, "_execute", run_once)
+
+    retried = _merge(tmp_path, "dec", COMPANIES[:1])  # the task's retry
+    assert retried.merged == [f"{COMPANIES[0]}/run=dec"] and retried.already_held == []
+    assert (retried.updated, retried.deleted, retried.inserted) == (1, 0, 1)  # October's changes already in
+    assert _months_and_notes(tmp_path) == EXPECTED_AFTER_DECEMBER
+    again = _merge(tmp_path, "dec", COMPANIES[:1])
+    assert again.already_held == [f"{COMPANIES[0]}/run=dec"] and again.merged == []
