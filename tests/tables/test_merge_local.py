@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.operators.tables import companies_of
-from airflow_provider_codat.tables import fast, groups, merge
+from airflow_provider_codat.tables import fast, groups, key, merge
 from airflow_provider_codat.tables.groups import month_groups
 from airflow_provider_codat.tables.history import RUNS_KEY, held_runs
 from airflow_provider_codat.tables.key import MONTH
@@ -334,3 +334,17 @@ def test_a_merge_killed_between_its_commits_is_merged_again_in_full(tmp_path, mo
     assert _months_and_notes(tmp_path) == EXPECTED_AFTER_DECEMBER
     again = _merge(tmp_path, "dec", COMPANIES[:1])
     assert again.already_held == [f"{COMPANIES[0]}/run=dec"] and again.merged == []
+
+
+def test_keys_whose_digests_collide_across_months_merge_in_one_commit_and_nothing_doubles(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(key, "_digest", lambda _: 7)  # every key the same digest: found in both months
+    monkeypatch.setattr(groups, "MERGE_BYTES", 1)  # would be one month per MERGE
+    _two_months_then_a_change_in_three(tmp_path)
+    before = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
+    result = _merge(tmp_path, "dec", COMPANIES[:1])
+    assert result.version == before + 1  # every month a digest is in, in the one MERGE
+    assert (result.inserted, result.updated, result.deleted) == (1, 2, 1)
+    notes = {name: note for name, (_, note) in _months_and_notes(tmp_path).items()}
+    assert notes == {name: note for name, (_, note) in EXPECTED_AFTER_DECEMBER.items()}
