@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import ObjectStoragePath
 from deltalake import DeltaTable
@@ -348,3 +349,48 @@ def test_keys_whose_digests_collide_across_months_merge_in_one_commit_and_nothin
     assert (result.inserted, result.updated, result.deleted) == (1, 2, 1)
     notes = {name: note for name, (_, note) in _months_and_notes(tmp_path).items()}
     assert notes == {name: note for name, (_, note) in EXPECTED_AFTER_DECEMBER.items()}
+
+
+_MERGE_MONTH_BY_MONTH_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from airflow_provider_codat.tables import groups
+from tests.tables.test_merge_local import _merge
+groups.MERGE_BYTES = 1  # one month per MERGE: three commits
+_merge(Path(sys.argv[1]), "dec", [sys.argv[2]])
+"""
+
+
+def test_processes_merging_month_by_month_one_killed_between_commits_end_exact(tmp_path):
+    _two_months_then_a_change_in_three(tmp_path)
+    root = Path(__file__).resolve().parents[2]
+
+    def writer() -> subprocess.Popen:
+        command = [sys.executable, "-c", _MERGE_MONTH_BY_MONTH_IN_A_PROCESS, str(tmp_path), COMPANIES[0]]
+        return subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    killed, racing = writer(), [writer(), writer()]  # the same run, as a retry racing a clear would
+    table = tmp_path / "_tables" / "invoices"
+    before = DeltaTable(str(table)).version()
+    deadline = time.monotonic() + 120
+    while DeltaTable(str(table)).version() == before and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first commit of some writer: kill one now, mid-merge
+    killed.kill()
+    for process in racing:
+        assert process.wait(timeout=300) == 0, process.stderr.read().decode()
+    killed.wait(timeout=30)
+    _merge(tmp_path, "dec", COMPANIES[:1])  # the killed task's retry: held already, or merged now
+
+    assert _months_and_notes(tmp_path) == EXPECTED_AFTER_DECEMBER
+    assert (COMPANIES[0], "run=dec") in held_runs(DeltaTable(str(table)))
+
+
+def test_merges_write_compressed_parquet(tmp_path):
+    land(tmp_path, COMPANIES[0], "run1", [invoice(n) for n in range(10)], "2026-11-01T01:00:00.000000Z")
+    _merge(tmp_path, "run1", COMPANIES[:1])
+    files = list((tmp_path / "_tables" / "invoices").rglob("*.parquet"))
+    assert files
+    for file in files:
+        metadata = pq.ParquetFile(file).metadata
+        codecs = {metadata.row_group(0).column(index).compression for index in range(metadata.num_columns)}
+        assert codecs == {"SNAPPY"}, f"{file.name}: {codecs}"
