@@ -86,10 +86,9 @@ def google_options(conn_id: str) -> dict[str, str]:
     :raises CodatValidationError: the connection authenticates in a way delta-rs cannot.
     """
     connection = BaseHook.get_connection(conn_id)
-    extras = connection.extra_dejson
 
     def field(name: str) -> Any:
-        return extras.get(name) or extras.get(f"extra__google_cloud_platform__{name}")
+        return _extra(connection.extra_dejson, "google_cloud_platform", name)
 
     for name in _UNSUPPORTED_GOOGLE:
         if field(name):
@@ -114,11 +113,10 @@ def azure_options(conn_id: str) -> dict[str, str]:
     :param conn_id: the connection an ``abfs://conn_id@container/...`` path names.
     """
     connection = BaseHook.get_connection(conn_id)
-    extras = connection.extra_dejson
     conn_type = connection.conn_type or "azure_data_lake"
 
     def field(name: str) -> Any:
-        return extras.get(name, extras.get(f"extra__{conn_type}__{name}"))
+        return _extra(connection.extra_dejson, conn_type, name)
 
     connection_string = field("connection_string")
     if connection_string:
@@ -140,6 +138,11 @@ def azure_options(conn_id: str) -> dict[str, str]:
     )
     found["tenant_id"] = found.get("tenant_id") or field("workload_identity_tenant_id")
     return _azure_keys(found)
+
+
+def _extra(extras: dict[str, Any], conn_type: str, name: str) -> Any:
+    """An extra by its name, or by the ``extra__{conn_type}__`` name older connections saved it under."""
+    return extras[name] if name in extras else extras.get(f"extra__{conn_type}__{name}")
 
 
 def _account_name(conn_type: str, host: str | None, login: str | None) -> str | None:
