@@ -12,10 +12,12 @@ from datetime import datetime
 import pytest
 import time_machine
 
-# Keep Airflow's config and any SQLite file out of the user's ~/airflow: one throwaway home per test session,
-# removed when the session ends.
-if "AIRFLOW_HOME" not in os.environ:
-    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="codat-tests-airflow-")
+# Keep Airflow's config and any SQLite file out of the user's ~/airflow: one throwaway home per test process,
+# removed when it ends. Under pytest-xdist every worker makes its own: a worker inherits the environment of the
+# process that started it, and a home shared by workers would share its SQLite database and config.
+_OWN_HOME = "CODAT_TESTS_OWN_AIRFLOW_HOME"
+if "AIRFLOW_HOME" not in os.environ or os.environ.get(_OWN_HOME) == os.environ["AIRFLOW_HOME"]:
+    os.environ["AIRFLOW_HOME"] = os.environ[_OWN_HOME] = tempfile.mkdtemp(prefix="codat-tests-airflow-")
     atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # Triggers run in this process (or under `airflow dags test`) with no scheduler to race, so they fire at once;

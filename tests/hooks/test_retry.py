@@ -6,9 +6,11 @@ import email.utils
 import logging
 import random
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+import time_machine
 
 from airflow_provider_codat.hooks import retry
 from airflow_provider_codat.hooks.codat import CodatAPIError, CodatDatasetInProgressError, CodatHook
@@ -211,14 +213,20 @@ def _conn(**extra):
     return conn_json(**extra)
 
 
-@pytest.mark.parametrize(
-    "reset",
-    [
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
-        email.utils.formatdate(time.time() + 3600, usegmt=True),
-    ],
-)
-def test_an_empty_quota_stops_requests_until_its_reset(hook, api, reset):
+# Formatted at run time from a pinned clock: a date in a test id would differ between pytest-xdist's workers.
+RESET_FORMATS = {
+    "iso": lambda moment: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)),
+    "http-date": lambda moment: email.utils.formatdate(moment, usegmt=True),
+}
+
+
+@pytest.mark.parametrize("reset_format", sorted(RESET_FORMATS))
+def test_an_empty_quota_stops_requests_until_its_reset(hook, api, reset_format):
+    with time_machine.travel(datetime(2026, 2, 28, 23, 30, tzinfo=UTC), tick=True):
+        _an_empty_quota_stops_requests(hook, api, RESET_FORMATS[reset_format](time.time() + 3600))
+
+
+def _an_empty_quota_stops_requests(hook, api, reset: str) -> None:
     empty = {"X-Rate-Limit-Limit": "1000", "X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": reset}
     route = api.get(STATUS_PATH).mock(return_value=httpx.Response(200, headers=empty, json=OK.json()))
     assert "invoices" in hook.get_data_status(COMPANY)
