@@ -43,8 +43,8 @@ class BudgetStoreError(CodatAPIError):
 def url_without_credentials(url: str) -> str:
     """``url`` without a user, a password or a query (which may carry one), e.g. ``redis://host:6379/1``."""
     parts = urlsplit(url)
-    if not parts.netloc:
-        return urlunsplit((parts.scheme, "", parts.path, "", ""))
+    if not parts.netloc:  # a file (sqlite:///path) or memory: nothing secret but a query
+        return url.split("?", 1)[0]
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
