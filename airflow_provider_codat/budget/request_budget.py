@@ -11,6 +11,22 @@ Before each request (each attempt, retries included) the hook asks :class:`Reque
 
 Waiting for a token or a place is not an error: it costs time, as it would at Codat's door, and ends at the
 call's deadline (then it is a ``PoolTimeout``: nothing was sent).
+
+When the store does not answer (Redis down or failing over, a SQLite file locked or on a full disk) a call
+waits for it, backing off, up to its deadline, then fails with a ``BudgetStoreError`` naming the store
+(:mod:`.outage`). Leases and the quota do without the store for a moment: a lease expires by itself, and the
+last quota seen is kept.
+
+A store that comes back empty (a restarted Redis, a promoted replica, a removed SQLite file) has forgotten the
+last minute's requests. The rule: **after a store is found empty, no process takes a token for one 5-second
+slice**. The moment is kept in the store itself (the first process to find it empty writes it, atomically with
+its token), so every process of the store keeps the same pause, however many there are and whether or not they
+had noticed the loss. Why that holds Codat's limit: the old store let at most one slice's worth (``S``,
+1/12 of the minute's rate) out in any 5 seconds, so a 60-second window that spans the loss holds, before it,
+at most ``ceil(a / 5) * S`` requests (``a`` seconds of it before the loss); after it, nothing for 5 seconds and
+then at most one slice per 5 seconds: ``ceil((55 - a) / 5) * S``. Together at most ``12 * S``: the minute's
+rate (rounded up to whole slices, 900 stays 900). A brand-new store is not told apart from an emptied one: it
+costs one 5-second pause the first time.
 """
 
 from __future__ import annotations
@@ -30,12 +46,16 @@ import httpx
 from pyrate_limiter import Limiter, Rate
 from pyrate_limiter.limiter import SingleBucketFactory
 
+from airflow_provider_codat.budget.quota import Quota
 from airflow_provider_codat.budget.settings import BudgetSettings
-from airflow_provider_codat.budget.stores import Quota, open_store
+from airflow_provider_codat.budget.stores import open_store
 from airflow_provider_codat.errors import CodatQuotaExhaustedError
 
 log = logging.getLogger(__name__)
 
+MINUTE_SECONDS = (
+    60  # Codat's window; tests of the store's faults shorten it (with the slice) in their processes
+)
 SMOOTHING_SECONDS = 5
 LEAK_EVERY = 1000  # tokens between clean-ups of the request log (its count query reads only the last minute)
 QUOTA_READ_EVERY = 1.0  # seconds a process trusts its last look at the shared quota
@@ -49,8 +69,11 @@ _WAITERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="codat-budget")
 
 def rates_for(requests_per_minute: int) -> list[Rate]:
     """The minute's rate, and the same pace over 5 seconds (rounded up) so that it is spread over the minute."""
-    per_slice = max(1, math.ceil(requests_per_minute * SMOOTHING_SECONDS / 60))
-    return [Rate(per_slice, SMOOTHING_SECONDS * 1000), Rate(requests_per_minute, 60_000)]
+    per_slice = max(1, math.ceil(requests_per_minute * SMOOTHING_SECONDS / MINUTE_SECONDS))
+    return [
+        Rate(per_slice, int(SMOOTHING_SECONDS * 1000)),
+        Rate(requests_per_minute, int(MINUTE_SECONDS * 1000)),
+    ]
 
 
 _NEVER = object()
@@ -89,9 +112,9 @@ class RequestBudget:
     def __init__(self, settings: BudgetSettings) -> None:
         self.settings = settings
         self.store = open_store(settings.store, settings.key)
-        self._bucket = self.store.bucket(rates_for(settings.requests_per_minute))
-        # No leak thread: this process cleans the log itself every LEAK_EVERY tokens.
-        self._limiter = Limiter(SingleBucketFactory(self._bucket, schedule_leak=False))
+        self._bucket: Any = None
+        self._limiter: Limiter | None = None
+        self._generation = 0  # the store's generation the bucket was built for
         self._tokens = 0
         self._lock = threading.Lock()
         self._in_flight = 0  # this process's requests sent and not yet answered
@@ -105,13 +128,45 @@ class RequestBudget:
 
         :param deadline: epoch seconds; no waiting past it.
         :raises httpx.PoolTimeout: no token before ``deadline`` (nothing was sent).
+        :raises BudgetStoreError: the store did not answer before ``deadline`` (nothing was sent).
         """
-        timeout = -1 if deadline is None else max(0.0, deadline - time.time())
-        if not self._limiter.try_acquire(self.settings.key, blocking=True, timeout=timeout):
-            raise httpx.PoolTimeout("No token of the Codat request budget before the call's deadline.")
+        self.store.wait.run(
+            lambda: self._take_token(deadline), deadline, doing="a token of the per-minute rate"
+        )
         self._tokens += 1
         if self._tokens % LEAK_EVERY == 0:
-            self._bucket.leak(self._bucket.now())
+            bucket = self._bucket
+            self.store.wait.once(lambda: bucket.leak(bucket.now()), doing="clean its request log")
+
+    def _take_token(self, deadline: float | None) -> None:
+        try:
+            # Looked at first: a SQLite file found removed is opened anew here, and the limiter built for it.
+            found_empty = self.store.found_empty_at()  # a store whose bucket does not wait this out itself
+            limiter = self._current_limiter()
+            if found_empty is not None:
+                _sleep_until(found_empty + SMOOTHING_SECONDS, deadline)
+            timeout = -1 if deadline is None else max(0.0, deadline - time.time())
+            taken = limiter.try_acquire(self.settings.key, blocking=True, timeout=timeout)
+        except self.store.wait.faults:
+            self.store.discard()
+            raise
+        if not taken:
+            raise httpx.PoolTimeout("No token of the Codat request budget before the call's deadline.")
+
+    def _current_limiter(self) -> Limiter:
+        """The limiter over the store's bucket, built (again) for the store's current generation."""
+        with self._lock:
+            generation = self.store.generation
+            if self._limiter is None or generation != self._generation:
+                bucket = self.store.bucket(rates_for(self.settings.requests_per_minute))
+                if self._limiter is not None:
+                    with contextlib.suppress(Exception):
+                        self._limiter.close()
+                # No leak thread: this process cleans the log itself every LEAK_EVERY tokens.
+                self._bucket = bucket
+                self._limiter = Limiter(SingleBucketFactory(bucket, schedule_leak=False))
+                self._generation = self.store.generation
+            return self._limiter
 
     async def atake_token(self, deadline: float | None = None) -> None:
         """Async twin of :meth:`take_token` (the wait runs off the event loop)."""
@@ -135,7 +190,7 @@ class RequestBudget:
             with self._counted():
                 yield
         finally:
-            self.store.drop_lease(company, holder)
+            self._drop(company, holder)
 
     @contextlib.asynccontextmanager
     async def acompany_place(
@@ -156,7 +211,7 @@ class RequestBudget:
             with self._counted():
                 yield
         finally:
-            await loop.run_in_executor(_WAITERS, self.store.drop_lease, company, holder)
+            await loop.run_in_executor(_WAITERS, self._drop, company, holder)
 
     @contextlib.contextmanager
     def _counted(self) -> Iterator[None]:
@@ -174,7 +229,15 @@ class RequestBudget:
             raise httpx.PoolTimeout(
                 f"No free place among company {company}'s requests before the call's deadline."
             )
-        return self.store.take_lease(company, self.settings.concurrent_per_company, ttl + LEASE_MARGIN)
+        return self.store.wait.run(
+            lambda: self.store.take_lease(company, self.settings.concurrent_per_company, ttl + LEASE_MARGIN),
+            deadline,
+            doing=f"a place among company {company}'s requests in flight",
+        )
+
+    def _drop(self, company: str, holder: str) -> None:
+        # A lease the store cannot drop now expires by itself.
+        self.store.wait.once(lambda: self.store.drop_lease(company, holder), doing="free a place")
 
     # -- the daily quota -------------------------------------------------------------------------------------
     def quota(self) -> Quota | None:
@@ -182,7 +245,8 @@ class RequestBudget:
         now = time.time()
         looked, quota = self._quota
         if now - looked >= QUOTA_READ_EVERY:
-            quota = self.store.read_quota()
+            # A store that does not answer: the last look stands (the token's wait covers the outage).
+            quota = self.store.wait.once(self.store.read_quota, doing="read the daily quota", default=quota)
             self._quota = (now, quota)
         return quota if quota is not None and quota.current(now) else None
 
@@ -217,7 +281,7 @@ class RequestBudget:
             or quota.remaining <= 2 * reserve
             or now - last.observed_at >= QUOTA_READ_EVERY
         ):
-            self.store.write_quota(quota)
+            self.store.wait.once(lambda: self.store.write_quota(quota), doing="keep the daily quota")
             self._written = quota
         if quota.remaining <= 2 * reserve and self._warned_for != quota.resets_at:
             self._warned_for = quota.resets_at
@@ -230,8 +294,21 @@ class RequestBudget:
             )
 
     def close(self) -> None:
-        self._limiter.close()
+        if self._limiter is not None:
+            self._limiter.close()
         self.store.close()
+
+
+def _sleep_until(moment: float, deadline: float | None) -> None:
+    """Sleep until ``moment``; a ``PoolTimeout`` at once when that is past ``deadline``."""
+    pause = moment - time.time()
+    if pause <= 0:
+        return
+    if deadline is not None and moment > deadline:
+        raise httpx.PoolTimeout(
+            "No token of the Codat request budget before the call's deadline (store found empty)."
+        )
+    time.sleep(pause)
 
 
 _BUDGETS: dict[Any, RequestBudget] = {}

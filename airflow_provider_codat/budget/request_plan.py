@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from airflow_provider_codat.budget.quota import Quota
 from airflow_provider_codat.budget.settings import BudgetSettings
-from airflow_provider_codat.budget.stores import Quota
 from airflow_provider_codat.datatypes import Kind, Scope, get_data_type
 
 WAIT_REQUESTS = 4  # the wait's first look and polls, and the dataStatus read before and after the extract

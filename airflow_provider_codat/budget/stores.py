@@ -1,71 +1,67 @@
 """Where a request budget lives, so that every process spending it sees the same numbers.
 
-Each store keeps three things under the budget's key:
+Each store keeps, under the budget's key:
 
 * the log of recent requests that ``pyrate-limiter`` counts per window (its own SQLite, Redis or in-memory
   bucket);
+* when the store was found empty (new, or emptied by a restart or a removed file): no token is given for one
+  5-second slice after it (see :mod:`.request_budget`);
 * leases on requests in flight per company: a counting semaphore across processes. Every lease expires, so a
   killed process cannot hold a company's places for ever. ``pyrate-limiter`` limits rates, not concurrency,
   and no well-kept library offers a cross-process semaphore over SQLite and Redis, hence these few statements;
 * the daily quota as Codat last reported it (``X-Rate-Limit-*``).
 
 ``sqlite:///path`` serves every process of one machine with no server; ``redis://`` every machine that reaches
-the Redis; ``memory`` one process (tests, or a single-process deployment).
+the Redis (:mod:`.redis_store`); ``memory`` one process (tests, or a single-process deployment).
+
+Every store has a ``wait`` (:class:`~.outage.StoreWait`) naming the faults that mean it does not answer, and a
+``generation`` that grows when its bucket must be built again (a SQLite file opened anew).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pyrate_limiter import InMemoryBucket, Rate, RedisBucket, SQLiteBucket
+from pyrate_limiter import InMemoryBucket, Rate, SQLiteBucket
 from pyrate_limiter.abstracts import AbstractBucket
 
+from airflow_provider_codat.budget.outage import StoreWait, url_without_credentials
+from airflow_provider_codat.budget.quota import Quota, digest
 from airflow_provider_codat.errors import CodatValidationError
 
+__all__ = ["MemoryStore", "Quota", "SQLiteStore", "open_store"]
 
-@dataclass(frozen=True)
-class Quota:
-    """Codat's daily quota as one response reported it.
-
-    :param limit: ``X-Rate-Limit-Limit`` (``None`` when absent).
-    :param remaining: ``X-Rate-Limit-Remaining``.
-    :param resets_at: epoch seconds of ``X-Rate-Limit-Reset`` (``None`` when absent or unreadable).
-    :param observed_at: epoch seconds when the response came.
-    """
-
-    limit: int | None
-    remaining: int
-    resets_at: float | None
-    observed_at: float
-
-    def current(self, now: float) -> bool:
-        """Whether it still describes the quota: its reset has not passed yet."""
-        return self.resets_at is None or now < self.resets_at
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+LOCK_WAIT = 5.0  # seconds one statement waits for a locked file before the budget backs off and looks again
 
 
 class MemoryStore:
-    """A budget for this process only."""
+    """A budget for this process only (nothing to lose: it lives and dies with the process)."""
+
+    generation = 1
 
     def __init__(self, key: str) -> None:
         self.key = key
         self._lock = threading.Lock()
         self._leases: dict[str, dict[str, float]] = {}
         self._quota: Quota | None = None
+        self.wait = StoreWait(kind="memory store", url="memory", faults=(), advice="nothing")
 
     def bucket(self, rates: list[Rate]) -> AbstractBucket:
         return InMemoryBucket(rates)
+
+    def found_empty_at(self) -> float | None:
+        return None
+
+    def discard(self) -> None:
+        pass
 
     def take_lease(self, scope: str, limit: int, ttl: float) -> str | None:
         now = time.time()
@@ -94,120 +90,135 @@ class MemoryStore:
 
 
 class SQLiteStore:
-    """A budget in one SQLite file: every process of the machine that opens it shares it (no server)."""
+    """A budget in one SQLite file: every process of the machine that opens it shares it (no server).
+
+    The file is opened on first use, and opened anew when it was removed or replaced (each token looks): a
+    process never goes on counting in a file the others no longer see. A new file counts as found empty.
+
+    :param path: the file (its folder is created).
+    :param key: the budget's name.
+    """
 
     def __init__(self, path: str, key: str) -> None:
         self.key = key
         self.path = path
-        self._digest = _digest(key)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit, each write in its own IMMEDIATE transaction; a busy file is waited for, not an error.
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.generation = 0
+        self._name = digest(key)
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file open
+        self._found_empty = 0.0
+        self.wait = StoreWait(
+            kind="SQLite file",
+            url=f"sqlite:///{path}",
+            faults=(sqlite3.DatabaseError, OSError),
+            advice=(
+                "that the file's folder exists and this user may write there, that the disk has free space, and "
+                "that no other program keeps the file locked"
+            ),
+        )
+
+    def _ready(self) -> sqlite3.Connection:
+        """The open file, opened (again) when it is not, or no longer is, the file at ``path``."""
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
+            try:
+                stat = os.stat(self.path)
+                current = (stat.st_dev, stat.st_ino)
+            except FileNotFoundError:
+                current = None
+            if self._db is not None and current == self._file:
+                return self._db
+            self._close()
+            self._open()
+            assert self._db is not None
+            return self._db
+
+    def _open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit, each write in its own IMMEDIATE transaction; a busy file is waited for a while.
+        db = sqlite3.connect(self.path, timeout=LOCK_WAIT, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
                 "CREATE TABLE IF NOT EXISTS codat_in_flight (scope TEXT, holder TEXT PRIMARY KEY, expires REAL)"
             )
-            self._db.execute("CREATE INDEX IF NOT EXISTS codat_in_flight_scope ON codat_in_flight (scope)")
-            self._db.execute("CREATE TABLE IF NOT EXISTS codat_quota (budget TEXT PRIMARY KEY, quota TEXT)")
+            db.execute("CREATE INDEX IF NOT EXISTS codat_in_flight_scope ON codat_in_flight (scope)")
+            db.execute("CREATE TABLE IF NOT EXISTS codat_quota (budget TEXT PRIMARY KEY, quota TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS codat_found_empty (budget TEXT PRIMARY KEY, since REAL)")
+            db.execute("INSERT OR IGNORE INTO codat_found_empty VALUES (?, ?)", (self._name, time.time()))
+            (found_empty,) = db.execute(
+                "SELECT since FROM codat_found_empty WHERE budget = ?", (self._name,)
+            ).fetchone()
+            stat = os.stat(self.path)
+        except BaseException:
+            db.close()
+            raise
+        self._db, self._file, self._found_empty = db, (stat.st_dev, stat.st_ino), found_empty
+        self.generation += 1
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        self._db, self._file = None, None
+
+    def discard(self) -> None:
+        """Forget the open file after a fault: the next use opens it afresh (no transaction left half-done)."""
+        with self._lock:
+            self._close()
+            self.generation += 1
+
+    def found_empty_at(self) -> float:
+        """When the file open was found new (epoch seconds), opening it if need be."""
+        self._ready()
+        return self._found_empty
 
     def bucket(self, rates: list[Rate]) -> AbstractBucket:
+        self._ready()
         return SQLiteBucket.init_from_file(
-            rates, table=f"codat_requests_{self._digest}", db_path=self.path, use_file_lock=True
+            rates, table=f"codat_requests_{self._name}", db_path=self.path, use_file_lock=True
         )
 
     def take_lease(self, scope: str, limit: int, ttl: float) -> str | None:
-        now, holder, scope = time.time(), uuid.uuid4().hex, f"{self._digest}:{scope}"
+        db = self._ready()
+        now, holder, scope = time.time(), uuid.uuid4().hex, f"{self._name}:{scope}"
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("DELETE FROM codat_in_flight WHERE scope = ? AND expires < ?", (scope, now))
-                (held,) = self._db.execute(
+                db.execute("DELETE FROM codat_in_flight WHERE scope = ? AND expires < ?", (scope, now))
+                (held,) = db.execute(
                     "SELECT COUNT(*) FROM codat_in_flight WHERE scope = ?", (scope,)
                 ).fetchone()
                 if held < limit:
-                    self._db.execute(
-                        "INSERT INTO codat_in_flight VALUES (?, ?, ?)", (scope, holder, now + ttl)
-                    )
+                    db.execute("INSERT INTO codat_in_flight VALUES (?, ?, ?)", (scope, holder, now + ttl))
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
         return holder if held < limit else None
 
     def drop_lease(self, scope: str, holder: str) -> None:
+        db = self._ready()
         with self._lock:
-            self._db.execute("DELETE FROM codat_in_flight WHERE holder = ?", (holder,))
+            db.execute("DELETE FROM codat_in_flight WHERE holder = ?", (holder,))
 
     def read_quota(self) -> Quota | None:
+        db = self._ready()
         with self._lock:
-            row = self._db.execute(
-                "SELECT quota FROM codat_quota WHERE budget = ?", (self._digest,)
-            ).fetchone()
+            row = db.execute("SELECT quota FROM codat_quota WHERE budget = ?", (self._name,)).fetchone()
         return Quota(**json.loads(row[0])) if row else None
 
     def write_quota(self, quota: Quota) -> None:
+        db = self._ready()
         with self._lock:
-            self._db.execute(
+            db.execute(
                 "INSERT INTO codat_quota VALUES (?, ?) ON CONFLICT (budget) DO UPDATE SET quota = excluded.quota",
-                (self._digest, json.dumps(asdict(quota))),
+                (self._name, json.dumps(asdict(quota))),
             )
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
-
-
-# Take a lease when fewer than ARGV[2] unexpired ones are held: one atomic step in Redis.
-_TAKE_LEASE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return 1
-end
-return 0
-"""
-
-
-class RedisStore:
-    """A budget in Redis: every machine that reaches the server shares it."""
-
-    def __init__(self, url: str, key: str) -> None:
-        try:
-            import redis
-        except ImportError:
-            raise CodatValidationError(
-                "A redis:// request budget store needs the `redis` package: pip install "
-                "'airflow-provider-codat[stack]' (or redis)."
-            ) from None
-        self.key = key
-        self._prefix = f"codat-budget:{_digest(key)}"
-        self._redis = redis.Redis.from_url(url)
-        self._take = self._redis.register_script(_TAKE_LEASE)
-
-    def bucket(self, rates: list[Rate]) -> AbstractBucket:
-        return RedisBucket.init(rates, self._redis, f"{self._prefix}:requests")
-
-    def take_lease(self, scope: str, limit: int, ttl: float) -> str | None:
-        now, holder = time.time(), uuid.uuid4().hex
-        args = [now, limit, now + ttl, holder, int(ttl * 1000) + 1000]
-        taken = self._take(keys=[f"{self._prefix}:in-flight:{scope}"], args=args)
-        return holder if int(taken) == 1 else None
-
-    def drop_lease(self, scope: str, holder: str) -> None:
-        self._redis.zrem(f"{self._prefix}:in-flight:{scope}", holder)
-
-    def read_quota(self) -> Quota | None:
-        raw = self._redis.get(f"{self._prefix}:quota")
-        return Quota(**json.loads(raw)) if raw else None
-
-    def write_quota(self, quota: Quota) -> None:
-        self._redis.set(f"{self._prefix}:quota", json.dumps(asdict(quota)), ex=2 * 86400)
-
-    def close(self) -> None:
-        self._redis.close()
+            self._close()
 
 
 _MEMORY: dict[str, MemoryStore] = {}
@@ -215,7 +226,7 @@ _MEMORY_LOCK = threading.Lock()
 
 
 def open_store(url: str, key: str) -> Any:
-    """The store that ``url`` names, holding the budget ``key``.
+    """The store that ``url`` names, holding the budget ``key``; nothing is read or written yet.
 
     ``memory`` or ``memory://name`` (stores of one name are one store in this process), ``sqlite:///path``,
     ``redis://host:port/db`` (or ``rediss://``).
@@ -228,7 +239,9 @@ def open_store(url: str, key: str) -> Any:
     if scheme == "sqlite":
         return SQLiteStore(rest[1:] if rest.startswith("/") else rest, key)
     if scheme in ("redis", "rediss"):
+        from airflow_provider_codat.budget.redis_store import RedisStore
+
         return RedisStore(url, key)
     raise CodatValidationError(
-        f"Unknown request budget store {url!r}: use sqlite:///path, redis://... or memory."
+        f"Unknown request budget store {url_without_credentials(url)}: use sqlite:///path, redis://... or memory."
     )

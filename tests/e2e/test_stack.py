@@ -165,9 +165,20 @@ def test_daily_dag_lands_every_version_once_through_a_killed_worker_and_triggere
     _until(f"{DAG_ID} to be parsed", lambda: api.get(f"/dags/{DAG_ID}").status_code == 200, 180, stack)
     assert api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
 
-    # 1. A clean run: every company and type, each version once.
+    # 1. A run during which the Redis (Celery's broker and the request budget's store) is killed and started
+    # again empty, as a restarted container is: every version still lands once, nothing fails on the budget.
     names = {company["id"]: company["name"] for company in control.companies()}
     first = _trigger(api)
+    _until(
+        "company syncs under way",
+        lambda: [ti for ti in _sync_tasks(_instances(api, first)) if ti["state"] in ("running", "deferred")],
+        RUN_TIMEOUT,
+        stack,
+        every=1,
+    )
+    stack.kill("redis")
+    time.sleep(2)
+    stack.spawn("redis")
     assert _run_to_end(api, stack, first) == "success", _tails(stack)
     assert {ti["rendered_map_index"] for ti in _sync_tasks(_instances(api, first), "success")} == {
         names[c] for c in linked
@@ -185,6 +196,13 @@ def test_daily_dag_lands_every_version_once_through_a_killed_worker_and_triggere
     limits = control.rate_limits()
     assert limits["rejected"] == {"minute": 0, "daily": 0, "concurrent": 0}, limits
     assert limits["busiest_minute"] <= CODAT_LIMIT_PER_MINUTE, limits
+
+    budget_faults = [
+        path.name
+        for path in [*stack.logs.rglob("*.log"), *(stack.home / "logs").rglob("*.log")]
+        if any(word in path.read_text(errors="replace") for word in ("NoScriptError", "BudgetStoreError"))
+    ]
+    assert budget_faults == [], budget_faults
 
     # 2. New versions, then a run during which the triggerer and a worker die. One company's invoices
     # answer slowly, so that its extract is surely running when its worker is killed.
