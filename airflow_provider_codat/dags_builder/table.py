@@ -25,7 +25,7 @@ from airflow_provider_codat.dags_builder.tasks import portfolio, relink_report, 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.extract.company_reconcile import reconcile_choice
-from airflow_provider_codat.extract.destination import DESTINATION_VARIABLE
+from airflow_provider_codat.landing.destination import DESTINATION_VARIABLE
 
 # Tasks of one DAG running at once. Each works for its own company (within Codat's 10 concurrent requests per
 # company) and frees its slot while Codat syncs; Codat's per-IP limits are bounded by a pool (docs/dags.md).

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.extract.commit import read_manifest
-from airflow_provider_codat.extract.layout import RUN_FOLDER_PREFIX
-from airflow_provider_codat.extract.part_files import decode_records, read_part_file
 from airflow_provider_codat.extract.watermark import instant_key
+from airflow_provider_codat.landing.layout import RUN_FOLDER_PREFIX
+from airflow_provider_codat.landing.parts import decode_records, read_part_file
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath

@@ -43,12 +43,12 @@ from airflow_provider_codat.errors import CodatExtractError, CodatQuotaExhausted
 from airflow_provider_codat.extract.commit import publish, read_manifest, remove_staged
 from airflow_provider_codat.extract.keyset import read_whole
 from airflow_provider_codat.extract.landed import RECONCILED_AT, LandedVersion, current_versions, scope_key
-from airflow_provider_codat.extract.layout import run_folder_name
-from airflow_provider_codat.extract.part_files import decode_records, read_part_file
 from airflow_provider_codat.extract.plan import ReadScope, list_scopes
 from airflow_provider_codat.extract.state import ExtractState, load_state, save_state
 from airflow_provider_codat.extract.synced import sync_fingerprint
 from airflow_provider_codat.extract.writer import PartWriter, part_name
+from airflow_provider_codat.landing.layout import run_folder_name
+from airflow_provider_codat.landing.parts import decode_records, read_part_file
 from airflow_provider_codat.timestamps import format_timestamp
 
 if TYPE_CHECKING:

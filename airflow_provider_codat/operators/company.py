@@ -28,8 +28,8 @@ from airflow_provider_codat.errors import (
 )
 from airflow_provider_codat.extract.company_reconcile import reconcile_choice
 from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
-from airflow_provider_codat.extract.destination import resolve_destination
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.landing.destination import resolve_destination
 from airflow_provider_codat.links import push_company_link
 from airflow_provider_codat.operators.deferral import defer_until_quota_resets, defer_wait, resumed_value
 from airflow_provider_codat.operators.refresh import CodatWaitingOperator

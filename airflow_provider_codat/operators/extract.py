@@ -17,7 +17,6 @@ from airflow_provider_codat.errors import (
     CodatValidationError,
 )
 from airflow_provider_codat.extract.core import run_extract
-from airflow_provider_codat.extract.destination import check_destination
 from airflow_provider_codat.extract.request import DEFAULT_LOG_INTERVAL, DEFAULT_MAX_PASSES, ExtractRequest
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
@@ -26,6 +25,7 @@ from airflow_provider_codat.extract.writer import (
 )
 from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.landing.destination import check_destination
 from airflow_provider_codat.links import CodatCompanyLink
 from airflow_provider_codat.operators.deferral import ResumesAfterQuotaReset, defer_until_quota_resets
 from airflow_provider_codat.safe_repr import shorten
@@ -154,8 +154,8 @@ class CodatExtractOperator(ResumesAfterQuotaReset, BaseOperator):
         return summary
 
     def get_openlineage_facets_on_complete(self, task_instance):
-        """OpenLineage of this run (with the ``openlineage`` extra): see :mod:`airflow_provider_codat.lineage`."""
-        from airflow_provider_codat.lineage import extract_lineage
+        """OpenLineage of this run (with the ``openlineage`` extra): see :mod:`airflow_provider_codat.extract.lineage`."""
+        from airflow_provider_codat.extract.lineage import extract_lineage
 
         return extract_lineage(
             hook=self.hook,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_codat.extract.commit import read_manifest
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.landing.layout import run_folder_name
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath

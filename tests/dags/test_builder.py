@@ -13,7 +13,7 @@ from airflow_provider_codat.dags_builder.table import trigger_params
 from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.errors import UnknownDataTypeError
-from airflow_provider_codat.extract.destination import resolve_destination
+from airflow_provider_codat.landing.destination import resolve_destination
 
 ROOT = Path(__file__).resolve().parents[2]
 A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in "abc")

@@ -84,7 +84,7 @@ def test_dropped_records_leave_the_landing_and_the_tables(
 
 
 def run_folder_name_of(run_id: str) -> str:
-    from airflow_provider_codat.extract.layout import run_folder_name
+    from airflow_provider_codat.landing.layout import run_folder_name
 
     return run_folder_name(reconcile_run_id(run_id)).removeprefix("run=")
 

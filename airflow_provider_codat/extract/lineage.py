@@ -92,8 +92,8 @@ def extract_lineage(
 
     from airflow_provider_codat.datatypes import get_data_type
     from airflow_provider_codat.extract.commit import read_manifest
-    from airflow_provider_codat.extract.destination import destination_path
-    from airflow_provider_codat.extract.layout import run_folder_name
+    from airflow_provider_codat.landing.destination import destination_path
+    from airflow_provider_codat.landing.layout import run_folder_name
     from airflow_provider_codat.values import CompanyId
 
     company_id = str(CompanyId.parse(company_id))
