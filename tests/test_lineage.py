@@ -20,8 +20,8 @@ from airflow_provider_codat.extract.lineage import (
     FIELDS_FILE,
     codat_dataset_name,
     record_fields,
-    storage_dataset_name,
 )
+from airflow_provider_codat.landing.destination import storage_dataset_name
 from tests.lineage_fields import all_record_fields
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from airflow_provider_codat.extract import reconcile as reconcile_module
 from airflow_provider_codat.extract.landed import current_versions
-from airflow_provider_codat.extract.reconcile import reconcile_run_id, reconcile_type
+from airflow_provider_codat.extract.reconcile import reconcile_type
 from airflow_provider_codat.extract.request import ExtractRequest
 from airflow_provider_codat.hooks.codat import CodatHook
+from airflow_provider_codat.landing.layout import reconcile_run_id
 from airflow_provider_codat.tables.merge import merge_runs
 from airflow_provider_codat.values import CompanyId
 from tests.extract.conftest import read_records, run_records
