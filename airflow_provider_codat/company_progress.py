@@ -22,6 +22,20 @@ PAUSED_IN = "paused_for_quota_in"
 PAUSE_STAGES = ("refresh", "advance")
 
 
+def check_refresh(refresh: Any, where: str = "") -> str:
+    """``refresh`` when it is one of :data:`REFRESH_MODES`, else :class:`CodatValidationError` (a ``ValueError``).
+
+    :param refresh: ``"queue"``, ``"all"`` or ``"none"``.
+    :param where: what the value belongs to (a DAG id), named first in the error.
+    """
+    if refresh not in REFRESH_MODES:
+        prefix = f"{where}: " if where else ""
+        raise CodatValidationError(
+            f"{prefix}refresh must be one of 'queue', 'all' or 'none', got {shorten(refresh)}."
+        )
+    return refresh
+
+
 @dataclass(frozen=True)
 class CompanySyncOptions:
     """How each company is synced: checked values, kept in the progress across a deferral.
@@ -47,10 +61,7 @@ class CompanySyncOptions:
     reconcile: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        if self.refresh not in REFRESH_MODES:
-            raise CodatValidationError(
-                f"refresh must be one of {', '.join(REFRESH_MODES)}, got {shorten(self.refresh)}."
-            )
+        check_refresh(self.refresh)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "reconcile": list(self.reconcile)}

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.assets import set_asset_extras
-from airflow_provider_codat.company_progress import REFRESH_MODES, CompanySyncOptions, CompanySyncProgress
+from airflow_provider_codat.company_progress import CompanySyncOptions, CompanySyncProgress, check_refresh
 from airflow_provider_codat.company_sync import CompanySync
 from airflow_provider_codat.errors import (
     CodatCompanySyncFailedError,
@@ -31,8 +31,8 @@ from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.landing.destination import resolve_destination
 from airflow_provider_codat.links import push_company_link
+from airflow_provider_codat.operators.base import CodatWaitingOperator, is_template
 from airflow_provider_codat.operators.deferral import defer_until_quota_resets, defer_wait, resumed_value
-from airflow_provider_codat.operators.refresh import CodatWaitingOperator
 from airflow_provider_codat.sync.ticket import normalize_data_types
 from airflow_provider_codat.validation import require_bool, require_page_size
 from airflow_provider_codat.values import CompanyId
@@ -136,8 +136,8 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
             )
         self.max_concurrency = int(max_concurrency)
         self.page_size = require_page_size(page_size)
-        if isinstance(refresh, str) and "{{" not in refresh and refresh not in REFRESH_MODES:
-            raise ValueError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got {refresh!r}.")
+        if not is_template(refresh):
+            check_refresh(refresh)  # at parse time when given as is
 
     def execute(self, context: Context) -> dict[str, Any]:
         companies = self._companies()
