@@ -81,7 +81,7 @@ _PROVIDER_INFO = {
         {"integration-name": "Codat", "external-doc-url": "https://docs.codat.io/", "tags": ["service"]}
     ],
     "hooks": _modules("hooks", "codat"),
-    "operators": _modules("operators", "refresh", "companies", "extract", "company", "tables"),
+    "operators": _modules("operators", "base", "refresh", "companies", "extract", "company", "tables"),
     "sensors": _modules("sensors", "sync", "freshness"),
     "triggers": _modules("triggers", "sync"),
 }

@@ -1,7 +1,7 @@
 """The per-company sync without Airflow: refresh each company, wait for its syncs, extract every type.
 
-:class:`CompanySync` works over a JSON-able progress dict (:meth:`CompanySync.start`), so a task can hand the
-progress to a deferral and carry on from it when the trigger fires. Every company of a batch is refreshed
+:class:`CompanySync` works over a :class:`~airflow_provider_codat.company_progress.CompanySyncProgress`
+(:meth:`CompanySync.start`), which a task hands to a deferral as JSON and carries on from when the trigger fires. Every company of a batch is refreshed
 first (:meth:`~CompanySync.refresh`); then each is waited for and extracted in turn (:meth:`~CompanySync.advance`),
 the later ones having usually finished syncing by then. A company that fails (its refresh, its wait) fails
 alone: the batch goes on, and its types are reported failed with the reason.
@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_codat.company_progress import CompanySyncOptions, CompanySyncProgress, CompanySyncs
 from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatQuotaExhaustedError, CodatSyncTimeoutError, is_transient
 from airflow_provider_codat.extract.company_reconcile import reconcile_company, reconcile_failure
 from airflow_provider_codat.extract.company_types import QUOTA_PAUSED, extract_types
-from airflow_provider_codat.extract.destination import destination_path
 from airflow_provider_codat.extract.request import ExtractRequest
+from airflow_provider_codat.landing.destination import destination_path
 from airflow_provider_codat.sync.decision import State, decide_since
 from airflow_provider_codat.sync.interval import CLOCK
 from airflow_provider_codat.sync.queueing import queue_data_types, refresh_all_data
@@ -39,47 +39,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REFRESH_MODES = ("queue", "all", "none")
-# The stage a task paused in for the daily quota, kept in its progress while it waits for the reset.
-PAUSED_IN = "paused_for_quota_in"
 EXTRACTED, NOT_SUPPORTED, FAILED = "extracted", "not_supported", "failed"
 
 
-@dataclass(frozen=True)
-class CompanySyncOptions:
-    """How each company is synced: checked values, kept in the progress (``asdict``) across a deferral.
-
-    :param refresh: ``"queue"`` (one ``data/queue`` per type), ``"all"`` (``data/all``) or ``"none"``.
-    :param include_deleted: keep records deleted in the source.
-    :param full_refresh: ignore the saved watermarks.
-    :param page_size: records per request.
-    :param max_concurrency: data types of a company read at once.
-    :param poll_interval: first interval between two looks at the syncs, seconds.
-    :param max_poll_interval: the interval's cap, seconds.
-    :param reconcile: the types to reconcile after their extract (``extract/reconcile.py``): full reads that
-        land a tombstone for each record Codat dropped without a flag.
-    """
-
-    refresh: str
-    include_deleted: bool
-    full_refresh: bool
-    page_size: int
-    max_concurrency: int
-    poll_interval: float
-    max_poll_interval: float
-    reconcile: Sequence[str] = ()
-
-
 class CompanySync:
-    """One task's companies, refreshed, waited for and extracted over a JSON-able progress dict.
-
-    The progress: ``companies`` and ``types`` (plain keys), ``destination``, ``run_id``, ``options``,
-    ``deadline`` and ``started_at`` (epoch seconds), ``index`` (the company being waited for or extracted),
-    ``syncs`` (company -> ``{"datasets": {type: dataset id}, "outcomes": {type: outcome}}``) and ``results``
-    (company -> ``{type: outcome}``).
+    """One task's companies, refreshed, waited for and extracted over a :class:`CompanySyncProgress`.
 
     :param hook: the Codat hook (one client for every company).
-    :param progress: from :meth:`start`, or as a deferral handed it back.
+    :param progress: from :meth:`start`, or read back from what a deferral kept
+        (:meth:`CompanySyncProgress.from_json`).
     :param ids: the checked ids of the progress's companies (by default parsed from it: it came back from
         outside).
     :param logger: where progress goes (the task's log).
@@ -88,18 +56,18 @@ class CompanySync:
     def __init__(
         self,
         hook: CodatHook,
-        progress: dict[str, Any],
+        progress: CompanySyncProgress,
         *,
         ids: dict[str, CompanyId] | None = None,
         logger: logging.Logger | Any = None,
     ) -> None:
         self.hook = hook
         self.progress = progress
-        self.options = CompanySyncOptions(**progress["options"])
-        self.ids = ids or {key: CompanyId.parse(key, "company_id") for key in progress["companies"]}
-        self.types: list[DataType] = [get_data_type(key) for key in progress["types"]]
+        self.options = progress.options
+        self.ids = ids or {key: CompanyId.parse(key, "company_id") for key in progress.companies}
+        self.types: list[DataType] = [get_data_type(key) for key in progress.types]
         # Checked and turned into a storage path once; every type's request shares it.
-        self.destination = destination_path(progress["destination"])
+        self.destination = destination_path(progress.destination)
         self.log = logger or log
 
     @classmethod
@@ -121,19 +89,16 @@ class CompanySync:
         :param timeout: seconds the waits may take in all, from now.
         """
         now = CLOCK.now()
-        progress = {
-            "companies": [str(company_id) for company_id in companies],
-            "types": [get_data_type(data_type).key for data_type in data_types],
-            "destination": str(destination),
-            "run_id": str(run_id),
-            "options": asdict(options),
-            "deadline": now + timeout,
-            "started_at": now,
-            "refresh_began": now,
-            "index": 0,
-            "syncs": {},
-            "results": {},
-        }
+        progress = CompanySyncProgress(
+            companies=[str(company_id) for company_id in companies],
+            types=[get_data_type(data_type).key for data_type in data_types],
+            destination=str(destination),
+            run_id=str(run_id),
+            options=options,
+            deadline=now + timeout,
+            started_at=now,
+            refresh_began=now,
+        )
         return cls(
             hook, progress, ids={str(company_id): company_id for company_id in companies}, logger=logger
         )
@@ -144,15 +109,15 @@ class CompanySync:
 
         :param retry_since: on a retry, when the run started: types synced since then are not refreshed again.
         """
-        if retry_since is None and self.progress.get(PAUSED_IN) == "refresh":
+        if retry_since is None and self.progress.paused_in == "refresh":
             # Resuming after the daily quota paused the refresh: what this task queued before the pause and
             # has synced since is not queued again (what still runs is joined).
-            retry_since = datetime.fromtimestamp(self.progress["refresh_began"], UTC)
+            retry_since = datetime.fromtimestamp(self.progress.refresh_began, UTC)
         for key, company_id in self.ids.items():
-            if key in self.progress["syncs"] or key in self.progress["results"]:
+            if key in self.progress.syncs or key in self.progress.results:
                 continue  # refreshed (or failed) before the daily quota paused the task
             try:
-                self.progress["syncs"][key] = self._refresh_one(company_id, retry_since)
+                self.progress.syncs[key] = self._refresh_one(company_id, retry_since)
             except CodatQuotaExhaustedError:
                 raise  # the whole task pauses until the quota resets, then carries on from here
             except Exception as exc:  # this company fails alone; the batch goes on
@@ -161,16 +126,16 @@ class CompanySync:
         # The waits pace themselves from here, when the syncs exist, not from the task's start: time the task
         # spent before (start-up, the destination's file system) would otherwise make the first look come early
         # and find a sync still running. The deadline still counts from the start.
-        self.progress["started_at"] = CLOCK.now()
+        self.progress.started_at = CLOCK.now()
 
-    def _refresh_one(self, company_id: CompanyId, retry_since: datetime | None) -> dict[str, Any]:
+    def _refresh_one(self, company_id: CompanyId, retry_since: datetime | None) -> CompanySyncs:
         keys = [data_type.key for data_type in self.types]
         if self.options.refresh == "none":
-            return {"datasets": {}, "outcomes": {t: {"status": "Complete"} for t in keys}}
+            return CompanySyncs(outcomes={t: {"status": "Complete"} for t in keys})
         done = self._synced_since(company_id, keys, retry_since) if retry_since is not None else {}
         todo = [t for t in keys if t not in done]
         if not todo:
-            return {"datasets": {}, "outcomes": done}
+            return CompanySyncs(outcomes=done)
         if self.options.refresh == "all" and not done:
             ticket = refresh_all_data(self.hook, company_id, todo, logger=self.log)
         else:
@@ -181,7 +146,7 @@ class CompanySync:
             ", ".join(sorted(ticket["datasets"])) or "nothing",
             ", ".join(ticket["joined"]) or "none",
         )
-        return {"datasets": ticket["datasets"], "outcomes": done}
+        return CompanySyncs(datasets=dict(ticket["datasets"]), outcomes=done)
 
     def _synced_since(self, company_id: CompanyId, keys: list[str], since: datetime) -> dict[str, dict]:
         """The types whose sync completed since ``since`` (a retry need not refresh them again)."""
@@ -206,10 +171,10 @@ class CompanySync:
             every company is done.
         """
         progress = self.progress
-        while progress["index"] < len(progress["companies"]):
-            key = progress["companies"][progress["index"]]
-            sync = progress["syncs"].get(key)
-            if sync is not None and sync["datasets"]:
+        while not progress.finished:
+            key = progress.current
+            sync = progress.syncs.get(key)
+            if sync is not None and sync.datasets:
                 try:
                     wait = self._wait(key, sync, deferrable=deferrable)
                 except CodatQuotaExhaustedError:
@@ -220,28 +185,26 @@ class CompanySync:
                 else:
                     if wait is not None:
                         return wait
-            if key not in progress["results"]:
-                progress["results"][key] = self._extract(key)
-            progress["index"] += 1
+            if key not in progress.results:
+                progress.results[key] = self._extract(key)
+            progress.index += 1
         return None
 
     def resume(self, event: Any) -> None:
         """Note the trigger's event for the company whose wait was deferred."""
-        key = self.progress["companies"][self.progress["index"]]
-        sync = self.progress["syncs"][key]
-        sync["outcomes"].update(outcomes_of(event, sync))
-        sync["datasets"] = {}
+        sync = self.progress.syncs[self.progress.current]
+        sync.settle(outcomes_of(event, sync))
 
-    def _wait(self, key: str, sync: dict[str, Any], *, deferrable: bool) -> Wait | None:
-        """Fill ``sync["outcomes"]`` once the company's syncs finish; deferrable, hand back the wait instead."""
-        spec = WaitSpec(company_id=self.ids[key], datasets=sync["datasets"])
+    def _wait(self, key: str, sync: CompanySyncs, *, deferrable: bool) -> Wait | None:
+        """Settle ``sync`` once the company's syncs finish; deferrable, hand back the wait instead."""
+        spec = WaitSpec(company_id=self.ids[key], datasets=sync.datasets)
         # A later company of a batch has often finished while the earlier ones were extracted: look first.
-        if self.progress["index"] > 0 and self._finished_already(spec, sync):
+        if self.progress.index > 0 and self._finished_already(spec, sync):
             return None
         wait = Wait(
             spec,
-            deadline=self.progress["deadline"],
-            started_at=self.progress["started_at"],
+            deadline=self.progress.deadline,
+            started_at=self.progress.started_at,
             poll_interval=self.options.poll_interval,
             max_poll_interval=self.options.max_poll_interval,
             logger=self.log,
@@ -252,13 +215,12 @@ class CompanySync:
         if event.get("status") == "timeout":
             error = CodatSyncTimeoutError(event.get("message") or "timed out")
             timed_out = {"status": "TimedOut", "error_message": str(error)}
-            sync["outcomes"].update(dict.fromkeys(sync["datasets"], timed_out))
+            sync.settle(dict.fromkeys(sync.datasets, timed_out))
         else:
-            sync["outcomes"].update(outcomes_of(event, sync))
-        sync["datasets"] = {}
+            sync.settle(outcomes_of(event, sync))
         return None
 
-    def _finished_already(self, spec: WaitSpec, sync: dict[str, Any]) -> bool:
+    def _finished_already(self, spec: WaitSpec, sync: CompanySyncs) -> bool:
         try:
             result = SyncWatcher(spec).poll(self.hook)
         except Exception as exc:
@@ -267,13 +229,12 @@ class CompanySync:
             return False
         if not result.done:
             return False
-        sync["outcomes"].update(result.outcomes)
-        sync["datasets"] = {}
+        sync.settle(result.outcomes)
         return True
 
     def _extract(self, key: str) -> dict[str, dict]:
         """Extract the company's types whose sync completed; note why the others were not."""
-        outcomes = self.progress["syncs"][key]["outcomes"]
+        outcomes = self.progress.syncs[key].outcomes
         results: dict[str, dict] = {}
         requests = []
         for data_type in self.types:
@@ -296,7 +257,7 @@ class CompanySync:
         )
         raise_if_quota_paused(results)
         self._reconcile(requests, results, outcomes)
-        return {t: {"company_id": key, **results[t]} for t in self.progress["types"]}
+        return {t: {"company_id": key, **results[t]} for t in self.progress.types}
 
     def _reconcile(
         self, requests: list[ExtractRequest], results: dict[str, dict], outcomes: dict[str, dict]
@@ -320,7 +281,7 @@ class CompanySync:
             company_id=self.ids[key],
             data_type=data_type,
             destination=self.destination,
-            run_id=self.progress["run_id"],
+            run_id=self.progress.run_id,
             include_deleted=self.options.include_deleted,
             full_refresh=self.options.full_refresh,
             page_size=self.options.page_size,
@@ -328,19 +289,19 @@ class CompanySync:
 
     def _fail(self, key: str, message: str) -> None:
         failure = {"company_id": key, **failed(message)}
-        self.progress["results"][key] = dict.fromkeys(self.progress["types"], failure)
+        self.progress.results[key] = dict.fromkeys(self.progress.types, failure)
 
     # -- the outcomes -------------------------------------------------------------------------------------------
     def value(self) -> dict[str, Any]:
         """``{data_type: outcome}`` for one company, ``{company_id: {data_type: outcome}}`` for a batch."""
-        results = self.progress["results"]
-        companies = self.progress["companies"]
+        results = self.progress.results
+        companies = self.progress.companies
         return results[companies[0]] if len(companies) == 1 else results
 
     def report(self) -> list[str]:
         """Log one line per company and type; return the failures, one ``"{company} {type}: {error}"`` each."""
         failures = []
-        for company_id, by_type in self.progress["results"].items():
+        for company_id, by_type in self.progress.results.items():
             for data_type, outcome in by_type.items():
                 self.log.info(
                     "%s %-22s %-13s %s",
@@ -358,7 +319,7 @@ class CompanySync:
 
     def asset_extras(self) -> dict[str, dict[str, Any]]:
         """Per data type, the extra of its asset event: the companies and records landed."""
-        results: dict[str, dict[str, dict]] = self.progress["results"]
+        results = self.progress.results
         extras = {}
         for data_type in {t for by_type in results.values() for t in by_type}:
             landed = {
@@ -418,12 +379,12 @@ def status_seen(outcomes: dict[str, dict], types: list[str]) -> dict[str, dict] 
     return seen
 
 
-def outcomes_of(event: Any, sync: dict[str, Any]) -> dict[str, dict]:
+def outcomes_of(event: Any, sync: CompanySyncs) -> dict[str, dict]:
     """Per type, what the trigger's event says; a type it does not cover failed with the event's message."""
     event = event if isinstance(event, dict) else {}
     outcomes = dict(event.get("outcomes") or {})
     message = event.get("message") or f"the wait ended with {event.get('status') or 'no event'}"
-    for data_type in sync["datasets"]:
+    for data_type in sync.datasets:
         outcomes.setdefault(
             data_type, {"status": str(event.get("status") or "Unknown"), "error_message": message}
         )

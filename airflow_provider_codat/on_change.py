@@ -16,7 +16,7 @@ from airflow.sdk import get_current_context, task
 from airflow_provider_codat.assets import asset_uri
 from airflow_provider_codat.datatypes import CATALOGUE, get_data_type
 from airflow_provider_codat.errors import CodatValidationError
-from airflow_provider_codat.extract.destination import resolve_destination
+from airflow_provider_codat.landing.destination import resolve_destination
 from airflow_provider_codat.values import CompanyId
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE
 

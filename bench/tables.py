@@ -124,7 +124,7 @@ def build_table(landing: Path, table: Path) -> None:
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    from airflow_provider_codat.extract.part_files import read_part_file
+    from airflow_provider_codat.landing.parts import read_part_file
     from airflow_provider_codat.tables.fast import part_table
     from airflow_provider_codat.tables.files import writer_properties
 

@@ -92,8 +92,8 @@ with DAG(
         companies=listed,
         data_types=AR_TYPES,
         group_id="sync_ar_types",
-        poke_interval=15,
-        max_poke_interval=300,
+        poll_interval=15,
+        max_poll_interval=300,
     )
 
     @task_group(group_id="report")

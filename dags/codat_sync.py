@@ -21,8 +21,8 @@ SYNC_TABLE = [
         schedule="@hourly",
         data_types=["invoices", "payments"],
         description="Invoices and payments every hour: the invoice-financing case. Mind platform rate limits.",
-        sync_timeout=timedelta(minutes=50),
-        max_poke_interval=120,
+        timeout=timedelta(minutes=50),
+        max_poll_interval=120,
     ),
     SyncSpec(
         dag_id="codat_sync_daily",
@@ -47,7 +47,7 @@ SYNC_TABLE = [
         refresh="all",
         description="Refresh-all every week (Codat's recommended frequency): every fetch-on-first-link type; "
         "reconciles the types whose deletions Codat does not flag.",
-        sync_timeout=timedelta(hours=12),
+        timeout=timedelta(hours=12),
         # Bank transactions, banking and commerce records Codat drops leave no trace: a full read each week
         # tombstones them (docs/extract.md#reconcile), so a dropped record shows for at most a week.
         reconcile=True,
@@ -58,7 +58,7 @@ SYNC_TABLE = [
         data_types=["company", "taxRates", "chartOfAccounts"],
         description="Company info, tax rates and chart of accounts monthly: keeps every connection's token "
         "alive; reports connections to re-link.",
-        sync_timeout=timedelta(hours=12),
+        timeout=timedelta(hours=12),
         relink_report=True,
         table_maintenance=True,  # compact, cluster and vacuum every table; keep a week of history
         table_retention=timedelta(days=7),

@@ -1,6 +1,6 @@
 """The record fields of each data type, from Codat's Lending OpenAPI spec, for the lineage schema facet.
 
-The provider ships only the result, ``airflow_provider_codat/lineage_fields.json`` (field name and JSON type of
+The provider ships only the result, ``airflow_provider_codat/extract/lineage_fields.json`` (field name and JSON type of
 the top level of a record), never the spec. ``tests/test_lineage.py`` checks the file against the spec;
 regenerate it after a spec update with::
 
@@ -10,7 +10,7 @@ regenerate it after a spec update with::
 from __future__ import annotations
 
 from airflow_provider_codat.datatypes import CATALOGUE
-from airflow_provider_codat.lineage import FIELDS_FILE
+from airflow_provider_codat.extract.lineage import FIELDS_FILE
 from tests.oas import LENDING, load_spec, record_properties, resolve, write_per_type
 
 

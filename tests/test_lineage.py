@@ -16,12 +16,12 @@ from airflow.sdk import ObjectStoragePath
 from airflow.utils.state import TaskInstanceState
 from openlineage.client.serde import Serde
 
-from airflow_provider_codat.lineage import (
+from airflow_provider_codat.extract.lineage import (
     FIELDS_FILE,
     codat_dataset_name,
     record_fields,
-    storage_dataset_name,
 )
+from airflow_provider_codat.landing.destination import storage_dataset_name
 from tests.lineage_fields import all_record_fields
 
 
@@ -124,7 +124,7 @@ def test_the_provider_works_without_the_openlineage_extra(tmp_path):
 
         sys.meta_path.insert(0, NoOpenLineage())
         from airflow_provider_codat.operators.extract import CodatExtractOperator
-        import airflow_provider_codat.lineage
+        import airflow_provider_codat.extract.lineage
 
         op = CodatExtractOperator(
             task_id="x", company_id="6f1c3c9e-6a2b-4a55-9a49-0a3b1c2d3e4f", data_type="invoices",

@@ -187,6 +187,8 @@ def test_the_wheel_ships_py_typed_and_the_lineage_field_lists(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     assert "airflow_provider_codat/py.typed" in names
-    assert "airflow_provider_codat/lineage_fields.json" in names  # the schema facet's fields, not the spec
+    assert (
+        "airflow_provider_codat/extract/lineage_fields.json" in names
+    )  # the schema facet's fields, not the spec
     assert "airflow_provider_codat/tables/schemas.json" in names  # the tables' column types, not the spec
     assert not [n for n in names if n.endswith(("Codat-Lending.json", "Codat-Platform.json"))]

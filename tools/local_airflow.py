@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.landing.layout import run_folder_name
 from airflow_provider_codat.triggers.sync import RESUME_SETTLE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]

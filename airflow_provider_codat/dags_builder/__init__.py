@@ -25,7 +25,7 @@ from airflow_provider_codat.dags_builder.group import (
     sync_task,
 )
 from airflow_provider_codat.dags_builder.table import START_DATE, SyncSpec, build_sync_dag, company_ids_param
-from airflow_provider_codat.extract.destination import (
+from airflow_provider_codat.landing.destination import (
     DESTINATION_VARIABLE,
     default_destination,
     resolve_destination,

@@ -11,6 +11,7 @@ message; the others are committed.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from airflow.sdk import TaskGroup
 
 from airflow_provider_codat.assets import codat_assets, table_assets
+from airflow_provider_codat.company_progress import check_refresh
 from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
@@ -25,23 +27,34 @@ from airflow_provider_codat.extract.company_reconcile import reconcile_choice
 from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.operators.tables import CodatMergeTablesOperator
-from airflow_provider_codat.safe_repr import shorten
 
 # Demos and tests against the simulator, whose syncs take seconds, shorten the first wait with this.
 POKE_INTERVAL_ENV = "CODAT_SYNC_POKE_INTERVAL"
-REFRESH_MODES = ("queue", "all", "none")
 
 
-def check_refresh(refresh: str, where: str = "") -> str:
-    """``refresh`` when it is one of :data:`REFRESH_MODES`, else :class:`ValueError` (prefixed with ``where``).
+# The former names of the wait's settings (before the operators' names were taken everywhere).
+RENAMED_WAIT_SETTINGS = {
+    "poke_interval": "poll_interval",
+    "max_poke_interval": "max_poll_interval",
+    "sync_timeout": "timeout",
+}
 
-    :param refresh: ``"queue"``, ``"all"`` or ``"none"``.
-    :param where: what the value belongs to (a DAG id), named first in the error.
+
+def renamed_setting(old: str, value: Any, current: Any) -> Any:
+    """``value`` given under the former name ``old`` (with a :class:`DeprecationWarning`), else ``current``.
+
+    :param old: a key of :data:`RENAMED_WAIT_SETTINGS`.
+    :param value: what the caller passed under the former name, ``None`` when nothing.
+    :param current: the value under the new name.
     """
-    if refresh not in REFRESH_MODES:
-        prefix = f"{where}: " if where else ""
-        raise ValueError(f"{prefix}refresh must be 'queue', 'all' or 'none', got {shorten(refresh)}.")
-    return refresh
+    if value is None:
+        return current
+    warnings.warn(
+        f"{old} is deprecated: use {RENAMED_WAIT_SETTINGS[old]} (the same setting).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return value
 
 
 def check_data_types(data_types: Sequence[str]) -> list[str]:
@@ -81,13 +94,13 @@ def _sync_kwargs(
     return kwargs
 
 
-def _wait_kwargs(poke_interval: float, max_poke_interval: float, sync_timeout: timedelta) -> dict[str, Any]:
+def _wait_kwargs(poll_interval: float, max_poll_interval: float, timeout: timedelta) -> dict[str, Any]:
     """The deferred wait's timing; ``CODAT_SYNC_POKE_INTERVAL`` overrides the first interval."""
     override = os.environ.get(POKE_INTERVAL_ENV)  # an environment read: no I/O at parse time
     return {
-        "poll_interval": float(override) if override else poke_interval,
-        "max_poll_interval": max_poke_interval,
-        "timeout": sync_timeout,
+        "poll_interval": float(override) if override else poll_interval,
+        "max_poll_interval": max_poll_interval,
+        "timeout": timeout,
     }
 
 
@@ -101,9 +114,9 @@ def codat_sync_task_group(
     full_refresh: Any = False,
     group_id: str = "codat_sync",
     codat_conn_id: str = DEFAULT_CONN_ID,
-    poke_interval: float = 30,
-    max_poke_interval: float = 600,
-    sync_timeout: timedelta = timedelta(hours=6),
+    poll_interval: float = 30,
+    max_poll_interval: float = 600,
+    timeout: timedelta = timedelta(hours=6),
     pool: str | None = None,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     page_size: int | None = None,
@@ -111,6 +124,9 @@ def codat_sync_task_group(
     tables_path: Any = None,
     keep_deleted: bool = False,
     reconcile: bool | Sequence[str] = False,
+    poke_interval: float | None = None,
+    max_poke_interval: float | None = None,
+    sync_timeout: timedelta | None = None,
 ) -> TaskGroup:
     """Refresh, wait for exactly those syncs, and extract what changed: one task per company (call it inside a
     DAG; the tasks are described in this module's docstring).
@@ -124,10 +140,10 @@ def codat_sync_task_group(
     :param full_refresh: ignore the saved watermarks and read everything again.
     :param group_id: the task group's id.
     :param codat_conn_id: the Airflow connection to Codat.
-    :param poke_interval: seconds before the wait's second look, doubling up to ``max_poke_interval``
+    :param poll_interval: seconds before the wait's second look, doubling up to ``max_poll_interval``
         (the environment's ``CODAT_SYNC_POKE_INTERVAL`` wins: demos against the simulator).
-    :param max_poke_interval: the longest interval between two looks at a sync.
-    :param sync_timeout: how long to wait for the syncs before failing.
+    :param max_poll_interval: the longest interval between two looks at a sync.
+    :param timeout: how long to wait for the syncs before failing.
     :param pool: an Airflow pool bounding the companies worked on at once, across DAGs (docs/dags.md).
     :param max_concurrency: data types of one company read at once (Codat: 10 concurrent requests a company).
     :param page_size: records per request for the extract (the operator's default when ``None``).
@@ -136,7 +152,13 @@ def codat_sync_task_group(
     :param keep_deleted: keep deleted records in the tables as rows flagged ``_codat_deleted``.
     :param reconcile: reconcile these types after each company's extract (``True``: every type that needs it;
         :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator`). Default off.
+    :param poke_interval: deprecated name of ``poll_interval``.
+    :param max_poke_interval: deprecated name of ``max_poll_interval``.
+    :param sync_timeout: deprecated name of ``timeout``.
     """
+    poll_interval = renamed_setting("poke_interval", poke_interval, poll_interval)
+    max_poll_interval = renamed_setting("max_poke_interval", max_poke_interval, max_poll_interval)
+    timeout = renamed_setting("sync_timeout", sync_timeout, timeout)
     check_refresh(refresh)
     types = check_data_types(data_types)
     reconciled = reconcile_choice(reconcile, types, strict=True)  # a wrong type fails at parse time
@@ -144,7 +166,7 @@ def codat_sync_task_group(
         chosen = types if chosen_types is None else chosen_types
         work = batches(companies, chosen, types, destination, full_refresh, codat_conn_id, reconciled)
         sync_kwargs = _sync_kwargs(types, refresh, codat_conn_id, max_concurrency, pool, page_size)
-        sync_kwargs.update(_wait_kwargs(poke_interval, max_poke_interval, sync_timeout), reconcile=reconciled)
+        sync_kwargs.update(_wait_kwargs(poll_interval, max_poll_interval, timeout), reconcile=reconciled)
         synced = CodatCompanySyncOperator.partial(**sync_kwargs).expand_kwargs(work)
         summary(work, synced.output)
         if tables:

@@ -7,7 +7,7 @@ Codat, at parse time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +15,11 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from airflow_provider_codat.dags_builder.group import (
+    RENAMED_WAIT_SETTINGS,
     check_data_types,
     check_refresh,
     codat_sync_task_group,
+    renamed_setting,
     sync_task,
     tables_task,
 )
@@ -25,7 +27,7 @@ from airflow_provider_codat.dags_builder.tasks import portfolio, relink_report, 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.extract.company_reconcile import reconcile_choice
-from airflow_provider_codat.extract.destination import DESTINATION_VARIABLE
+from airflow_provider_codat.landing.destination import DESTINATION_VARIABLE
 
 # Tasks of one DAG running at once. Each works for its own company (within Codat's 10 concurrent requests per
 # company) and frees its slot while Codat syncs; Codat's per-IP limits are bounded by a pool (docs/dags.md).
@@ -44,14 +46,14 @@ class SyncSpec:
     :param data_types: the data types it refreshes and extracts (the trigger form can narrow them).
     :param refresh: ``"queue"`` (one ``data/queue`` per type) or ``"all"`` (``data/all``).
     :param description: one line shown in the DAG list.
-    :param sync_timeout: how long to wait for Codat's syncs.
+    :param timeout: how long to wait for Codat's syncs.
     :param relink_report: end with a report of companies whose connection needs re-linking.
     :param tags: extra DAG tags.
     :param max_active_tasks: tasks of the DAG running at once (companies being refreshed or extracted;
         companies waiting for Codat are deferred and do not count).
     :param pool: see :func:`codat_sync_task_group`.
-    :param poke_interval: see :func:`codat_sync_task_group`.
-    :param max_poke_interval: see :func:`codat_sync_task_group`.
+    :param poll_interval: see :func:`codat_sync_task_group`.
+    :param max_poll_interval: see :func:`codat_sync_task_group`.
     :param tables: merge each run into the data types' current-state Delta tables (docs/tables.md).
     :param keep_deleted: keep deleted records in the tables, flagged ``_codat_deleted``.
     :param table_maintenance: end with ``table_maintenance``: compact, cluster and vacuum every table.
@@ -59,6 +61,9 @@ class SyncSpec:
     :param reconcile: after each company's extract, reconcile these types (``True``: every type of the row
         that needs it: incremental, without Codat's deleted flag): a full read of each scope lands a tombstone
         for each record Codat dropped without a trace (docs/extract.md#reconcile). Default off.
+    :param poke_interval: deprecated name of ``poll_interval``.
+    :param max_poke_interval: deprecated name of ``max_poll_interval``.
+    :param sync_timeout: deprecated name of ``timeout``.
     """
 
     dag_id: str
@@ -66,20 +71,32 @@ class SyncSpec:
     data_types: Sequence[str]
     refresh: str = "queue"
     description: str = ""
-    sync_timeout: timedelta = timedelta(hours=6)
+    timeout: timedelta = timedelta(hours=6)
     relink_report: bool = False
     tags: Sequence[str] = field(default_factory=tuple)
     max_active_tasks: int = DEFAULT_MAX_ACTIVE
     pool: str | None = None
-    poke_interval: float = 30
-    max_poke_interval: float = 600
+    poll_interval: float = 30
+    max_poll_interval: float = 600
     tables: bool = True
     keep_deleted: bool = False
     table_maintenance: bool = False
     table_retention: timedelta = timedelta(days=7)
     reconcile: bool | Sequence[str] = False
+    poke_interval: InitVar[float | None] = None
+    max_poke_interval: InitVar[float | None] = None
+    sync_timeout: InitVar[timedelta | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(
+        self, poke_interval: float | None, max_poke_interval: float | None, sync_timeout: timedelta | None
+    ) -> None:
+        for old, value in (
+            ("poke_interval", poke_interval),
+            ("max_poke_interval", max_poke_interval),
+            ("sync_timeout", sync_timeout),
+        ):
+            new = RENAMED_WAIT_SETTINGS[old]
+            object.__setattr__(self, new, renamed_setting(old, value, getattr(self, new)))
         check_data_types(self.data_types)  # a typo in the table fails the import, naming the valid keys
         check_refresh(self.refresh, self.dag_id)
         try:
@@ -150,9 +167,9 @@ def _sync_group(spec: SyncSpec, data_types: list[str], chosen: Any, codat_conn_i
         destination=chosen["destination"],
         full_refresh=chosen["full_refresh"],
         codat_conn_id=codat_conn_id,
-        poke_interval=spec.poke_interval,
-        max_poke_interval=spec.max_poke_interval,
-        sync_timeout=spec.sync_timeout,
+        poll_interval=spec.poll_interval,
+        max_poll_interval=spec.max_poll_interval,
+        timeout=spec.timeout,
         pool=spec.pool,
         tables=spec.tables,
         keep_deleted=spec.keep_deleted,

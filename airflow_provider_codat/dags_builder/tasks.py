@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowException
 from airflow_provider_codat.assets import CONNECTION_STATUS_URI
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
-from airflow_provider_codat.extract.destination import resolve_destination
+from airflow_provider_codat.landing.destination import resolve_destination
 
 log = logging.getLogger(__name__)
 

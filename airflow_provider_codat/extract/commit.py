@@ -13,27 +13,17 @@ name; after it, nothing is ever removed or rewritten: a re-run of a committed ru
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from airflow_provider_codat.extract.state import ExtractState, _replace, save_state
+from airflow_provider_codat.extract.state import ExtractState, save_state
+from airflow_provider_codat.landing.layout import STAGED_SUFFIX
+from airflow_provider_codat.landing.manifest import write_manifest
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "_manifest.json"
-_STAGED_SUFFIX = ".tmp"
-
-
-def read_manifest(run_folder: ObjectStoragePath) -> dict[str, Any] | None:
-    """The manifest of a committed run, or ``None`` when the run never committed."""
-    path = run_folder / MANIFEST
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
 
 
 def publish(type_folder: ObjectStoragePath, state: ExtractState) -> ExtractState:
@@ -55,9 +45,7 @@ def publish(type_folder: ObjectStoragePath, state: ExtractState) -> ExtractState
                 f"The committed run {pending.get('run_id')} lost its staged file {source} before it was "
                 "published; restore it, or remove _state.json and run with full_refresh=True."
             )
-    manifest = {"run_id": pending.get("run_id"), "summary": pending.get("summary")}
-    run_folder.mkdir(parents=True, exist_ok=True)
-    _replace(run_folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    write_manifest(run_folder, pending.get("run_id"), pending.get("summary"))
     done = state.published()
     save_state(type_folder, done)
     log.info(
@@ -78,5 +66,5 @@ def remove_staged(run_folder: ObjectStoragePath, token: str | None = None) -> No
         return
     prefix = f".{token}." if token else "."
     for path in run_folder.iterdir():
-        if path.name.startswith(prefix) and path.name.endswith(_STAGED_SUFFIX):
+        if path.name.startswith(prefix) and path.name.endswith(STAGED_SUFFIX):
             path.unlink()

@@ -29,15 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import Kind
 from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError
-from airflow_provider_codat.extract.commit import publish, read_manifest, remove_staged
+from airflow_provider_codat.extract.commit import publish, remove_staged
 from airflow_provider_codat.extract.pass_reader import PassResult, read_pass
 from airflow_provider_codat.extract.request import ExtractRequest
 from airflow_provider_codat.extract.state import ExtractState, load_state, save_state
 from airflow_provider_codat.extract.synced import check_synced, sync_fingerprint
-from airflow_provider_codat.extract.watermark import Cursor, instant_key
-from airflow_provider_codat.extract.writer import (
-    part_name,
-)
+from airflow_provider_codat.extract.watermark import Cursor
+from airflow_provider_codat.landing.layout import part_name
+from airflow_provider_codat.landing.manifest import read_manifest
+from airflow_provider_codat.landing.records import instant_key
 
 if TYPE_CHECKING:
     from airflow_provider_codat.hooks.codat import CodatHook

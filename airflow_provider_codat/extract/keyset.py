@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.errors import CodatExtractError, CodatPagingError
 from airflow_provider_codat.extract.plan import ReadScope, build_query
-from airflow_provider_codat.extract.watermark import Cursor, instant_key, record_identity, record_instant
+from airflow_provider_codat.extract.watermark import Cursor
+from airflow_provider_codat.landing.records import instant_key, record_identity, record_instant
 from airflow_provider_codat.safe_repr import shorten
 
 if TYPE_CHECKING:

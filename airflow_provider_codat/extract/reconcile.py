@@ -32,23 +32,30 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_codat.datatypes import Kind, get_data_type
+from airflow_provider_codat.datatypes import Kind
 from airflow_provider_codat.errors import CodatExtractError, CodatQuotaExhaustedError, CodatValidationError
-from airflow_provider_codat.extract.commit import publish, read_manifest, remove_staged
+from airflow_provider_codat.extract.commit import publish, remove_staged
 from airflow_provider_codat.extract.keyset import read_whole
-from airflow_provider_codat.extract.landed import RECONCILED_AT, LandedVersion, current_versions, scope_key
-from airflow_provider_codat.extract.layout import run_folder_name
-from airflow_provider_codat.extract.part_files import decode_records, read_part_file
+from airflow_provider_codat.extract.landed import LandedVersion, current_versions
 from airflow_provider_codat.extract.plan import ReadScope, list_scopes
 from airflow_provider_codat.extract.state import ExtractState, load_state, save_state
 from airflow_provider_codat.extract.synced import sync_fingerprint
-from airflow_provider_codat.extract.writer import PartWriter, part_name
+from airflow_provider_codat.extract.writer import PartWriter
+from airflow_provider_codat.landing.layout import (
+    part_name,
+    reconcilable_types,
+    reconcile_run_id,
+    run_folder_name,
+)
+from airflow_provider_codat.landing.manifest import read_manifest
+from airflow_provider_codat.landing.parts import decode_records, read_part_file
+from airflow_provider_codat.landing.records import RECONCILED_AT, scope_key
 from airflow_provider_codat.timestamps import format_timestamp
 
 if TYPE_CHECKING:
@@ -57,23 +64,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECONCILE_RUN_PREFIX = "reconcile__"
 FULL_READ_PAGE_SIZE = (
     5000  # Codat's largest page: a full read of a scope of up to 5,000 records is one request
 )
 RECONCILED, SKIPPED = "reconciled", "skipped"
-
-
-def reconcile_run_id(run_id: str) -> str:
-    """The run id a reconcile of run ``run_id`` lands under (its run folder is named from it)."""
-    return RECONCILE_RUN_PREFIX + run_id
-
-
-def reconcilable_types(data_types: Sequence[str]) -> list[str]:
-    """The keys among ``data_types`` that need a reconcile: paged (incremental or read whole), without
-    ``metadata.isDeleted``."""
-    entries = [get_data_type(key) for key in data_types]
-    return [e.key for e in entries if e.kind is not Kind.SNAPSHOT and not e.has_deleted_flag]
 
 
 @dataclass

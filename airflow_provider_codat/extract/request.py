@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import DataType, get_data_type
-from airflow_provider_codat.extract.destination import destination_path
-from airflow_provider_codat.extract.layout import run_folder_name
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_RECORDS,
 )
+from airflow_provider_codat.landing.destination import destination_path
+from airflow_provider_codat.landing.layout import run_folder_name
 from airflow_provider_codat.values import CompanyId, ConnectionId
 
 if TYPE_CHECKING:

@@ -22,20 +22,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.errors import StateError
 from airflow_provider_codat.extract.watermark import Cursor
+from airflow_provider_codat.landing.layout import STATE_FILE
+from airflow_provider_codat.landing.manifest import replace_file
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-log = logging.getLogger(__name__)
-
-STATE_FILE = "_state.json"
 STATE_VERSION = 2
 INLINE_IDS = 1000
 IDS_FOLDER = "_watermark_ids"  # a folder of its own, so that finding stale files lists only them
@@ -163,26 +160,12 @@ def save_state(folder: ObjectStoragePath, state: ExtractState) -> None:
         indent=1,
         sort_keys=True,
     )
-    _replace(folder / STATE_FILE, body.encode())
+    replace_file(folder / STATE_FILE, body.encode())
     side = folder / IDS_FOLDER
     if keep or side.exists():
         for stale in side.iterdir():
             if f"{IDS_FOLDER}/{stale.name}" not in keep:
                 stale.unlink()
-
-
-def _replace(target: ObjectStoragePath, body: bytes) -> None:
-    """Write ``body`` to ``target`` through a temporary name, so that no reader sees half of it."""
-    temp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    temp.write_bytes(body)
-    try:
-        temp.fs.mv(temp.path, target.path)
-    except Exception:
-        try:
-            temp.unlink()
-        except Exception:
-            log.warning("Could not remove the temporary file %s", temp)
-        raise
 
 
 def _cursor_to_json(folder: ObjectStoragePath, cursor: Cursor, keep: set[str]) -> dict[str, Any]:
@@ -195,7 +178,7 @@ def _cursor_to_json(folder: ObjectStoragePath, cursor: Cursor, keep: set[str]) -
     path = folder / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, gzip.compress(content, compresslevel=6, mtime=0))
+        replace_file(path, gzip.compress(content, compresslevel=6, mtime=0))
     return {"watermark": cursor.watermark, "ids_file": name, "ids_count": len(ids)}
 
 

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from airflow_provider_codat.landing.layout import staging_name
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
@@ -37,15 +39,6 @@ DEFAULT_MAX_RECORDS = 1_000_000
 DEFAULT_COMPRESSLEVEL = 3
 _QUEUE_PAGES = 4
 _CLOSE = object()
-
-
-def part_name(index: int) -> str:
-    return f"part-{index:05d}.jsonl.gz"
-
-
-def staging_name(token: str, index: int) -> str:
-    """The name a part file has until its run commits: hidden, and matching no reader's glob for data."""
-    return f".{token}.{part_name(index)}.tmp"
 
 
 def encode_lines(encoder: msgspec.json.Encoder, records: list[dict[str, Any]]) -> bytes:

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.operators.base import CodatHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_codat.hooks.codat import CodatHook
 
 CONNECTION_STATUSES = ("PendingAuth", "Linked", "Unlinked", "Deauthorized")
 
 
-class CodatListCompaniesOperator(BaseOperator):
+class CodatListCompaniesOperator(CodatHookMixin, BaseOperator):
     """Return the ids of the companies that match, over all pages, ready for ``.expand(company_id=...)``.
 
     :param query: a Codat query on companies, e.g. ``name~Acme`` (templated; build it with
@@ -46,12 +45,6 @@ class CodatListCompaniesOperator(BaseOperator):
         self.tags = tags
         self.connection_status = connection_status
         self.codat_conn_id = codat_conn_id
-
-    @cached_property
-    def hook(self) -> CodatHook:
-        from airflow_provider_codat.hooks.codat import CodatHook
-
-        return CodatHook(codat_conn_id=self.codat_conn_id)
 
     def execute(self, context: Context) -> list[str]:
         status = self.connection_status or None

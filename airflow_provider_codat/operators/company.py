@@ -20,20 +20,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.assets import set_asset_extras
-from airflow_provider_codat.company_sync import PAUSED_IN, REFRESH_MODES, CompanySync, CompanySyncOptions
+from airflow_provider_codat.company_progress import CompanySyncOptions, CompanySyncProgress, check_refresh
+from airflow_provider_codat.company_sync import CompanySync
 from airflow_provider_codat.errors import (
     CodatCompanySyncFailedError,
     CodatQuotaExhaustedError,
-    CodatValidationError,
 )
 from airflow_provider_codat.extract.company_reconcile import reconcile_choice
 from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
-from airflow_provider_codat.extract.destination import resolve_destination
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.landing.destination import resolve_destination
 from airflow_provider_codat.links import push_company_link
+from airflow_provider_codat.operators.base import CodatWaitingOperator, is_template
 from airflow_provider_codat.operators.deferral import defer_until_quota_resets, defer_wait, resumed_value
-from airflow_provider_codat.operators.refresh import CodatWaitingOperator
-from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.sync.ticket import normalize_data_types
 from airflow_provider_codat.validation import require_bool, require_page_size
 from airflow_provider_codat.values import CompanyId
@@ -137,8 +136,8 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
             )
         self.max_concurrency = int(max_concurrency)
         self.page_size = require_page_size(page_size)
-        if isinstance(refresh, str) and "{{" not in refresh and refresh not in REFRESH_MODES:
-            raise ValueError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got {refresh!r}.")
+        if not is_template(refresh):
+            check_refresh(refresh)  # at parse time when given as is
 
     def execute(self, context: Context) -> dict[str, Any]:
         companies = self._companies()
@@ -164,8 +163,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         self, context: Context, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger: note the company's sync outcomes, extract it, go on with the batch."""
-        state = resumed_value(self, context, state, backup_key=STATE_XCOM_KEY, what="progress")
-        sync = CompanySync(self.hook, state, logger=self.log)
+        sync = self._resumed(context, state)
         sync.resume(event)
         return self._proceed(context, sync)
 
@@ -173,12 +171,16 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         self, context: Context, event: Any = None, state: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Carry on where Codat's daily quota paused the task, now that it has reset."""
-        state = resumed_value(self, context, state, backup_key=STATE_XCOM_KEY, what="progress")
-        sync = CompanySync(self.hook, state, logger=self.log)
-        if state.get(PAUSED_IN) == "refresh":
+        sync = self._resumed(context, state)
+        if sync.progress.paused_in == "refresh":
             self._refresh(context, sync)  # nothing queued before the pause is queued again
-        state.pop(PAUSED_IN, None)
+        sync.progress.paused_in = None
         return self._proceed(context, sync)
+
+    def _resumed(self, context: Context, state: dict[str, Any] | None) -> CompanySync:
+        """The sync as the task deferred it (this release's progress, or the dict the previous one kept)."""
+        kept = resumed_value(self, context, state, backup_key=STATE_XCOM_KEY, what="progress")
+        return CompanySync(self.hook, CompanySyncProgress.from_json(kept), logger=self.log)
 
     def _refresh(self, context: Context, sync: CompanySync) -> None:
         try:
@@ -190,13 +192,13 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         self, context: Context, sync: CompanySync, error: CodatQuotaExhaustedError, stage: str
     ) -> None:
         """Free the worker slot until the daily quota resets; resume in ``stage`` with the progress so far."""
-        sync.progress[PAUSED_IN] = stage
+        sync.progress.paused_in = stage
         defer_until_quota_resets(
             self,
             context,
             error,
             method_name="execute_after_quota_reset",
-            kwargs={"state": sync.progress},
+            kwargs={"state": sync.progress.to_json()},
             backup_key=STATE_XCOM_KEY,
         )
 
@@ -206,7 +208,9 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         except CodatQuotaExhaustedError as exc:
             self._pause(context, sync, exc, "advance")
         if wait is not None:
-            defer_wait(self, context, wait, kwargs={"state": sync.progress}, backup_key=STATE_XCOM_KEY)
+            defer_wait(
+                self, context, wait, kwargs={"state": sync.progress.to_json()}, backup_key=STATE_XCOM_KEY
+            )
         failures = sync.report()
         set_asset_extras(context, self.outlets, sync.asset_extras())
         failures += self._merge_tables(context, sync)
@@ -229,9 +233,9 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         from airflow_provider_codat.tables.batch import event_extra, merge_types
 
         results, failures = merge_types(
-            data_types=sync.progress["types"],
+            data_types=sync.progress.types,
             destination=sync.destination,
-            company_ids=sync.progress["companies"],
+            company_ids=sync.progress.companies,
             run_id=str(context["run_id"]),
             tables=None if tables is True else tables,
             keep_deleted=require_bool(self.keep_deleted, "keep_deleted"),
@@ -248,10 +252,6 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         return list(dict.fromkeys(CompanyId.parse(company_id, "company_id") for company_id in ids))
 
     def _options(self, types: list[str]) -> CompanySyncOptions:
-        if self.refresh not in REFRESH_MODES:
-            raise CodatValidationError(
-                f"refresh must be one of {', '.join(REFRESH_MODES)}, got {shorten(self.refresh)}."
-            )
         return CompanySyncOptions(
             refresh=self.refresh,
             include_deleted=require_bool(self.include_deleted, "include_deleted"),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
 from airflow_provider_codat.assets import set_asset_extras
 from airflow_provider_codat.datatypes import DataType, Scope, get_data_type
+from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import (
     CodatDataNotSyncedError,
     CodatExtractError,
@@ -17,16 +17,16 @@ from airflow_provider_codat.errors import (
     CodatValidationError,
 )
 from airflow_provider_codat.extract.core import run_extract
-from airflow_provider_codat.extract.destination import check_destination
 from airflow_provider_codat.extract.request import DEFAULT_LOG_INTERVAL, DEFAULT_MAX_PASSES, ExtractRequest
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_RECORDS,
 )
-from airflow_provider_codat.hooks.codat import CodatHook
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
+from airflow_provider_codat.landing.destination import check_destination
 from airflow_provider_codat.links import CodatCompanyLink
+from airflow_provider_codat.operators.base import CodatHookMixin, is_template
 from airflow_provider_codat.operators.deferral import ResumesAfterQuotaReset, defer_until_quota_resets
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.validation import require_bool, require_int, require_page_size
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["CodatDataNotSyncedError", "CodatExtractError", "CodatExtractOperator"]
 
 
-class CodatExtractOperator(ResumesAfterQuotaReset, BaseOperator):
+class CodatExtractOperator(ResumesAfterQuotaReset, CodatHookMixin, BaseOperator):
     """Extract one Codat data type of one company into ``destination``, writing each record version once.
 
     Output (``docs/extract.md`` explains every choice)::
@@ -98,7 +98,7 @@ class CodatExtractOperator(ResumesAfterQuotaReset, BaseOperator):
         full_refresh: bool | str = False,
         page_size: int = DEFAULT_PAGE_SIZE,
         connection_id: str | None = None,
-        codat_conn_id: str = CodatHook.default_conn_name,
+        codat_conn_id: str = DEFAULT_CONN_ID,
         period_length: int = 1,
         periods_to_compare: int = 24,
         start_month: str | None = None,
@@ -131,18 +131,14 @@ class CodatExtractOperator(ResumesAfterQuotaReset, BaseOperator):
         self.log_interval = log_interval
         self.known_synced = known_synced
         # Catch mistakes at parse time when the values are plain (templated ones are checked in execute).
-        if _is_plain(company_id):
+        if _given(company_id):
             CompanyId.parse(company_id, "company_id")
-        if _is_plain(data_type):
+        if _given(data_type):
             get_data_type(data_type)
-        if _is_plain(destination):
+        if _given(destination):
             check_destination(destination)  # the URI's shape only: building the path may look up a connection
-        if _is_plain(connection_id) and connection_id:
+        if _given(connection_id) and connection_id:
             ConnectionId.parse(connection_id, "connection_id")
-
-    @cached_property
-    def hook(self) -> CodatHook:
-        return CodatHook(codat_conn_id=self.codat_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
@@ -154,8 +150,8 @@ class CodatExtractOperator(ResumesAfterQuotaReset, BaseOperator):
         return summary
 
     def get_openlineage_facets_on_complete(self, task_instance):
-        """OpenLineage of this run (with the ``openlineage`` extra): see :mod:`airflow_provider_codat.lineage`."""
-        from airflow_provider_codat.lineage import extract_lineage
+        """OpenLineage of this run (with the ``openlineage`` extra): see :mod:`airflow_provider_codat.extract.lineage`."""
+        from airflow_provider_codat.extract.lineage import extract_lineage
 
         return extract_lineage(
             hook=self.hook,
@@ -208,6 +204,6 @@ class CodatExtractOperator(ResumesAfterQuotaReset, BaseOperator):
         return params
 
 
-def _is_plain(value: Any) -> bool:
-    """A value given as is, not a Jinja template nor an XCom reference to resolve later."""
-    return isinstance(value, str) and "{{" not in value and "{%" not in value
+def _given(value: Any) -> bool:
+    """A value given as is: a string, not a Jinja template nor an XCom reference to resolve later."""
+    return isinstance(value, str) and not is_template(value)

@@ -14,15 +14,11 @@ never a sync that finished before the refresh. With ``wait_for_completion=True``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatQuotaExhaustedError, CodatSyncTimeoutError
-from airflow_provider_codat.links import CodatCompanyLink, push_company_link
+from airflow_provider_codat.links import push_company_link
+from airflow_provider_codat.operators.base import CodatWaitingOperator
 from airflow_provider_codat.operators.deferral import (
     ResumesAfterQuotaReset,
     defer_until_quota_resets,
@@ -30,7 +26,7 @@ from airflow_provider_codat.operators.deferral import (
     resumed_value,
 )
 from airflow_provider_codat.safe_repr import shorten
-from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
+from airflow_provider_codat.sync.interval import CLOCK
 from airflow_provider_codat.sync.queueing import (
     HISTORY_MARGIN,
     IF_IN_PROGRESS,
@@ -40,15 +36,13 @@ from airflow_provider_codat.sync.queueing import (
     queue_data_types,
     refresh_all_data,
 )
-from airflow_provider_codat.sync.ticket import WaitSpec, normalize_data_types, parse_ticket, to_seconds
+from airflow_provider_codat.sync.ticket import WaitSpec, normalize_data_types, parse_ticket
 from airflow_provider_codat.sync.wait import Wait, resolve_event, run
 from airflow_provider_codat.values import CompanyId, ConnectionId
-from airflow_provider_codat.version_compat import conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_codat.hooks.codat import CodatHook
 
 __all__ = [
     "CodatQueueDataTypesOperator",
@@ -58,48 +52,11 @@ __all__ = [
     "derive_refreshed",
 ]
 
-DEFAULT_TIMEOUT = timedelta(hours=6)
+
 TICKET_XCOM_KEY = "codat_ticket"
 
 # The former name: a refresh operator's wait (``wait_for_completion``) passed its ``timeout``.
 CodatSyncTimeout = CodatSyncTimeoutError
-
-
-class CodatWaitingOperator(BaseOperator):
-    """The base of the operators that wait for Codat syncs (the refresh operators, the company sync): the
-    connection, the pace of the wait, ``deferrable``, the hook.
-
-    :param codat_conn_id: the Airflow connection id.
-    :param poll_interval: first interval of the wait, seconds (doubles each poll).
-    :param max_poll_interval: the interval's cap, seconds.
-    :param timeout: how long the wait may take (default 6 hours).
-    :param deferrable: wait in the triggerer, freeing the worker slot.
-    """
-
-    operator_extra_links = (CodatCompanyLink(),)
-
-    def __init__(
-        self,
-        *,
-        codat_conn_id: str = DEFAULT_CONN_ID,
-        poll_interval: timedelta | float = DEFAULT_POLL_INTERVAL,
-        max_poll_interval: timedelta | float = DEFAULT_MAX_POLL_INTERVAL,
-        timeout: timedelta | float = DEFAULT_TIMEOUT,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.codat_conn_id = codat_conn_id
-        self.poll_interval = to_seconds(poll_interval, "poll_interval")
-        self.max_poll_interval = max(self.poll_interval, to_seconds(max_poll_interval, "max_poll_interval"))
-        self.timeout = to_seconds(timeout, "timeout")
-        self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> CodatHook:
-        from airflow_provider_codat.hooks.codat import CodatHook
-
-        return CodatHook(codat_conn_id=self.codat_conn_id)
 
 
 class _CodatRefreshOperator(ResumesAfterQuotaReset, CodatWaitingOperator):

@@ -19,7 +19,7 @@ from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider_codat.assets import DELETED_COMPANIES_URI, set_asset_extras, table_asset
 from airflow_provider_codat.errors import CodatTableError
-from airflow_provider_codat.extract.destination import resolve_destination
+from airflow_provider_codat.landing.destination import resolve_destination
 from airflow_provider_codat.sync.ticket import normalize_data_types
 from airflow_provider_codat.validation import require_bool
 from airflow_provider_codat.values import CompanyId

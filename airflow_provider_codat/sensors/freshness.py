@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
+from airflow_provider_codat.operators.base import CodatHookMixin
 from airflow_provider_codat.sync.interval import CLOCK
 from airflow_provider_codat.sync.ticket import normalize_data_types, to_seconds
 from airflow_provider_codat.timestamps import parse_timestamp
@@ -18,8 +18,6 @@ from airflow_provider_codat.version_compat import AirflowSensorTimeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from airflow_provider_codat.hooks.codat import CodatHook
 
 
 def assess_freshness(
@@ -72,7 +70,7 @@ def assess_freshness(
     return report, problems
 
 
-class CodatFreshnessSensor(BaseSensorOperator):
+class CodatFreshnessSensor(CodatHookMixin, BaseSensorOperator):
     """Pass when every listed type's ``lastSuccessfulSync`` is recent enough and close to the others'.
 
     Codat's advice for reports built from several types: fetch them all first and compare their
@@ -110,12 +108,6 @@ class CodatFreshnessSensor(BaseSensorOperator):
         self.max_skew = to_seconds(max_skew, "max_skew")
         self.codat_conn_id = codat_conn_id
         self._last_problem = ""
-
-    @cached_property
-    def hook(self) -> CodatHook:
-        from airflow_provider_codat.hooks.codat import CodatHook
-
-        return CodatHook(codat_conn_id=self.codat_conn_id)
 
     def poke(self, context: Context) -> PokeReturnValue:
         data_types = normalize_data_types(self.data_types)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -12,6 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatSyncTimeoutError
 from airflow_provider_codat.links import CodatCompanyLink, push_company_link
+from airflow_provider_codat.operators.base import CodatHookMixin
 from airflow_provider_codat.operators.deferral import defer_wait
 from airflow_provider_codat.sync.interval import CLOCK, DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 from airflow_provider_codat.sync.ticket import WaitSpec, iso_utc, normalize_data_types, to_seconds
@@ -22,10 +22,8 @@ from airflow_provider_codat.version_compat import AirflowSensorTimeout, conf
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_codat.hooks.codat import CodatHook
 
-
-class CodatSyncSensor(BaseSensorOperator):
+class CodatSyncSensor(CodatHookMixin, BaseSensorOperator):
     """Wait until the awaited Codat syncs of one company have finished; fail with Codat's messages if any failed.
 
     Pass either the ``ticket`` a refresh operator returned (it names the datasets to wait for, so a sync that
@@ -104,12 +102,6 @@ class CodatSyncSensor(BaseSensorOperator):
         self.fail_on_error = fail_on_error
         self.deferrable = deferrable
         self._wait: Wait | None = None
-
-    @cached_property
-    def hook(self) -> CodatHook:
-        from airflow_provider_codat.hooks.codat import CodatHook
-
-        return CodatHook(codat_conn_id=self.codat_conn_id)
 
     def wait_spec(self) -> WaitSpec:
         """What to wait for, from the (rendered) arguments, checked in full.

@@ -29,7 +29,7 @@ from airflow.sdk import ObjectStoragePath
 from deltalake import CommitProperties, DeltaTable, QueryBuilder
 from deltalake.exceptions import CommitFailedError
 
-from airflow_provider_codat.extract.destination import destination_path
+from airflow_provider_codat.landing.destination import destination_path
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables.schema import TIMESTAMP
 from airflow_provider_codat.tables.storage import COMPANIES_FOLDER, TOMBSTONES_FOLDER, delta_location

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from airflow_provider_codat.extract.part_files import decode_records
+from airflow_provider_codat.landing.parts import decode_records
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables.rows import LINEAGE_SCHEMA, record_row, table_schema, to_arrow
 from airflow_provider_codat.tables.schema import DECIMAL, TIMESTAMP, arrow_type, record_fields

@@ -4,7 +4,7 @@
   record's ``id`` (a digest of its content when it has none, as in the landing; a snapshot type such as
   ``balanceSheet`` has one row per company or connection). ``_codat_key`` spells it out; ``_codat_key_hash``
   is a 64-bit digest of it, cheap to read back when finding where existing rows live.
-- **Version**: ``modifiedDate`` (every fractional digit, as :func:`~airflow_provider_codat.extract.watermark.
+- **Version**: ``modifiedDate`` (every fractional digit, as :func:`~airflow_provider_codat.landing.records.
   instant_key` sorts it: ``_codat_modified``), then the extraction time. A version replaces a row only when it
   is newer, so merging a run again, or an older run late, never overwrites a newer row.
 - **Month**: ``_codat_month``, the month the record first landed (``YYYY-MM`` of its first ``extractedAt``),
@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from airflow_provider_codat.extract.watermark import instant_key, record_identity
+from airflow_provider_codat.landing.records import record_identity
 
 COMPANY = "_codat_company_id"
 CONNECTION = "_codat_connection_id"
@@ -69,18 +69,6 @@ def key_hashes(keys: pa.Array) -> pa.Array:
 def _digest(key: bytes) -> int:
     # Stored in every table: changing it would misplace rows already written.
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big", signed=True)
-
-
-def modified_key(record: dict[str, Any]) -> str:
-    """``modifiedDate`` as a string that sorts like the instant (nine fractional digits); ``""`` without one."""
-    value = record.get("modifiedDate")
-    return instant_key(value) if value else ""
-
-
-def is_deleted(record: dict[str, Any]) -> bool:
-    """The record's newest version says it was deleted (``metadata.isDeleted``)."""
-    metadata = record.get("metadata")
-    return isinstance(metadata, dict) and metadata.get("isDeleted") is True
 
 
 def month_of(extracted_at: str) -> str:

@@ -1,7 +1,7 @@
 """OpenLineage of a table merge: each merged table as an output dataset, named as its storage location
 (``file`` + absolute path, ``s3://bucket`` + key), with its rows inserted, updated and deleted.
 
-Imported only when the OpenLineage provider asks (the ``openlineage`` extra), like :mod:`airflow_provider_codat.lineage`.
+Imported only when the OpenLineage provider asks (the ``openlineage`` extra), like :mod:`airflow_provider_codat.extract.lineage`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_codat.lineage import storage_dataset_name
+from airflow_provider_codat.landing.destination import storage_dataset_name
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage

@@ -32,8 +32,8 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from airflow_provider_codat.datatypes import Kind, get_data_type
-from airflow_provider_codat.extract.destination import destination_path
-from airflow_provider_codat.extract.part_files import read_part_file
+from airflow_provider_codat.landing.destination import destination_path
+from airflow_provider_codat.landing.parts import read_part_file
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables import tombstones
 from airflow_provider_codat.tables.deleted_companies import forget_late_rows, forgotten_companies

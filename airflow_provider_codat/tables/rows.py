@@ -16,6 +16,7 @@ import msgspec
 import pyarrow as pa
 
 from airflow_provider_codat.errors import CodatTableError
+from airflow_provider_codat.landing.records import is_deleted, modified_key
 from airflow_provider_codat.safe_repr import shorten
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables.schema import TIMESTAMP, arrow_type, record_fields
@@ -117,8 +118,8 @@ def _lineage(record: dict[str, Any], lineage: dict[str, Any], run: str, snapshot
         k.BANK_ACCOUNT: lineage.get("bankAccountId"),
         k.EXTRACTED_AT: _timestamp(extracted),
         k.RUN: run,
-        k.DELETED: k.is_deleted(record),
-        k.MODIFIED: k.modified_key(record),
+        k.DELETED: is_deleted(record),
+        k.MODIFIED: modified_key(record),
         k.KEY: key,
         k.KEY_HASH: k.key_hash(key),
         k.MONTH: k.month_of(extracted),

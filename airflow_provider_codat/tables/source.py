@@ -3,7 +3,7 @@
 The landing stays the source of truth: a run counts once its ``run=.../_manifest.json`` exists (the extract's
 commit), and its part files are the ones the manifest lists. A company whose run never committed (its sync
 failed) is left out; it is merged by a later run's merge once it lands. A run's reconcile (its tombstones,
-``extract/reconcile.py``) lands in a run folder of its own and is merged with the run.
+``landing/layout.py``) lands in a run folder of its own and is merged with the run.
 """
 
 from __future__ import annotations
@@ -13,17 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from airflow_provider_codat.extract.commit import read_manifest
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.landing.layout import run_folders
+from airflow_provider_codat.landing.manifest import listed_files, read_manifest
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
-
-from airflow_provider_codat.extract.reconcile import (
-    RECONCILE_RUN_PREFIX,
-    reconcilable_types,
-    reconcile_run_id,
-)
 
 _READERS = 16  # manifests read at once: on object stores each is a request
 
@@ -53,17 +47,14 @@ def landed_runs(
     :param company_ids: the companies.
     :param run_id: the Airflow run id that landed them.
     """
-    folders = [run_folder_name(run_id)]
-    if reconcilable_types([data_type]) and not run_id.startswith(RECONCILE_RUN_PREFIX):
-        folders.append(run_folder_name(reconcile_run_id(run_id)))
+    folders = run_folders(data_type, run_id)
 
     def look(company_id: str) -> list[LandedRun]:
         found = []
         for folder in folders:
             manifest = read_manifest(destination / company_id / data_type / folder)
             if manifest is not None:
-                files = tuple((manifest.get("summary") or {}).get("files") or ())
-                found.append(LandedRun(company_id, folder, files))
+                found.append(LandedRun(company_id, folder, listed_files(manifest)))
         return found
 
     with ThreadPoolExecutor(max_workers=min(_READERS, max(1, len(company_ids)))) as pool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_codat.extract.destination import destination_path
+from airflow_provider_codat.landing.destination import destination_path
 from airflow_provider_codat.tables.credentials import delta_options
 from airflow_provider_codat.version_compat import object_storage_conn_id
 

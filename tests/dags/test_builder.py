@@ -13,7 +13,7 @@ from airflow_provider_codat.dags_builder.table import trigger_params
 from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.errors import UnknownDataTypeError
-from airflow_provider_codat.extract.destination import resolve_destination
+from airflow_provider_codat.landing.destination import resolve_destination
 
 ROOT = Path(__file__).resolve().parents[2]
 A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in "abc")
@@ -85,12 +85,12 @@ def test_destination_precedence(monkeypatch, tmp_path):
 def test_a_typo_in_the_table_fails_the_import():
     with pytest.raises(UnknownDataTypeError, match="invoicez"):
         SyncSpec(dag_id="x", schedule=None, data_types=["invoicez"])
-    with pytest.raises(ValueError, match="^x: refresh must be 'queue', 'all' or 'none'"):
+    with pytest.raises(ValueError, match="^x: refresh must be one of 'queue', 'all' or 'none'"):
         SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], refresh="sometimes")
 
 
 def test_the_group_checks_its_arguments_at_parse_time():
-    with pytest.raises(ValueError, match="^refresh must be 'queue', 'all' or 'none'"):
+    with pytest.raises(ValueError, match="^refresh must be one of 'queue', 'all' or 'none'"):
         codat_sync_task_group(companies=[A], data_types=["invoices"], refresh="sometimes")
     with pytest.raises(UnknownDataTypeError, match="invoicez"):
         codat_sync_task_group(companies=[A], data_types=["invoicez"])
@@ -131,3 +131,32 @@ def _sync_table() -> list[SyncSpec]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.SYNC_TABLE
+
+
+def test_the_wait_settings_have_the_operators_names_and_the_former_ones_still_work_with_a_warning():
+    from datetime import timedelta
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_codat.dags_builder.group import sync_task
+
+    spec = SyncSpec(
+        dag_id="x", schedule=None, data_types=["invoices"], poll_interval=7, timeout=timedelta(hours=1)
+    )
+    assert (spec.poll_interval, spec.max_poll_interval, spec.timeout) == (7, 600, timedelta(hours=1))
+    with pytest.warns(DeprecationWarning, match="sync_timeout is deprecated: use timeout"):
+        old = SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], sync_timeout=timedelta(hours=2))
+    assert old.timeout == timedelta(hours=2)
+    with pytest.warns(DeprecationWarning, match="max_poke_interval is deprecated: use max_poll_interval"):
+        old = SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], max_poke_interval=120)
+    assert old.max_poll_interval == 120
+
+    with DAG("wait_names", schedule=None):
+        new = codat_sync_task_group(companies=[A], data_types=["invoices"], group_id="new", poll_interval=9)
+        with pytest.warns(DeprecationWarning, match="poke_interval is deprecated: use poll_interval"):
+            former = codat_sync_task_group(
+                companies=[A], data_types=["invoices"], group_id="former", poke_interval=9, sync_timeout=60
+            )
+    for group, timeout in ((new, timedelta(hours=6)), (former, 60)):
+        kwargs = sync_task(group).partial_kwargs
+        assert (kwargs["poll_interval"], kwargs["timeout"]) == (9, timeout), group.group_id

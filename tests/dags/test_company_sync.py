@@ -287,7 +287,7 @@ def test_the_wait_paces_itself_from_the_refresh_not_from_the_task_start(sim, sim
         timeout=3600,
         options=options,
     )
-    task_started = sync.progress["started_at"]
+    task_started = sync.progress.started_at
     sim_clock.sleep(30)  # a slow start-up, on the simulated clock
     sync.refresh()
     wait = sync.advance(deferrable=True)
@@ -346,3 +346,92 @@ def test_reconcile_tombstones_what_codat_dropped_in_the_landing_and_the_tables(
         assert result[data_type]["reconcile"]["tombstoned"] >= 1, result[data_type]
         table = table_rows(tmp_path / "_tables" / data_type)
         assert_table_is_truth(table, table_truth(sim.control, [company_id], data_type))
+
+
+def _previous_release_progress(company: str, tmp_path: Path, **changes) -> dict:
+    """The progress dict the previous release kept in a deferral's kwargs and XCom, written out by hand."""
+    now = datetime.now(UTC).timestamp()
+    progress = {
+        "companies": [company],
+        "types": ["invoices", "payments"],
+        "destination": tmp_path.as_uri(),
+        "run_id": "manual__run1",
+        "options": {
+            "refresh": "queue",
+            "include_deleted": True,
+            "full_refresh": False,
+            "page_size": 100,
+            "max_concurrency": 10,
+            "poll_interval": 30,
+            "max_poll_interval": 300,
+            "reconcile": [],
+        },
+        "deadline": now + 3600,
+        "started_at": now,
+        "refresh_began": now,
+        "index": 0,
+        "syncs": {},
+        "results": {},
+    }
+    return {**progress, **changes}
+
+
+def test_the_previous_release_progress_reads_and_writes_back_the_same_json(company_id, tmp_path):
+    from airflow_provider_codat.company_progress import CompanySyncProgress
+
+    old = _previous_release_progress(
+        company_id,
+        tmp_path,
+        paused_for_quota_in="advance",
+        syncs={
+            company_id: {"datasets": {"invoices": "d1"}, "outcomes": {"payments": {"status": "Complete"}}}
+        },
+    )
+    progress = CompanySyncProgress.from_json(old)
+    assert progress.paused_in == "advance" and progress.current == company_id
+    assert progress.syncs[company_id].datasets == {"invoices": "d1"}
+    assert progress.options.poll_interval == 30 and progress.options.reconcile == []
+    assert progress.to_json() == old
+    msgspec.json.encode(progress.to_json())  # what Airflow stores: plain JSON
+    progress.paused_in = None
+    assert "paused_for_quota_in" not in progress.to_json()
+    with pytest.raises(CodatValidationError, match="cannot be resumed"):
+        CompanySyncProgress.from_json({**old, "deadline": "soon"})
+    with pytest.raises(CodatValidationError, match="refresh must be one of"):
+        CompanySyncProgress.from_json({**old, "options": {**old["options"], "refresh": "sometimes"}})
+
+
+def test_a_task_paused_by_the_previous_release_in_its_refresh_resumes_and_lands(
+    sim, sim_clock, company_id, tmp_path
+):
+    state = _previous_release_progress(company_id, tmp_path, paused_for_quota_in="refresh")
+    op = operator(company_id, tmp_path, types=["invoices", "payments"], poll_interval=30)
+
+    result = op.execute_after_quota_reset(make_context(), event=None, state=state)
+
+    assert {t: o["status"] for t, o in result.items()} == {"invoices": "extracted", "payments": "extracted"}
+    for data_type in ("invoices", "payments"):
+        assert_landed(sim, tmp_path, company_id, data_type)
+    assert api_calls(sim)["queue"] == 2  # its refresh ran once, here
+
+
+def test_a_task_deferred_by_the_previous_release_in_its_wait_resumes_from_xcom(
+    sim, sim_clock, company_id, tmp_path
+):
+    synced = {"status": "Complete", "dataset_id": None}
+    state = _previous_release_progress(
+        company_id,
+        tmp_path,
+        syncs={company_id: {"datasets": {}, "outcomes": dict.fromkeys(["invoices"], synced)}},
+    )
+    state["types"] = ["invoices"]
+    context = make_context()
+    context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)  # the runner kept only the event
+    sim.control.reset_request_log()
+    op = operator(company_id, tmp_path, types=["invoices"], deferrable=True)
+
+    result = op.execute_complete(context, event={"status": "success", "outcomes": {}})
+
+    assert result["invoices"]["status"] == "extracted"
+    assert_landed(sim, tmp_path, company_id, "invoices")
+    assert "queue" not in api_calls(sim)  # nothing refreshed again

@@ -19,8 +19,8 @@ from airflow_provider_codat.extract.core import (
     run_extract,
 )
 from airflow_provider_codat.extract.synced import check_synced
-from airflow_provider_codat.extract.watermark import instant_key
 from airflow_provider_codat.hooks.paging import check_envelope
+from airflow_provider_codat.landing.records import instant_key
 from airflow_provider_codat.values import CompanyId, ConnectionId
 
 COMPANY = "8a210b68-6988-11ed-a1eb-0242ac120002"

@@ -1,4 +1,4 @@
-"""The DuckDB recipe of docs/extract.md, taken from the page itself, rebuilds the current table from files a
+"""The DuckDB recipe of docs/landing.md, taken from the page itself, rebuilds the current table from files a
 real extract landed from the simulator: newest version of each record, deletes applied."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ SECTION = "## Rebuild a data type's current table with DuckDB"
 
 
 def recipe_sql() -> str:
-    """The ```sql block of the recipe section of docs/extract.md."""
-    text = (ROOT / "docs" / "extract.md").read_text()
-    assert SECTION in text, f"docs/extract.md lost its section {SECTION!r}"
+    """The ```sql block of the recipe section of docs/landing.md."""
+    text = (ROOT / "docs" / "landing.md").read_text()
+    assert SECTION in text, f"docs/landing.md lost its section {SECTION!r}"
     section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     (sql,) = re.findall(r"```sql\n(.*?)```", section, re.DOTALL)
     return sql

@@ -8,7 +8,7 @@ from urllib.parse import quote, unquote_plus
 
 import pytest
 
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.landing.layout import run_folder_name
 from tests.extract.conftest import run_records
 from tests.moments import MOMENTS
 

@@ -10,7 +10,7 @@ import textwrap
 import httpx
 import pytest
 
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.landing.layout import run_folder_name
 
 pytestmark = [pytest.mark.slow]
 

@@ -11,9 +11,10 @@ import pytest
 
 from airflow_provider_codat.extract import reconcile as reconcile_module
 from airflow_provider_codat.extract.landed import current_versions
-from airflow_provider_codat.extract.reconcile import reconcile_run_id, reconcile_type
+from airflow_provider_codat.extract.reconcile import reconcile_type
 from airflow_provider_codat.extract.request import ExtractRequest
 from airflow_provider_codat.hooks.codat import CodatHook
+from airflow_provider_codat.landing.layout import reconcile_run_id
 from airflow_provider_codat.tables.merge import merge_runs
 from airflow_provider_codat.values import CompanyId
 from tests.extract.conftest import read_records, run_records
@@ -84,7 +85,7 @@ def test_dropped_records_leave_the_landing_and_the_tables(
 
 
 def run_folder_name_of(run_id: str) -> str:
-    from airflow_provider_codat.extract.layout import run_folder_name
+    from airflow_provider_codat.landing.layout import run_folder_name
 
     return run_folder_name(reconcile_run_id(run_id)).removeprefix("run=")
 

@@ -9,12 +9,12 @@ from airflow_provider_codat.errors import StateError
 from airflow_provider_codat.extract.state import (
     IDS_FOLDER,
     INLINE_IDS,
-    STATE_FILE,
     ExtractState,
     load_state,
     save_state,
 )
 from airflow_provider_codat.extract.watermark import Cursor
+from airflow_provider_codat.landing.layout import STATE_FILE
 
 W1, W2 = "2026-01-01T00:00:01.0000000Z", "2026-01-01T00:00:02.0000000Z"
 

@@ -8,10 +8,9 @@ from airflow_provider_codat.errors import WatermarkError
 from airflow_provider_codat.extract.watermark import (
     Cursor,
     VersionFilter,
-    instant_key,
     query_value,
-    record_identity,
 )
+from airflow_provider_codat.landing.records import instant_key, record_identity
 from tests.moments import MOMENTS
 
 

@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_codat.extract.writer import PartWriter, staging_name
+from airflow_provider_codat.extract.writer import PartWriter
 from airflow_provider_codat.hooks.exact_json import loads_exact
+from airflow_provider_codat.landing.layout import staging_name
 
 
 def read_lines(path) -> list[dict]:

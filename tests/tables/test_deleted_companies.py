@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 
 from airflow_provider_codat.assets import DELETED_COMPANIES_URI, table_asset
 from airflow_provider_codat.errors import CodatValidationError
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.landing.layout import run_folder_name
 from airflow_provider_codat.operators.tables import CodatForgetCompaniesOperator
 from airflow_provider_codat.tables import merge as merge_module
 from airflow_provider_codat.tables.deleted_companies import forget_companies, forgotten_companies

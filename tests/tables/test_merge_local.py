@@ -19,7 +19,7 @@ from airflow.sdk import ObjectStoragePath
 from deltalake import DeltaTable
 
 from airflow_provider_codat.errors import CodatTableError
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.landing.layout import run_folder_name
 from airflow_provider_codat.operators.tables import companies_of
 from airflow_provider_codat.tables import fast, groups, key, merge
 from airflow_provider_codat.tables.groups import month_groups

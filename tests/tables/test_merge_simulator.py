@@ -10,7 +10,7 @@ import pytest
 from deltalake import DeltaTable
 
 from airflow_provider_codat.errors import CodatTableError
-from airflow_provider_codat.extract.layout import run_folder_name
+from airflow_provider_codat.landing.layout import run_folder_name
 from airflow_provider_codat.tables import merge as merge_module
 from airflow_provider_codat.tables.merge import merge_runs
 from tests.tables.conftest import assert_table_is_truth, land_changing_runs, table_rows, truth

@@ -12,6 +12,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.safe_repr import shorten
+from airflow_provider_codat.version_compat import object_storage_namespace
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # The Airflow Variable naming the destination when a run does not.
@@ -75,3 +76,14 @@ def destination_path(destination: Any) -> ObjectStoragePath:
     if isinstance(destination, ObjectStoragePath):
         return destination
     return ObjectStoragePath(check_destination(destination).rstrip("/"))
+
+
+def storage_dataset_name(path: ObjectStoragePath) -> tuple[str, str]:
+    """The OpenLineage (namespace, name) of a storage location: ``("s3://bucket", "key")``, ``("file",
+    "/abs/path")`` (OpenLineage's naming for object stores and local files).
+
+    :param path: the location.
+    """
+    if path.protocol in ("file", "local"):
+        return "file", "/" + path.key.lstrip("/")
+    return object_storage_namespace(path), path.key

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_codat.version_compat import object_storage_namespace
+from airflow_provider_codat.landing.destination import storage_dataset_name
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -61,17 +61,6 @@ def codat_dataset_name(base_url: str, company_id: str, data_type: str) -> tuple[
     return f"codat://{urlsplit(base_url).netloc}", f"{company_id}/{data_type}"
 
 
-def storage_dataset_name(path: ObjectStoragePath) -> tuple[str, str]:
-    """The OpenLineage (namespace, name) of a storage location: ``("s3://bucket", "key")``, ``("file",
-    "/abs/path")`` (OpenLineage's naming for object stores and local files).
-
-    :param path: the location.
-    """
-    if path.protocol in ("file", "local"):
-        return "file", "/" + path.key.lstrip("/")
-    return object_storage_namespace(path), path.key
-
-
 def extract_lineage(
     *, hook: CodatHook, company_id: str, data_type: str, destination: Any, task_instance: Any
 ) -> OperatorLineage:
@@ -91,9 +80,9 @@ def extract_lineage(
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_codat.datatypes import get_data_type
-    from airflow_provider_codat.extract.commit import read_manifest
-    from airflow_provider_codat.extract.destination import destination_path
-    from airflow_provider_codat.extract.layout import run_folder_name
+    from airflow_provider_codat.landing.destination import destination_path
+    from airflow_provider_codat.landing.layout import run_folder_name
+    from airflow_provider_codat.landing.manifest import read_manifest
     from airflow_provider_codat.values import CompanyId
 
     company_id = str(CompanyId.parse(company_id))
