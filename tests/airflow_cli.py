@@ -1,12 +1,15 @@
 """Run a real Airflow (its command line, on SQLite) from tests: `airflow dags test` and friends.
 
-One Airflow home per test session (``db migrate`` costs seconds); each call gets the environment it needs
-(dags folder, connections) so that tests stay independent of one another.
+One Airflow home per test process; the metadata database is migrated once per test run (``db migrate`` costs
+seconds of CPU) and each home starts from a copy of it. Each call gets the environment it needs (dags folder,
+connections) so that tests stay independent of one another.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass, field
@@ -65,11 +68,19 @@ class AirflowCLI:
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, home: Path) -> AirflowCLI:
+    def create(cls, home: Path, *, migrated: Path | None = None) -> AirflowCLI:
+        """An Airflow home at ``home``: its database a copy of ``migrated`` when given, else migrated here.
+
+        :param home: the new ``AIRFLOW_HOME``.
+        :param migrated: a migrated SQLite database (:func:`migrated_database`) to start from.
+        """
         home.mkdir(parents=True, exist_ok=True)
         env = isolated_airflow_env(home, home / "dags")
         env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
         cli = cls(home=home, env=env)
+        if migrated is not None:
+            shutil.copyfile(migrated, cli.db_path)
+            return cli
         result = cli.run("db", "migrate", timeout=300)
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}")
@@ -116,3 +127,19 @@ class AirflowCLI:
                 "select run_id from dag_run where dag_id = ? order by id", (dag_id,)
             ).fetchall()
         return [row[0] for row in rows]
+
+
+def migrated_database(folder: Path) -> Path:
+    """A migrated SQLite metadata database in ``folder``, made by the first process that asks (pytest-xdist's
+    workers share ``folder``) and only read afterwards: every home copies it instead of migrating its own.
+
+    :param folder: a folder shared by the processes of one test run.
+    """
+    database = folder / "migrated-airflow" / "airflow.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with (folder / "migrated-airflow.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here while the first one migrates
+        if not database.exists():
+            made = AirflowCLI.create(database.parent / "home")
+            made.db_path.replace(database)
+    return database

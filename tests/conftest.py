@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -15,16 +16,16 @@ import time_machine
 # Keep Airflow's config and any SQLite file out of the user's ~/airflow: one throwaway home per test process,
 # removed when it ends. Under pytest-xdist every worker makes its own: a worker inherits the environment of the
 # process that started it, and a home shared by workers would share its SQLite database and config.
-_OWN_HOME = "CODAT_TESTS_OWN_AIRFLOW_HOME"
-if "AIRFLOW_HOME" not in os.environ or os.environ.get(_OWN_HOME) == os.environ["AIRFLOW_HOME"]:
-    os.environ["AIRFLOW_HOME"] = os.environ[_OWN_HOME] = tempfile.mkdtemp(prefix="codat-tests-airflow-")
+if os.environ.get("AIRFLOW_HOME", "") in ("", os.environ.get("CODAT_TESTS_OWN_AIRFLOW_HOME")):
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="codat-tests-airflow-")
+    os.environ["CODAT_TESTS_OWN_AIRFLOW_HOME"] = os.environ["AIRFLOW_HOME"]
     atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # Triggers run in this process (or under `airflow dags test`) with no scheduler to race, so they fire at once;
 # Airflows started as servers (standalone, the stack) drop this and keep the settling (triggers/sync.py).
 os.environ.setdefault("CODAT_TRIGGER_SETTLE_SECONDS", "0")
 
-from tests.airflow_cli import AirflowCLI
+from tests.airflow_cli import AirflowCLI, migrated_database
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +36,18 @@ def _own_request_budget(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
 
 
 @pytest.fixture(scope="session")
-def airflow_cli(tmp_path_factory) -> AirflowCLI:
-    """A real Airflow on SQLite in a temporary home, migrated once per test session."""
-    return AirflowCLI.create(tmp_path_factory.mktemp("airflow-home"))
+def migrated_airflow_db(tmp_path_factory) -> Path:
+    """A migrated SQLite metadata database, made once per test run and shared by pytest-xdist's workers."""
+    base = tmp_path_factory.getbasetemp()
+    # A worker's base folder (``.../pytest-N/gw0``) sits in the run's own; without workers the base is the run's.
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return migrated_database(shared)
+
+
+@pytest.fixture(scope="session")
+def airflow_cli(tmp_path_factory, migrated_airflow_db: Path) -> AirflowCLI:
+    """A real Airflow on SQLite in a temporary home of this test process, its database a migrated copy."""
+    return AirflowCLI.create(tmp_path_factory.mktemp("airflow-home"), migrated=migrated_airflow_db)
 
 
 @pytest.fixture

@@ -183,7 +183,7 @@ def test_trigger_error_event_is_short(monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_CODAT_DEFAULT", '{"conn_type": "codat", "host": "http://127.0.0.1:9", "password": "k"}'
     )
-    trigger = CodatSyncTrigger(company_id=LONG, datasets={"invoices": COMPANY}, deadline=time.time() + 5)
+    trigger = CodatSyncTrigger(company_id=LONG, datasets={"invoices": COMPANY}, deadline=time.time() + 1)
 
     async def first_event():
         return [event.payload async for event in trigger.run()][0]

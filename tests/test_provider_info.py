@@ -20,6 +20,9 @@ from airflow.sdk import BaseOperatorLink
 from airflow_provider_codat import DOCUMENTATION_URL, PACKAGE_NAME, __version__, get_provider_info
 from airflow_provider_codat.version_compat import AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS
 
+# One worker runs this module: its module-scoped fixture is costly to build (pytest-xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_provider_info")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

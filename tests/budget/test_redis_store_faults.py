@@ -16,6 +16,9 @@ import pytest
 
 from tests.budget.store_faults import SCENARIOS, Figures, Scenario, run
 
+# One worker runs this module: its module-scoped fixture is costly to build (pytest-xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_redis_store_faults")
+
 MINUTE = 6.0  # seconds standing for Codat's 60
 SLICE = MINUTE / 12
 RATE = 90  # the budget's rate: 900 a minute, as by default

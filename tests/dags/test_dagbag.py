@@ -19,6 +19,9 @@ from airflow_provider_codat.sensors.freshness import CodatFreshnessSensor
 from airflow_provider_codat.version_compat import DagBag
 from tests.moments import MOMENTS
 
+# One worker runs this module: its module-scoped fixture is costly to build (pytest-xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_dagbag")
+
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 SYNC_DAGS = ["codat_sync_hourly", "codat_sync_daily", "codat_sync_weekly", "codat_sync_monthly"]
 CODAT_RATE_LIMIT_PER_COMPANY = 10

@@ -23,6 +23,9 @@ from stack import Stack, shared_settings  # tools/, on pytest's pythonpath
 
 from airflow_provider_codat.simulator import DEFAULT_API_KEY
 
+# One worker runs this module: its module-scoped fixture is costly to build (pytest-xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_compose")
+
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = {
     "airflow-apiserver": "api-server",

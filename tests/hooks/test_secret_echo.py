@@ -174,7 +174,9 @@ async def test_trigger_failed_event_is_scrubbed(sim, company, caplog):
     hook = CodatHook()
     dataset = hook.queue_data_type(company, "invoices")["id"]
     hook.close()
-    trigger = CodatSyncTrigger(company_id=company, datasets={"invoices": dataset}, deadline=time.time() + 60)
+    trigger = CodatSyncTrigger(
+        company_id=company, datasets={"invoices": dataset}, deadline=time.time() + 60, poll_interval=0.1
+    )
     (event,) = await _events(trigger)
     assert event["status"] == "failed" and "Upstream rejected the call" in event["message"]
     assert_no_leak(sim.api_key, event, caplog.text)

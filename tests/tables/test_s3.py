@@ -21,6 +21,9 @@ from airflow_provider_codat.tables.storage import delta_location, tables_root
 from tests.e2e.standalone import free_port, until
 from tests.tables.conftest import assert_table_is_truth, land_changing_runs, truth
 
+# One worker runs this module: its module-scoped fixture is costly to build (pytest-xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_s3")
+
 BUCKET = "codat-lake"
 CONN_ID = "codat_lake"
 LANDING = f"s3://{CONN_ID}@{BUCKET}/landing"

@@ -21,7 +21,8 @@ import pytest
 
 from tests.airflow_cli import AirflowCLI
 
-pytestmark = pytest.mark.slow
+# One worker runs this module: its module-scoped fixture is costly to build (pytest-xdist --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_airflow_db")]
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "codat_on_change.py"
 DELETED_DAG_FILE = DAG_FILE.with_name("codat_on_company_deleted.py")
@@ -110,10 +111,10 @@ DELIVER_AGAIN = POST_LIKE_CODAT + textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def own_airflow(tmp_path_factory) -> AirflowCLI:
+def own_airflow(tmp_path_factory, migrated_airflow_db) -> AirflowCLI:
     """A database of this test's own: the session's is shared with DAG tests whose extracts emit events on the
     same ``codat://`` assets (and may queue ``codat_on_change``), which would blur what the receiver wrote."""
-    return AirflowCLI.create(tmp_path_factory.mktemp("webhooks-airflow-home"))
+    return AirflowCLI.create(tmp_path_factory.mktemp("webhooks-airflow-home"), migrated=migrated_airflow_db)
 
 
 @pytest.fixture(scope="module")
