@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv constraints test test-airflow lint format simulator demo airflow stack stack-stop clean
+.PHONY: venv constraints test test-quick test-airflow lint format simulator demo airflow stack stack-stop clean
 
 venv: $(STAMP)
 
@@ -23,8 +23,19 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The suite spread over worker processes (pytest-xdist), each with its own Airflow home, simulator and budget
+# store. Much of it waits on Airflow subprocesses and servers, so more workers than the 2 cores pays. Tests of a
+# module whose costly module fixture they share stay on one worker (--dist loadgroup, `xdist_group` markers).
+TEST_WORKERS ?= 4
+PARALLEL     := -n $(TEST_WORKERS) --dist loadgroup
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PARALLEL)
+
+# The inner loop: the tests that start no Airflow command, server stack or browser (no `slow`, no `e2e`), in
+# about a minute. `make test` stays the one that counts.
+test-quick: venv
+	$(BIN)/pytest $(PARALLEL) -m "not slow and not e2e"
 
 # The suite (less the two multi-process tests of the production topology: the stack and the webhook receiver
 # killed under load, both run by `make test`) on another Airflow minor and Python, in a venv of their own:
@@ -32,7 +43,7 @@ test: lint
 AIRFLOW_MINOR  ?= 3.1
 PYTHON_VERSION ?= 3.11
 test-airflow:
-	tools/airflow_minor.sh $(AIRFLOW_MINOR) $(PYTHON_VERSION) --ignore=tests/e2e/test_stack.py \
+	tools/airflow_minor.sh $(AIRFLOW_MINOR) $(PYTHON_VERSION) $(PARALLEL) --ignore=tests/e2e/test_stack.py \
 	  --ignore=tests/e2e/test_webhooks_durability.py
 
 simulator: venv

@@ -127,7 +127,7 @@ def start_workers(
     ]
 
 
-def wait_ready(folder: Path, count: int, timeout: float = 120) -> None:
+def wait_ready(folder: Path, count: int, timeout: float = 300) -> None:
     """Until every worker has imported what it needs (the fault is timed from then)."""
     deadline = time.monotonic() + timeout
     while len([log for log in folder.glob("worker-*.log") if log.stat().st_size]) < count:

@@ -17,14 +17,14 @@ import pytest
 from tests.budget.store_faults import SCENARIOS, Figures, Scenario, run
 
 # One worker runs this module: its module-scoped fixture is costly to build (pytest-xdist --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_redis_store_faults")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_redis_store_faults")]
 
 MINUTE = 6.0  # seconds standing for Codat's 60
 SLICE = MINUTE / 12
 RATE = 90  # the budget's rate: 900 a minute, as by default
 CODAT_LIMIT = 100  # Codat's 1,000 a minute, to the same scale
 SECONDS = 14.0  # how long the processes spend; each fault starts at its scenario's fraction of it
-PROCESSES = 3
+PROCESSES = 2  # several processes share one store; each imports Airflow (seconds of CPU), so two
 PASSWORD = "s3cret-redis-password"
 
 RUNS = {

@@ -26,7 +26,7 @@ def test_a_removed_file_is_opened_anew_and_its_first_slice_waited_out(tmp_path):
     started = time.monotonic()
     budget.take_token(deadline=time.time() + 20)
     # Counted in the file the other processes see, after the slice it owes to having been found empty.
-    assert 4.5 <= time.monotonic() - started < 10
+    assert 4.5 <= time.monotonic() - started < 30  # one slice, not a minute (the bound allows a busy machine)
     assert path.exists()
     assert budget.store._file == (os.stat(path).st_dev, os.stat(path).st_ino)
 

@@ -217,6 +217,7 @@ _merge(Path(sys.argv[1]), "run1", [sys.argv[2]])
 """
 
 
+@pytest.mark.slow
 def test_writer_processes_racing_and_one_killed_mid_merge_end_with_every_row_once(tmp_path):
     root = Path(__file__).resolve().parents[2]
     for index, company_id in enumerate(COMPANIES):  # each widens the table by a nested field of its own
@@ -361,6 +362,7 @@ _merge(Path(sys.argv[1]), "dec", [sys.argv[2]])
 """
 
 
+@pytest.mark.slow
 def test_processes_merging_month_by_month_one_killed_between_commits_end_exact(tmp_path):
     _two_months_then_a_change_in_three(tmp_path)
     root = Path(__file__).resolve().parents[2]
