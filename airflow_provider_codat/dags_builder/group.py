@@ -24,7 +24,7 @@ from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.extract.company_reconcile import reconcile_choice
-from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
+from airflow_provider_codat.extract.concurrent_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.operators.tables import CodatMergeTablesOperator
 

@@ -13,7 +13,7 @@ value (a misfit fails here, before any write), then commits a Delta ``MERGE``:
 - fields Codat added, at the top or inside structs, widen the table first (:mod:`.widen`);
 - the runs of companies deleted at Codat are left out (:mod:`.deleted_companies`);
 - the commit records the runs it holds (:mod:`.history`); a run already held is not read again;
-- the part files are read by Arrow's JSON reader with the spec's schema (:mod:`.fast`), record by record
+- the part files are read by Arrow's JSON reader with the spec's schema (:mod:`.part_reader`), record by record
   only when a file holds something Arrow does not take as it is (:mod:`.rows`);
 - a commit that loses a race with another writer is retried from the start, up to ``max_attempts`` times.
 """
@@ -37,12 +37,12 @@ from airflow_provider_codat.landing.parts import read_part_file
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables import tombstones
 from airflow_provider_codat.tables.deleted_companies import forget_late_rows, forgotten_companies
-from airflow_provider_codat.tables.fast import newest_table, run_table
 from airflow_provider_codat.tables.files import writer_properties
 from airflow_provider_codat.tables.groups import month_groups, rows_of
 from airflow_provider_codat.tables.history import held_runs, runs_metadata
 from airflow_provider_codat.tables.lookup import looked_up
 from airflow_provider_codat.tables.memory import arrow_on_malloc, release_freed_memory
+from airflow_provider_codat.tables.part_reader import newest_table, run_table
 from airflow_provider_codat.tables.source import LandedRun, landed_runs
 from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
 from airflow_provider_codat.tables.widen import matching, widened

@@ -9,7 +9,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat.dags_builder import SyncSpec, codat_sync_task_group
-from airflow_provider_codat.dags_builder.table import trigger_params
+from airflow_provider_codat.dags_builder.sync_dag import trigger_params
 from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.errors import UnknownDataTypeError

@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.landing.layout import run_folder_name
 from airflow_provider_codat.operators.tables import companies_of
-from airflow_provider_codat.tables import fast, groups, key, merge
+from airflow_provider_codat.tables import groups, key, merge, part_reader
 from airflow_provider_codat.tables.groups import month_groups
 from airflow_provider_codat.tables.history import RUNS_KEY, held_runs
 from airflow_provider_codat.tables.key import MONTH
@@ -163,16 +163,16 @@ def test_a_field_the_table_holds_as_text_and_the_spec_now_types_asks_for_a_rebui
     _merge(tmp_path, "run1")  # not in the spec: a text column
     version = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
     typed = [*record_fields("invoices"), ("addedLater", "decimal")]  # a newer spec types it
-    monkeypatch.setattr("airflow_provider_codat.tables.fast.record_fields", lambda data_type: typed)
+    monkeypatch.setattr("airflow_provider_codat.tables.part_reader.record_fields", lambda data_type: typed)
     monkeypatch.setattr("airflow_provider_codat.tables.rows.record_fields", lambda data_type: typed)
     later = [invoice(1, "2026-11-02T00:00:00Z", addedLater=13)]
     land(tmp_path, COMPANIES[0], "run2", later, "2026-11-02T01:00:00Z")
-    fast._read_schema.cache_clear()
+    part_reader._read_schema.cache_clear()
     try:
         with pytest.raises(CodatTableError, match=r"addedLater.*Rebuild the table from the landing"):
             _merge(tmp_path, "run2")
     finally:
-        fast._read_schema.cache_clear()  # the shipped spec again for the other tests
+        part_reader._read_schema.cache_clear()  # the shipped spec again for the other tests
     assert DeltaTable(str(tmp_path / "_tables" / "invoices")).version() == version  # nothing committed
 
 
