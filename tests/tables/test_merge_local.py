@@ -21,9 +21,8 @@ from deltalake import DeltaTable
 from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.landing.layout import run_folder_name
 from airflow_provider_codat.operators.tables import companies_of
-from airflow_provider_codat.tables import groups, key, merge, part_reader
-from airflow_provider_codat.tables.groups import month_groups
-from airflow_provider_codat.tables.history import RUNS_KEY, held_runs
+from airflow_provider_codat.tables import commits, key, merge, part_reader
+from airflow_provider_codat.tables.commits import RUNS_KEY, held_runs, month_groups
 from airflow_provider_codat.tables.key import MONTH
 from airflow_provider_codat.tables.maintenance import maintain_tables
 from airflow_provider_codat.tables.merge import PART_KEY, merge_runs
@@ -298,21 +297,21 @@ def test_a_batch_over_the_limit_commits_a_few_months_at_a_time_and_the_last_comm
     tmp_path, monkeypatch
 ):
     _two_months_then_a_change_in_three(tmp_path)
-    monkeypatch.setattr(groups, "MERGE_BYTES", 1)  # one month per MERGE
+    monkeypatch.setattr(commits, "MERGE_BYTES", 1)  # one month per MERGE
     before = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
     result = _merge(tmp_path, "dec", COMPANIES[:1])
     assert (result.inserted, result.updated, result.deleted) == (1, 2, 1)  # summed over the commits
     table = DeltaTable(str(tmp_path / "_tables" / "invoices"))
     assert table.version() == result.version == before + 3
-    commits = list(reversed(table.history()))[-3:]
-    assert [commit[PART_KEY] for commit in commits] == ["1/3", "2/3", "3/3"]
-    assert [RUNS_KEY in commit for commit in commits] == [False, False, True]
+    delta_commits = list(reversed(table.history()))[-3:]
+    assert [commit[PART_KEY] for commit in delta_commits] == ["1/3", "2/3", "3/3"]
+    assert [RUNS_KEY in commit for commit in delta_commits] == [False, False, True]
     assert _months_and_notes(tmp_path) == EXPECTED_AFTER_DECEMBER
 
 
 def test_a_merge_killed_between_its_commits_is_merged_again_in_full(tmp_path, monkeypatch):
     _two_months_then_a_change_in_three(tmp_path)
-    monkeypatch.setattr(groups, "MERGE_BYTES", 1)
+    monkeypatch.setattr(commits, "MERGE_BYTES", 1)
     run_once = merge._execute
     calls = []
 
@@ -341,7 +340,7 @@ def test_keys_whose_digests_collide_across_months_merge_in_one_commit_and_nothin
     tmp_path, monkeypatch
 ):
     monkeypatch.setattr(key, "_digest", lambda _: 7)  # every key the same digest: found in both months
-    monkeypatch.setattr(groups, "MERGE_BYTES", 1)  # would be one month per MERGE
+    monkeypatch.setattr(commits, "MERGE_BYTES", 1)  # would be one month per MERGE
     _two_months_then_a_change_in_three(tmp_path)
     before = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
     result = _merge(tmp_path, "dec", COMPANIES[:1])
@@ -354,9 +353,9 @@ def test_keys_whose_digests_collide_across_months_merge_in_one_commit_and_nothin
 _MERGE_MONTH_BY_MONTH_IN_A_PROCESS = """
 import sys
 from pathlib import Path
-from airflow_provider_codat.tables import groups
+from airflow_provider_codat.tables import commits
 from tests.tables.test_merge_local import _merge
-groups.MERGE_BYTES = 1  # one month per MERGE: three commits
+commits.MERGE_BYTES = 1  # one month per MERGE: three commits
 _merge(Path(sys.argv[1]), "dec", [sys.argv[2]])
 """
 
