@@ -46,11 +46,11 @@ from airflow_provider_codat.tables.commits import (
     writer_properties,
 )
 from airflow_provider_codat.tables.deleted_companies import forget_late_rows, forgotten_companies
-from airflow_provider_codat.tables.lookup import looked_up
+from airflow_provider_codat.tables.key import looked_up
+from airflow_provider_codat.tables.location import TOMBSTONES_FOLDER, delta_location, tables_root
 from airflow_provider_codat.tables.memory import arrow_on_malloc, release_freed_memory
 from airflow_provider_codat.tables.part_reader import newest_table, run_table
 from airflow_provider_codat.tables.source import LandedRun, landed_runs
-from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
 
 log = logging.getLogger(__name__)
 

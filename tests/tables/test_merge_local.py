@@ -24,10 +24,10 @@ from airflow_provider_codat.operators.tables import companies_of
 from airflow_provider_codat.tables import commits, key, merge, part_reader
 from airflow_provider_codat.tables.commits import RUNS_KEY, held_runs, month_groups
 from airflow_provider_codat.tables.key import MONTH
+from airflow_provider_codat.tables.location import delta_location, tables_root
 from airflow_provider_codat.tables.maintenance import maintain_tables
 from airflow_provider_codat.tables.merge import PART_KEY, merge_runs
 from airflow_provider_codat.tables.schema import record_fields
-from airflow_provider_codat.tables.storage import delta_location, tables_root
 
 COMPANIES = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(3)]
 
