@@ -22,7 +22,7 @@ from airflow_provider_codat.company_progress import CompanySyncOptions, CompanyS
 from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatQuotaExhaustedError, CodatSyncTimeoutError, is_transient
 from airflow_provider_codat.extract.company_reconcile import reconcile_company, reconcile_failure
-from airflow_provider_codat.extract.company_types import QUOTA_PAUSED, extract_types
+from airflow_provider_codat.extract.concurrent_types import QUOTA_PAUSED, extract_types
 from airflow_provider_codat.extract.request import ExtractRequest
 from airflow_provider_codat.landing.destination import destination_path
 from airflow_provider_codat.sync.decision import State, decide_since

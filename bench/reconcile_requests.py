@@ -23,7 +23,7 @@ from pathlib import Path
 
 from airflow_provider_codat.budget.request_plan import reconcile_requests
 from airflow_provider_codat.extract.company_reconcile import reconcile_company
-from airflow_provider_codat.extract.company_types import extract_types
+from airflow_provider_codat.extract.concurrent_types import extract_types
 from airflow_provider_codat.extract.request import ExtractRequest
 from airflow_provider_codat.simulator.server import run_in_thread
 from airflow_provider_codat.simulator.world import SimulatorState

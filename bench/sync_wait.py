@@ -1,4 +1,4 @@
-"""API budget of a wait: HTTP calls the sensor makes while a sync runs, in poke mode and deferrable (its
+"""API cost of a wait: HTTP calls the sensor makes while a sync runs, in poke mode and deferrable (its
 one check in ``execute``, then the trigger's polls).
 
 Runs the simulator in-process with syncs that take ``--sync-seconds`` (default 600: ten minutes) of simulated
@@ -145,7 +145,7 @@ def main() -> None:
             f"{row['history']:>7} {row['waited']:>10.0f}  {ok}"
         )
     if judged and any(row["calls"] > TARGET for row in rows):
-        raise SystemExit(f"Over budget: more than {TARGET} calls for one wait.")
+        raise SystemExit(f"Over the target: more than {TARGET} calls for one wait.")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ labelled with the company's name; past Airflow's ``max_map_length`` each task ta
 at run time. Nothing here reads a Variable or a Connection, or talks to Codat, at parse time.
 
 Modules: :mod:`.tasks` the ``@task`` functions (``portfolio``, ``batches``, ``summary``, ``relink_report``),
-:mod:`.group` the reusable group, :mod:`.table` the table's rows and the DAG built from one.
+:mod:`.group` the reusable group, :mod:`.sync_dag` the table's rows and the DAG built from one.
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from airflow_provider_codat.dags_builder.group import (
     summary_output,
     sync_task,
 )
-from airflow_provider_codat.dags_builder.table import START_DATE, SyncSpec, build_sync_dag, company_ids_param
+from airflow_provider_codat.dags_builder.sync_dag import (
+    START_DATE,
+    SyncSpec,
+    build_sync_dag,
+    company_ids_param,
+)
 from airflow_provider_codat.landing.destination import (
     DESTINATION_VARIABLE,
     default_destination,

@@ -11,6 +11,7 @@ message; the others are committed.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
@@ -24,7 +25,7 @@ from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.extract.company_reconcile import reconcile_choice
-from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
+from airflow_provider_codat.extract.concurrent_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.operators.company import CodatCompanySyncOperator
 from airflow_provider_codat.operators.tables import CodatMergeTablesOperator
 
@@ -40,21 +41,51 @@ RENAMED_WAIT_SETTINGS = {
 }
 
 
-def renamed_setting(old: str, value: Any, current: Any) -> Any:
-    """``value`` given under the former name ``old`` (with a :class:`DeprecationWarning`), else ``current``.
+def current_wait_settings(
+    settings: dict[str, Any], former: dict[str, Any], *, stacklevel: int = 3
+) -> dict[str, Any]:
+    """``settings`` with each value given under a former name in place of the new name's, with a
+    :class:`DeprecationWarning`.
 
-    :param old: a key of :data:`RENAMED_WAIT_SETTINGS`.
-    :param value: what the caller passed under the former name, ``None`` when nothing.
-    :param current: the value under the new name.
+    :param settings: the wait's settings under their names (the values of :data:`RENAMED_WAIT_SETTINGS`).
+    :param former: what the caller passed under the former names; ``None`` for a name not given.
+    :param stacklevel: the frame the warning names: by default the caller of this function's caller.
+    :raises TypeError: a name in ``former`` that is no former name (a typo, as Python would refuse it).
     """
-    if value is None:
-        return current
+    current = dict(settings)
+    for old, value in former.items():
+        if old not in RENAMED_WAIT_SETTINGS:
+            raise TypeError(f"unexpected keyword argument {old!r}")
+        if value is not None:
+            _warn_renamed(old, stacklevel)
+            current[RENAMED_WAIT_SETTINGS[old]] = value
+    return current
+
+
+class FormerName:
+    """A former name of a wait setting, kept readable on a dataclass: read on an instance it warns and gives the
+    setting under its new name; read by the dataclass machinery it is ``None``, so that the same name still
+    works as an ``InitVar`` given at construction."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.old = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        # The dataclass reads it for the InitVar's default, and dataclasses.replace to copy the InitVar: None
+        # there, or a copy would take the old value back over the new name's.
+        if instance is None or sys._getframe(1).f_globals.get("__name__") == "dataclasses":
+            return None
+        _warn_renamed(self.old, 2)
+        return getattr(instance, RENAMED_WAIT_SETTINGS[self.old])
+
+
+def _warn_renamed(old: str, stacklevel: int) -> None:
+    # stacklevel counts from the function that calls this one (1), as warnings.warn counts from its caller
     warnings.warn(
         f"{old} is deprecated: use {RENAMED_WAIT_SETTINGS[old]} (the same setting).",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=stacklevel + 1,
     )
-    return value
 
 
 def check_data_types(data_types: Sequence[str]) -> list[str]:
@@ -76,9 +107,13 @@ def _sync_kwargs(
     max_concurrency: int,
     pool: str | None,
     page_size: int | None,
+    reconcile: list[str],
 ) -> dict[str, Any]:
-    """What every mapped sync task shares, but the wait's timing (see :func:`_wait_kwargs`)."""
+    """What every mapped sync task shares, but the wait's timing (see :func:`_wait_kwargs`); a ``refresh`` that
+    is no refresh mode fails here, at parse time."""
+    check_refresh(refresh)
     kwargs: dict[str, Any] = {
+        "reconcile": reconcile,
         "task_id": "sync",
         "outlets": codat_assets(types),
         "refresh": refresh,
@@ -94,14 +129,17 @@ def _sync_kwargs(
     return kwargs
 
 
-def _wait_kwargs(poll_interval: float, max_poll_interval: float, timeout: timedelta) -> dict[str, Any]:
-    """The deferred wait's timing; ``CODAT_SYNC_POKE_INTERVAL`` overrides the first interval."""
+def _wait_kwargs(
+    poll_interval: float, max_poll_interval: float, timeout: timedelta, former: dict[str, Any]
+) -> dict[str, Any]:
+    """The deferred wait's timing, a value given under a former name taking the place of the new name's;
+    ``CODAT_SYNC_POKE_INTERVAL`` overrides the first interval."""
+    settings = {"poll_interval": poll_interval, "max_poll_interval": max_poll_interval, "timeout": timeout}
+    wait = current_wait_settings(settings, former, stacklevel=4)  # the warning names the group's caller
     override = os.environ.get(POKE_INTERVAL_ENV)  # an environment read: no I/O at parse time
-    return {
-        "poll_interval": float(override) if override else poll_interval,
-        "max_poll_interval": max_poll_interval,
-        "timeout": timeout,
-    }
+    if override:
+        wait["poll_interval"] = float(override)
+    return wait
 
 
 def codat_sync_task_group(
@@ -124,9 +162,7 @@ def codat_sync_task_group(
     tables_path: Any = None,
     keep_deleted: bool = False,
     reconcile: bool | Sequence[str] = False,
-    poke_interval: float | None = None,
-    max_poke_interval: float | None = None,
-    sync_timeout: timedelta | None = None,
+    **former: Any,
 ) -> TaskGroup:
     """Refresh, wait for exactly those syncs, and extract what changed: one task per company (call it inside a
     DAG; the tasks are described in this module's docstring).
@@ -152,22 +188,16 @@ def codat_sync_task_group(
     :param keep_deleted: keep deleted records in the tables as rows flagged ``_codat_deleted``.
     :param reconcile: reconcile these types after each company's extract (``True``: every type that needs it;
         :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator`). Default off.
-    :param poke_interval: deprecated name of ``poll_interval``.
-    :param max_poke_interval: deprecated name of ``max_poll_interval``.
-    :param sync_timeout: deprecated name of ``timeout``.
+    :param former: the deprecated names ``poke_interval``, ``max_poke_interval`` and ``sync_timeout`` (a warning).
     """
-    poll_interval = renamed_setting("poke_interval", poke_interval, poll_interval)
-    max_poll_interval = renamed_setting("max_poke_interval", max_poke_interval, max_poll_interval)
-    timeout = renamed_setting("sync_timeout", sync_timeout, timeout)
-    check_refresh(refresh)
+    wait = _wait_kwargs(poll_interval, max_poll_interval, timeout, former)
     types = check_data_types(data_types)
     reconciled = reconcile_choice(reconcile, types, strict=True)  # a wrong type fails at parse time
+    shared = _sync_kwargs(types, refresh, codat_conn_id, max_concurrency, pool, page_size, reconciled)
     with TaskGroup(group_id=group_id, tooltip="one task per company: refresh → wait → extract") as group:
         chosen = types if chosen_types is None else chosen_types
         work = batches(companies, chosen, types, destination, full_refresh, codat_conn_id, reconciled)
-        sync_kwargs = _sync_kwargs(types, refresh, codat_conn_id, max_concurrency, pool, page_size)
-        sync_kwargs.update(_wait_kwargs(poll_interval, max_poll_interval, timeout), reconcile=reconciled)
-        synced = CodatCompanySyncOperator.partial(**sync_kwargs).expand_kwargs(work)
+        synced = CodatCompanySyncOperator.partial(**shared, **wait).expand_kwargs(work)
         summary(work, synced.output)
         if tables:
             synced >> _merge_tables_task(types, chosen, work, tables_path, keep_deleted)

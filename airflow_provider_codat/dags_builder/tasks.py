@@ -323,8 +323,8 @@ def table_maintenance(
     """
     from datetime import timedelta
 
+    from airflow_provider_codat.tables.location import tables_root
     from airflow_provider_codat.tables.maintenance import maintain_tables
-    from airflow_provider_codat.tables.storage import tables_root
 
     root = tables_root(resolve_destination(destination), tables)
     done = maintain_tables(root, retention=timedelta(hours=retention_hours))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import CATALOGUE
 from airflow_provider_codat.errors import CodatQuotaExhaustedError, CodatValidationError
-from airflow_provider_codat.extract.company_types import SharedListings
+from airflow_provider_codat.extract.concurrent_types import SharedListings
 from airflow_provider_codat.extract.reconcile import reconcile_type
 from airflow_provider_codat.landing.layout import reconcilable_types
 from airflow_provider_codat.safe_repr import shorten

@@ -4,7 +4,7 @@ Incremental types are read by keyset on ``modifiedDate`` (``extract/keyset.py``)
 snapshots as one object per scope. Every record kept gets the ``_codat`` metadata (plain ``str`` values: the
 part writer's msgspec refuses ``str`` subclasses such as :class:`~airflow_provider_codat.values.CompanyId`).
 A pass that fails removes what it staged; one that succeeds leaves its files staged for the commit
-(``extract/core.py``).
+(``extract/run.py``).
 """
 
 from __future__ import annotations

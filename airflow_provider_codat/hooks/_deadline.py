@@ -1,4 +1,4 @@
-"""A whole-request deadline for httpx: connect, every write and every read of one attempt share one budget.
+"""A whole-request deadline for httpx: connect, every write and every read of one attempt share one time allowance.
 
 httpx's ``timeout`` applies to each socket operation on its own, so a body that trickles in one byte at a time
 never times out. Here each attempt sets an end time (a context variable, so threads and asyncio tasks each see
@@ -25,7 +25,7 @@ _ENDS_AT: ContextVar[float | None] = ContextVar("codat_request_ends_at", default
 
 
 @contextlib.contextmanager
-def request_budget(seconds: float) -> Iterator[None]:
+def time_allowance(seconds: float) -> Iterator[None]:
     """Give the requests made inside the block ``seconds`` in all (monotonic clock)."""
     token = _ENDS_AT.set(time.monotonic() + seconds)
     try:

@@ -29,7 +29,7 @@ from airflow_provider_codat.budget import (
 )
 from airflow_provider_codat.budget.request_budget import quota_refusal
 from airflow_provider_codat.errors import CodatAPIError, CodatValidationError
-from airflow_provider_codat.hooks._deadline import request_budget
+from airflow_provider_codat.hooks._deadline import time_allowance
 from airflow_provider_codat.hooks.error_messages import error_from_response, error_from_transport
 from airflow_provider_codat.hooks.redact import Redactor, literal_forms, redactor_for
 from airflow_provider_codat.hooks.retry import RetryPolicy, parse_retry_after, release, retrying
@@ -248,9 +248,11 @@ class Transport:
             try:
                 spend.take_token(call.deadline)
                 with spend.company_place(call.company, settings.timeout, call.deadline):
-                    budget = attempt_budget(settings, call.deadline)
-                    with request_budget(budget):
-                        request = client.build_request(call.method, call.path, params=params, timeout=budget)
+                    allowance = attempt_allowance(settings, call.deadline)
+                    with time_allowance(allowance):
+                        request = client.build_request(
+                            call.method, call.path, params=params, timeout=allowance
+                        )
                         response = client.send(request, stream=True)
                         try:
                             response.read()
@@ -282,11 +284,11 @@ class Transport:
             try:
                 await spend.atake_token(call.deadline)
                 async with spend.acompany_place(call.company, settings.timeout, call.deadline):
-                    budget = attempt_budget(settings, call.deadline)
-                    with request_budget(budget):
-                        async with _turn(gate, budget):
+                    allowance = attempt_allowance(settings, call.deadline)
+                    with time_allowance(allowance):
+                        async with _turn(gate, allowance):
                             request = client.build_request(
-                                call.method, call.path, params=params, timeout=budget
+                                call.method, call.path, params=params, timeout=allowance
                             )
                             response = await client.send(request, stream=True)
                             try:
@@ -344,16 +346,16 @@ class Transport:
 
 
 @contextlib.asynccontextmanager
-async def _turn(gate: asyncio.Semaphore | None, budget: float):
-    """Hold a place among the shared client's requests in flight; waiting for it counts against the budget."""
+async def _turn(gate: asyncio.Semaphore | None, allowance: float):
+    """Hold a place among the shared client's requests in flight; waiting for it counts against the attempt's time allowance."""
     if gate is None:
         yield
         return
     try:
-        await asyncio.wait_for(gate.acquire(), budget)
+        await asyncio.wait_for(gate.acquire(), allowance)
     except TimeoutError:
         raise httpx.PoolTimeout(
-            "No turn among the shared client's requests within the request's budget."
+            "No turn among the shared client's requests within the request's time allowance."
         ) from None
     try:
         yield
@@ -426,14 +428,14 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def attempt_budget(settings: Settings, deadline: float | None) -> float:
+def attempt_allowance(settings: Settings, deadline: float | None) -> float:
     """Seconds one attempt may take in all: the connection's ``timeout``, or less when the caller's deadline
     is nearer. At least a tenth of a second, so that an attempt started just before the deadline fails as a
-    timeout rather than with a confusing zero budget."""
-    budget = settings.timeout
+    timeout rather than with a confusing zero allowance."""
+    allowance = settings.timeout
     if deadline is not None:
-        budget = min(budget, deadline - time.time())
-    return max(0.1, budget)
+        allowance = min(allowance, deadline - time.time())
+    return max(0.1, allowance)
 
 
 def _json(response: httpx.Response) -> Any:

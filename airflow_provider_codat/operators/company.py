@@ -6,7 +6,7 @@ arguments, calls in, defers while Codat syncs, and reports: XCom, asset events, 
 For portfolios: one task instance per company instead of one per company and data type. The refresh queues each
 type (or ``data/all``), the wait defers to :class:`~airflow_provider_codat.triggers.sync.CodatSyncTrigger` (the
 worker slot is free while Codat syncs), and the extract reads every type concurrently with one ``dataStatus``
-read before and one after (:mod:`airflow_provider_codat.extract.company_types`). Each type commits on its own; the task
+read before and one after (:mod:`airflow_provider_codat.extract.concurrent_types`). Each type commits on its own; the task
 fails at the end naming each failed type with Codat's message.
 
 Past Airflow's ``max_map_length`` the example DAGs hand one task a batch of companies: they are all refreshed
@@ -27,7 +27,7 @@ from airflow_provider_codat.errors import (
     CodatQuotaExhaustedError,
 )
 from airflow_provider_codat.extract.company_reconcile import reconcile_choice
-from airflow_provider_codat.extract.company_types import DEFAULT_MAX_CONCURRENCY
+from airflow_provider_codat.extract.concurrent_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.landing.destination import resolve_destination
 from airflow_provider_codat.links import push_company_link

@@ -16,8 +16,8 @@ from airflow_provider_codat.errors import (
     CodatQuotaExhaustedError,
     CodatValidationError,
 )
-from airflow_provider_codat.extract.core import run_extract
 from airflow_provider_codat.extract.request import DEFAULT_LOG_INTERVAL, DEFAULT_MAX_PASSES, ExtractRequest
+from airflow_provider_codat.extract.run import run_extract
 from airflow_provider_codat.extract.writer import (
     DEFAULT_COMPRESSLEVEL,
     DEFAULT_MAX_BYTES,

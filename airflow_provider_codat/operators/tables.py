@@ -15,16 +15,17 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_codat.assets import DELETED_COMPANIES_URI, set_asset_extras, table_asset
 from airflow_provider_codat.errors import CodatTableError
-from airflow_provider_codat.landing.destination import resolve_destination
+from airflow_provider_codat.landing.destination import resolve_destination, storage_dataset_name
 from airflow_provider_codat.sync.ticket import normalize_data_types
 from airflow_provider_codat.validation import require_bool
 from airflow_provider_codat.values import CompanyId
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,6 @@ class CodatMergeTablesOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage (with the ``openlineage`` extra): each merged table as an output, with its row counts."""
-        from airflow_provider_codat.tables.lineage import tables_lineage
-
         return tables_lineage(task_instance.xcom_pull(task_ids=task_instance.task_id) or {})
 
 
@@ -159,7 +158,7 @@ class CodatForgetCompaniesOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_codat.tables.deleted_companies import forget_companies
-        from airflow_provider_codat.tables.storage import tables_root
+        from airflow_provider_codat.tables.location import tables_root
 
         keep_deleted = require_bool(self.keep_deleted, "keep_deleted")
         if not self.companies:
@@ -203,3 +202,27 @@ def deleted_companies_of(
             )
             found.setdefault(company_id, extra.get("deleted_at"))
     return found
+
+
+def tables_lineage(results: dict[str, dict[str, Any]]) -> OperatorLineage:
+    """The lineage of a finished merge task from its return value ``{data_type: result}``.
+
+    :param results: what :class:`~airflow_provider_codat.operators.tables.CodatMergeTablesOperator` returned.
+    """
+    from airflow.providers.common.compat.openlineage.facet import (
+        OutputDataset,
+        OutputStatisticsOutputDatasetFacet,
+    )
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    outputs = []
+    for result in results.values():
+        location = result["table"]
+        uri = location if "://" in location else "file://" + location
+        namespace, name = storage_dataset_name(ObjectStoragePath(uri))
+        rows = int(result["inserted"]) + int(result["updated"]) + int(result["deleted"])
+        statistics = OutputStatisticsOutputDatasetFacet(rowCount=rows)
+        outputs.append(
+            OutputDataset(namespace=namespace, name=name, outputFacets={"outputStatistics": statistics})
+        )
+    return OperatorLineage(inputs=[], outputs=outputs)

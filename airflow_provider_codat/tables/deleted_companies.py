@@ -31,8 +31,8 @@ from deltalake.exceptions import CommitFailedError
 
 from airflow_provider_codat.landing.destination import destination_path
 from airflow_provider_codat.tables import key as k
+from airflow_provider_codat.tables.location import COMPANIES_FOLDER, TOMBSTONES_FOLDER, delta_location
 from airflow_provider_codat.tables.schema import TIMESTAMP
-from airflow_provider_codat.tables.storage import COMPANIES_FOLDER, TOMBSTONES_FOLDER, delta_location
 from airflow_provider_codat.timestamps import parse_timestamp
 from airflow_provider_codat.values import CompanyId
 

@@ -9,6 +9,8 @@
   is newer, so merging a run again, or an older run late, never overwrites a newer row.
 - **Month**: ``_codat_month``, the month the record first landed (``YYYY-MM`` of its first ``extractedAt``),
   the partition column. It never changes for a record, and recent changes share recent months.
+- **Looking up by key**: :func:`looked_up` joins a small table's columns to rows in the rows' own order (Arrow's
+  joins do not keep the order of their rows).
 """
 
 from __future__ import annotations
@@ -74,3 +76,18 @@ def _digest(key: bytes) -> int:
 def month_of(extracted_at: str) -> str:
     """``YYYY-MM`` of an ``extractedAt`` (``2026-11-21T10:05:00.000000Z`` -> ``2026-11``)."""
     return extracted_at[:7]
+
+
+_ROW = "_row"
+
+
+def looked_up(rows: pa.Table, found: pa.Table, key: str) -> pa.Table:
+    """``rows`` with ``found``'s other columns beside each row (null where its key is not in ``found``), in the
+    order of ``rows``; ``found`` holds each key once.
+
+    :param rows: the rows to look up, with the column ``key``.
+    :param found: the table looked in, with the column ``key``.
+    :param key: the column both share.
+    """
+    numbered = rows.append_column(_ROW, pa.array(range(rows.num_rows), pa.int64()))
+    return numbered.join(found, key, join_type="left outer").sort_by(_ROW).drop_columns([_ROW])

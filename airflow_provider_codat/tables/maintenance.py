@@ -16,9 +16,9 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 from deltalake import DeltaTable
 
-from airflow_provider_codat.tables.files import writer_properties
+from airflow_provider_codat.tables.commits import writer_properties
 from airflow_provider_codat.tables.key import COMPANY
-from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location
+from airflow_provider_codat.tables.location import TOMBSTONES_FOLDER, delta_location
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ value (a misfit fails here, before any write), then commits a Delta ``MERGE``:
 - the predicate names the months (``_codat_month``, the partition) holding the batch's existing rows, found
   from the cheap ``_codat_key_hash`` column, plus the month new rows go to: only those files are read and
   rewritten (a predicate naming no partition rewrites the whole table); a batch touching many months is
-  committed a few months at a time, which bounds delta-rs's memory (:mod:`.groups`);
+  committed a few months at a time, which bounds delta-rs's memory (:mod:`.commits`);
 - a row is replaced or deleted only by a *newer* version (``modifiedDate``, then extraction time), so merging
   a run twice, or an older run late, changes nothing it should not; deletions are remembered
   (:mod:`.tombstones`) so that a late run cannot bring a deleted record back;
-- fields Codat added, at the top or inside structs, widen the table first (:mod:`.widen`);
+- fields Codat added, at the top or inside structs, widen the table first (:mod:`.commits`);
 - the runs of companies deleted at Codat are left out (:mod:`.deleted_companies`);
-- the commit records the runs it holds (:mod:`.history`); a run already held is not read again;
-- the part files are read by Arrow's JSON reader with the spec's schema (:mod:`.fast`), record by record
+- the commit records the runs it holds (:mod:`.commits`); a run already held is not read again;
+- the part files are read by Arrow's JSON reader with the spec's schema (:mod:`.part_reader`), record by record
   only when a file holds something Arrow does not take as it is (:mod:`.rows`);
 - a commit that loses a race with another writer is retried from the start, up to ``max_attempts`` times.
 """
@@ -36,16 +36,21 @@ from airflow_provider_codat.landing.destination import destination_path
 from airflow_provider_codat.landing.parts import read_part_file
 from airflow_provider_codat.tables import key as k
 from airflow_provider_codat.tables import tombstones
+from airflow_provider_codat.tables.commits import (
+    held_runs,
+    matching,
+    month_groups,
+    rows_of,
+    runs_metadata,
+    widened,
+    writer_properties,
+)
 from airflow_provider_codat.tables.deleted_companies import forget_late_rows, forgotten_companies
-from airflow_provider_codat.tables.fast import newest_table, run_table
-from airflow_provider_codat.tables.files import writer_properties
-from airflow_provider_codat.tables.groups import month_groups, rows_of
-from airflow_provider_codat.tables.history import held_runs, runs_metadata
-from airflow_provider_codat.tables.lookup import looked_up
+from airflow_provider_codat.tables.key import looked_up
+from airflow_provider_codat.tables.location import TOMBSTONES_FOLDER, delta_location, tables_root
 from airflow_provider_codat.tables.memory import arrow_on_malloc, release_freed_memory
+from airflow_provider_codat.tables.part_reader import newest_table, run_table
 from airflow_provider_codat.tables.source import LandedRun, landed_runs
-from airflow_provider_codat.tables.storage import TOMBSTONES_FOLDER, delta_location, tables_root
-from airflow_provider_codat.tables.widen import matching, widened
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +238,7 @@ def _place(table: DeltaTable, source: pa.Table) -> tuple[pa.Table, list[str], bo
 def _execute_groups(
     table: DeltaTable, source: pa.Table, groups: list[list[str]], keep_deleted: bool, metadata: dict[str, str]
 ) -> dict[str, int]:
-    """One ``MERGE`` per group of months (:mod:`.groups`); the last one records the runs. The metrics summed."""
+    """One ``MERGE`` per group of months (:mod:`.commits`); the last one records the runs. The metrics summed."""
     totals: Counter[str] = Counter()
     for number, months in enumerate(groups, start=1):
         last = number == len(groups)

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from airflow_provider_codat.tables import key as k
-from airflow_provider_codat.tables.lookup import looked_up
+from airflow_provider_codat.tables.key import looked_up
 
 COLUMNS = (k.KEY, k.KEY_HASH, k.MODIFIED, k.EXTRACTED_AT, k.COMPANY)
 _NEWER = (

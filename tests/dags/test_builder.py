@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_codat.dags_builder import SyncSpec, codat_sync_task_group
-from airflow_provider_codat.dags_builder.table import trigger_params
+from airflow_provider_codat.dags_builder.sync_dag import trigger_params
 from airflow_provider_codat.dags_builder.tasks import batches, summary
 from airflow_provider_codat.datatypes import Kind, get_data_type
 from airflow_provider_codat.errors import UnknownDataTypeError
@@ -160,3 +163,38 @@ def test_the_wait_settings_have_the_operators_names_and_the_former_ones_still_wo
     for group, timeout in ((new, timedelta(hours=6)), (former, 60)):
         kwargs = sync_task(group).partial_kwargs
         assert (kwargs["poll_interval"], kwargs["timeout"]) == (9, timeout), group.group_id
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "value"),
+    [("poke_interval", "poll_interval", 7), ("max_poke_interval", "max_poll_interval", 90)]
+    + [("sync_timeout", "timeout", timedelta(hours=2))],
+)
+def test_a_former_wait_setting_name_reads_the_new_settings_value_with_a_warning_naming_the_reader(
+    old, new, value
+):
+    spec = SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], **{new: value})
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated: use {new}") as caught:
+        read = getattr(spec, old)
+    assert read == value == getattr(spec, new)
+    assert caught[0].filename == __file__  # the warning points at the line that read the former name
+    given = {"poke_interval": 3, "max_poke_interval": 30, "sync_timeout": timedelta(minutes=5)}[old]
+    with pytest.warns(DeprecationWarning) as caught:
+        old_spec = SyncSpec(dag_id="x", schedule=None, data_types=["invoices"], **{old: given})
+    assert caught[0].filename == __file__  # at construction too: the caller's line, not the dataclass's
+    with pytest.warns(DeprecationWarning):
+        assert getattr(old_spec, old) == given == getattr(old_spec, new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a copy neither warns nor takes the old value back
+        assert getattr(dataclasses.replace(spec, **{new: given}), new) == given
+
+
+def test_the_task_groups_former_names_warn_at_the_callers_line_and_an_unknown_name_is_refused():
+    from airflow.sdk import DAG
+
+    with DAG("former_names", schedule=None):
+        with pytest.warns(DeprecationWarning, match="max_poke_interval is deprecated") as caught:
+            codat_sync_task_group(companies=[A], data_types=["invoices"], group_id="g1", max_poke_interval=60)
+        assert caught[0].filename == __file__
+        with pytest.raises(TypeError, match="poke_intervall"):
+            codat_sync_task_group(companies=[A], data_types=["invoices"], group_id="g2", poke_intervall=60)

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_codat.datatypes import CATALOGUE, Kind, Scope
 from airflow_provider_codat.errors import CodatDataNotSyncedError
-from airflow_provider_codat.extract import core
+from airflow_provider_codat.extract import run as extract_run
 from airflow_provider_codat.extract.writer import PartWriter
 from tests.extract.conftest import read_records, run_records, truth, versions
 from tests.moments import MOMENTS
@@ -188,7 +188,7 @@ def test_killed_after_files_before_state_then_retried(codat_simulator, company, 
         raise SystemExit("worker killed")
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit):
-        patch.setattr(core, "save_state", killed)
+        patch.setattr(extract_run, "save_state", killed)
         extract(company, "invoices", "run2", page_size=3, max_file_records=1)
     # The killed try's files are staged (hidden, .tmp): none matches the layout a reader globs.
     assert len(list((folder / "run=run2").glob(".*.tmp"))) >= 3

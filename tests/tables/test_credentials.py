@@ -16,8 +16,12 @@ from airflow.sdk import ObjectStoragePath
 from deltalake import DeltaTable
 
 from airflow_provider_codat.errors import CodatValidationError
-from airflow_provider_codat.tables.credentials import azure_options, delta_options, google_options
-from airflow_provider_codat.tables.storage import delta_location
+from airflow_provider_codat.tables.location import (
+    azure_options,
+    delta_location,
+    delta_options,
+    google_options,
+)
 from tests.e2e.standalone import free_port, until
 
 SECRET = "c2VjcmV0LWtleQ=="  # base64, as an Azure account key is

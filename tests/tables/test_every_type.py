@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_codat.datatypes import CATALOGUE, Kind
 from airflow_provider_codat.tables.batch import merge_types
-from airflow_provider_codat.tables.fast import newest_table
+from airflow_provider_codat.tables.part_reader import newest_table
 from airflow_provider_codat.tables.rows import record_row, to_arrow
 from tests.tables.conftest import _scopes, assert_table_is_truth, table_rows, truth
 

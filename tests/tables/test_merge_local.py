@@ -21,14 +21,13 @@ from deltalake import DeltaTable
 from airflow_provider_codat.errors import CodatTableError
 from airflow_provider_codat.landing.layout import run_folder_name
 from airflow_provider_codat.operators.tables import companies_of
-from airflow_provider_codat.tables import fast, groups, key, merge
-from airflow_provider_codat.tables.groups import month_groups
-from airflow_provider_codat.tables.history import RUNS_KEY, held_runs
+from airflow_provider_codat.tables import commits, key, merge, part_reader
+from airflow_provider_codat.tables.commits import RUNS_KEY, held_runs, month_groups
 from airflow_provider_codat.tables.key import MONTH
+from airflow_provider_codat.tables.location import delta_location, tables_root
 from airflow_provider_codat.tables.maintenance import maintain_tables
 from airflow_provider_codat.tables.merge import PART_KEY, merge_runs
 from airflow_provider_codat.tables.schema import record_fields
-from airflow_provider_codat.tables.storage import delta_location, tables_root
 
 COMPANIES = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(3)]
 
@@ -163,16 +162,16 @@ def test_a_field_the_table_holds_as_text_and_the_spec_now_types_asks_for_a_rebui
     _merge(tmp_path, "run1")  # not in the spec: a text column
     version = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
     typed = [*record_fields("invoices"), ("addedLater", "decimal")]  # a newer spec types it
-    monkeypatch.setattr("airflow_provider_codat.tables.fast.record_fields", lambda data_type: typed)
+    monkeypatch.setattr("airflow_provider_codat.tables.part_reader.record_fields", lambda data_type: typed)
     monkeypatch.setattr("airflow_provider_codat.tables.rows.record_fields", lambda data_type: typed)
     later = [invoice(1, "2026-11-02T00:00:00Z", addedLater=13)]
     land(tmp_path, COMPANIES[0], "run2", later, "2026-11-02T01:00:00Z")
-    fast._read_schema.cache_clear()
+    part_reader._read_schema.cache_clear()
     try:
         with pytest.raises(CodatTableError, match=r"addedLater.*Rebuild the table from the landing"):
             _merge(tmp_path, "run2")
     finally:
-        fast._read_schema.cache_clear()  # the shipped spec again for the other tests
+        part_reader._read_schema.cache_clear()  # the shipped spec again for the other tests
     assert DeltaTable(str(tmp_path / "_tables" / "invoices")).version() == version  # nothing committed
 
 
@@ -299,21 +298,21 @@ def test_a_batch_over_the_limit_commits_a_few_months_at_a_time_and_the_last_comm
     tmp_path, monkeypatch
 ):
     _two_months_then_a_change_in_three(tmp_path)
-    monkeypatch.setattr(groups, "MERGE_BYTES", 1)  # one month per MERGE
+    monkeypatch.setattr(commits, "MERGE_BYTES", 1)  # one month per MERGE
     before = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
     result = _merge(tmp_path, "dec", COMPANIES[:1])
     assert (result.inserted, result.updated, result.deleted) == (1, 2, 1)  # summed over the commits
     table = DeltaTable(str(tmp_path / "_tables" / "invoices"))
     assert table.version() == result.version == before + 3
-    commits = list(reversed(table.history()))[-3:]
-    assert [commit[PART_KEY] for commit in commits] == ["1/3", "2/3", "3/3"]
-    assert [RUNS_KEY in commit for commit in commits] == [False, False, True]
+    delta_commits = list(reversed(table.history()))[-3:]
+    assert [commit[PART_KEY] for commit in delta_commits] == ["1/3", "2/3", "3/3"]
+    assert [RUNS_KEY in commit for commit in delta_commits] == [False, False, True]
     assert _months_and_notes(tmp_path) == EXPECTED_AFTER_DECEMBER
 
 
 def test_a_merge_killed_between_its_commits_is_merged_again_in_full(tmp_path, monkeypatch):
     _two_months_then_a_change_in_three(tmp_path)
-    monkeypatch.setattr(groups, "MERGE_BYTES", 1)
+    monkeypatch.setattr(commits, "MERGE_BYTES", 1)
     run_once = merge._execute
     calls = []
 
@@ -342,7 +341,7 @@ def test_keys_whose_digests_collide_across_months_merge_in_one_commit_and_nothin
     tmp_path, monkeypatch
 ):
     monkeypatch.setattr(key, "_digest", lambda _: 7)  # every key the same digest: found in both months
-    monkeypatch.setattr(groups, "MERGE_BYTES", 1)  # would be one month per MERGE
+    monkeypatch.setattr(commits, "MERGE_BYTES", 1)  # would be one month per MERGE
     _two_months_then_a_change_in_three(tmp_path)
     before = DeltaTable(str(tmp_path / "_tables" / "invoices")).version()
     result = _merge(tmp_path, "dec", COMPANIES[:1])
@@ -355,9 +354,9 @@ def test_keys_whose_digests_collide_across_months_merge_in_one_commit_and_nothin
 _MERGE_MONTH_BY_MONTH_IN_A_PROCESS = """
 import sys
 from pathlib import Path
-from airflow_provider_codat.tables import groups
+from airflow_provider_codat.tables import commits
 from tests.tables.test_merge_local import _merge
-groups.MERGE_BYTES = 1  # one month per MERGE: three commits
+commits.MERGE_BYTES = 1  # one month per MERGE: three commits
 _merge(Path(sys.argv[1]), "dec", [sys.argv[2]])
 """
 

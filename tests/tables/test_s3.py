@@ -14,10 +14,9 @@ import httpx
 import pytest
 from deltalake import DeltaTable
 
-from airflow_provider_codat.tables.credentials import s3_options
+from airflow_provider_codat.tables.location import delta_location, s3_options, tables_root
 from airflow_provider_codat.tables.maintenance import maintain_tables
 from airflow_provider_codat.tables.merge import merge_runs
-from airflow_provider_codat.tables.storage import delta_location, tables_root
 from tests.e2e.standalone import free_port, until
 from tests.tables.conftest import assert_table_is_truth, land_changing_runs, truth
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from airflow_provider_codat.tables.lineage import tables_lineage
+from airflow_provider_codat.operators.tables import tables_lineage
 from airflow_provider_codat.tables.rows import table_schema
 from airflow_provider_codat.tables.schema import DECIMAL, TIMESTAMP, record_schemas
 from tests.table_schemas import all_schemas

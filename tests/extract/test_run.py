@@ -12,9 +12,10 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_codat.datatypes import DataType, get_data_type
 from airflow_provider_codat.errors import CodatDataNotSyncedError, CodatExtractError
-from airflow_provider_codat.extract import core, keyset, pass_reader
-from airflow_provider_codat.extract.company_types import extract_types
-from airflow_provider_codat.extract.core import (
+from airflow_provider_codat.extract import keyset, pass_reader
+from airflow_provider_codat.extract import run as extract_run
+from airflow_provider_codat.extract.concurrent_types import extract_types
+from airflow_provider_codat.extract.run import (
     ExtractRequest,
     run_extract,
 )
@@ -169,7 +170,7 @@ def test_kill_before_commit_leaves_nothing_a_reader_takes_for_data(tmp_path, mon
     def killed(*args, **kwargs):
         raise KeyboardInterrupt("task killed")
 
-    monkeypatch.setattr(core, "save_state", killed)
+    monkeypatch.setattr(extract_run, "save_state", killed)
     with pytest.raises(KeyboardInterrupt):
         run_extract(hook, request(tmp_path, "r2", max_file_records=1))
     monkeypatch.undo()
@@ -186,7 +187,7 @@ def test_kill_before_commit_leaves_nothing_a_reader_takes_for_data(tmp_path, mon
 
 def test_kill_between_commit_and_publication_is_finished_by_the_next_load(tmp_path, monkeypatch):
     hook = FakeHook([record(f"i{n}", stamp(n)) for n in range(4)])
-    monkeypatch.setattr(core, "publish", lambda folder, state: state)  # killed right after the commit
+    monkeypatch.setattr(extract_run, "publish", lambda folder, state: state)  # killed right after the commit
     run_extract(hook, request(tmp_path, "r1"))
     monkeypatch.undo()
     assert visible(tmp_path, "run=r1") == []

@@ -16,10 +16,11 @@ from airflow.sdk import DAG, Param
 
 from airflow_provider_codat.dags_builder.group import (
     RENAMED_WAIT_SETTINGS,
+    FormerName,
     check_data_types,
     check_refresh,
     codat_sync_task_group,
-    renamed_setting,
+    current_wait_settings,
     sync_task,
     tables_task,
 )
@@ -61,9 +62,9 @@ class SyncSpec:
     :param reconcile: after each company's extract, reconcile these types (``True``: every type of the row
         that needs it: incremental, without Codat's deleted flag): a full read of each scope lands a tombstone
         for each record Codat dropped without a trace (docs/extract.md#reconcile). Default off.
-    :param poke_interval: deprecated name of ``poll_interval``.
-    :param max_poke_interval: deprecated name of ``max_poll_interval``.
-    :param sync_timeout: deprecated name of ``timeout``.
+    :param poke_interval: deprecated name of ``poll_interval`` (given or read: a warning).
+    :param max_poke_interval: deprecated name of ``max_poll_interval`` (given or read: a warning).
+    :param sync_timeout: deprecated name of ``timeout`` (given or read: a warning).
     """
 
     dag_id: str
@@ -83,20 +84,21 @@ class SyncSpec:
     table_maintenance: bool = False
     table_retention: timedelta = timedelta(days=7)
     reconcile: bool | Sequence[str] = False
-    poke_interval: InitVar[float | None] = None
-    max_poke_interval: InitVar[float | None] = None
-    sync_timeout: InitVar[timedelta | None] = None
+    poke_interval: InitVar[float | None] = FormerName()
+    max_poke_interval: InitVar[float | None] = FormerName()
+    sync_timeout: InitVar[timedelta | None] = FormerName()
 
     def __post_init__(
         self, poke_interval: float | None, max_poke_interval: float | None, sync_timeout: timedelta | None
     ) -> None:
-        for old, value in (
-            ("poke_interval", poke_interval),
-            ("max_poke_interval", max_poke_interval),
-            ("sync_timeout", sync_timeout),
-        ):
-            new = RENAMED_WAIT_SETTINGS[old]
-            object.__setattr__(self, new, renamed_setting(old, value, getattr(self, new)))
+        given = {new: getattr(self, new) for new in RENAMED_WAIT_SETTINGS.values()}
+        former = {
+            "poke_interval": poke_interval,
+            "max_poke_interval": max_poke_interval,
+            "sync_timeout": sync_timeout,
+        }
+        for new, value in current_wait_settings(given, former, stacklevel=4).items():
+            object.__setattr__(self, new, value)
         check_data_types(self.data_types)  # a typo in the table fails the import, naming the valid keys
         check_refresh(self.refresh, self.dag_id)
         try:

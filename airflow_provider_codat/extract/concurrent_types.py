@@ -1,6 +1,6 @@
 """Extract several data types of one company at once, with one ``dataStatus`` read before and one after.
 
-Each type is an ordinary :func:`~airflow_provider_codat.extract.core.run_extract` on a worker thread, so each
+Each type is an ordinary :func:`~airflow_provider_codat.extract.run.run_extract` on a worker thread, so each
 commits on its own and one type's failure touches no other. What the types share is ``dataStatus``: the extract
 reads it before its pages (has the type ever synced?) and after them (did a sync complete meanwhile, shifting
 the pages?). Read per type, that is two calls per type; here one read serves every type before, and one read
@@ -17,8 +17,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.errors import CodatQuotaExhaustedError
-from airflow_provider_codat.extract.core import run_extract
 from airflow_provider_codat.extract.request import ExtractRequest
+from airflow_provider_codat.extract.run import run_extract
 
 if TYPE_CHECKING:
     from airflow_provider_codat.hooks.codat import CodatHook

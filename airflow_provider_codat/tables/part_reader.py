@@ -3,7 +3,7 @@
 It takes a file only when every value fits the spec's types as they are and no field is unknown (the parsed
 schema is exactly the spec's); otherwise :func:`part_table` hands the file to the record-by-record path of
 :mod:`.rows`, which widens the table for unknown fields and names the record whose value does not fit. Both
-give the same rows for the same records (``tests/tables/test_fast.py``). :func:`run_table` reads many small files
+give the same rows for the same records (``tests/tables/test_part_reader.py``). :func:`run_table` reads many small files
 of one run folder (one per company) in one call.
 """
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_codat.errors import CodatTableError
-from airflow_provider_codat.tables import fast
-from airflow_provider_codat.tables.fast import newest_table, part_table, run_table
+from airflow_provider_codat.tables import part_reader
+from airflow_provider_codat.tables.part_reader import newest_table, part_table, run_table
 from airflow_provider_codat.tables.rows import record_row, to_arrow
 from tests.tables.conftest import _scopes
 
@@ -39,7 +39,9 @@ def _slow(data_type: str, data: bytes) -> list[dict]:
 @pytest.mark.parametrize("data_type", TYPES)
 def test_both_paths_give_the_same_rows(codat_simulator, company, data_type):
     data, records = _lines(codat_simulator.control, company, data_type)
-    assert fast._read_fast(data_type, data) is not None, "the fast path refused the simulator's records"
+    assert part_reader._read_fast(data_type, data) is not None, (
+        "the fast path refused the simulator's records"
+    )
     quick = part_table(data_type, data, "run=1", snapshot=False).to_pylist()
     assert len(quick) == len(records) > 0
     assert sorted(quick, key=lambda r: r["_codat_key"]) == sorted(
@@ -51,12 +53,12 @@ def test_an_unknown_field_or_a_misfit_goes_the_record_by_record_way():
     lineage = {"companyId": "c", "dataType": "invoices", "extractedAt": "2026-11-21T10:05:00Z"}
     base = {"id": "a", "modifiedDate": "2026-11-21T10:00:00.1234567Z", "totalAmount": 1.5, "_codat": lineage}
     wider = (json.dumps({**base, "addedLater": [1, 2]}) + "\n").encode()
-    assert fast._read_fast("invoices", wider) is None
+    assert part_reader._read_fast("invoices", wider) is None
     assert part_table("invoices", wider, "run=1", snapshot=False).column("addedLater").to_pylist() == [
         "[1,2]"
     ]
     not_a_number = (json.dumps({**base, "totalAmount": "one and a half"}) + "\n").encode()
-    assert fast._read_fast("invoices", not_a_number) is None
+    assert part_reader._read_fast("invoices", not_a_number) is None
     as_text = (
         json.dumps({**base, "totalAmount": "1.50"}) + "\n"
     ).encode()  # both paths take a number as text
@@ -100,7 +102,7 @@ def _invoice_line(raw_id: str, raw_amount: str) -> bytes:
 )
 def test_a_decimal_too_large_for_its_column_fails_naming_its_record_and_never_lands_wrong(amount):
     line = _invoice_line('"inv-9"', amount)
-    assert fast._read_fast("invoices", line) is None
+    assert part_reader._read_fast("invoices", line) is None
     with pytest.raises(
         CodatTableError, match=r"invoices: record 'inv-9' of company c has totalAmount=.*does not fit"
     ):
@@ -118,7 +120,7 @@ def test_a_decimal_too_large_for_its_column_fails_naming_its_record_and_never_la
 def test_the_largest_decimals_and_exponents_land_digit_for_digit(amount, exact):
     # An id of hex digits with "1e5" in it is not a number: that file stays on the fast path.
     hex_id = '"1e5f0c2a-0000-4000-8000-00000000001e"'
-    assert fast._read_fast("invoices", _invoice_line(hex_id, "12.5")) is not None
+    assert part_reader._read_fast("invoices", _invoice_line(hex_id, "12.5")) is not None
     [row] = part_table("invoices", _invoice_line(hex_id, amount), "run=1", snapshot=False).to_pylist()
     assert row["totalAmount"] == Decimal(exact)
 
