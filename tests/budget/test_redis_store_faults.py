@@ -40,8 +40,11 @@ def runs(tmp_path_factory) -> dict[str, tuple[Figures, float]]:
         pytest.fail("redis-server is needed: apt-get install -y redis-server")
     results: dict[str, tuple[Figures, float] | BaseException] = {}
 
+    # Made here, not in the threads: pytest's tmp_path_factory is not thread-safe.
+    folders = {name: Path(tmp_path_factory.mktemp(name)) for name in RUNS}
+
     def one(name: str, scenario: Scenario, deadline: float) -> None:
-        folder = Path(tmp_path_factory.mktemp(name))
+        folder = folders[name]
         try:
             results[name] = run(
                 scenario,
@@ -72,7 +75,9 @@ def _check_recovered(figures: Figures, back: float, within: float) -> None:
     assert figures.busiest(MINUTE) <= CODAT_LIMIT
     recovery = figures.recovery(back)
     assert recovery is not None and recovery <= within, recovery
-    assert len(figures.tokens) > RATE  # the processes went on spending after the fault
+    # Every process went on spending once the store was back (its call in flight at least: an outage longer
+    # than the processes' spending ends it with that call).
+    assert len([at for at in figures.tokens if at >= back]) >= PROCESSES
 
 
 def test_redis_killed_and_restarted_empty_fails_nothing_and_pauses_one_slice(runs):
