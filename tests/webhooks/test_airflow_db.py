@@ -28,6 +28,7 @@ DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "codat_on_change.py"
 DELETED_DAG_FILE = DAG_FILE.with_name("codat_on_company_deleted.py")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
+RESULT_MARK = "CODAT-TEST-RESULT "  # the scripts' result line: what else they print is logs
 
 # Posts a signed delivery as Codat does: a 503 is tried again (signed afresh). A fresh process's first look-up of the signing secret
 # can take over the receiver's 5 s on a busy machine, and the receiver then answers 503 (Codat's retry lands it).
@@ -89,7 +90,7 @@ DELIVER = POST_LIKE_CODAT + textwrap.dedent(
     again = requeue_unconsumed(ids)  # the row is back: nothing more to add
     with create_session() as session:
         rows = session.scalars(select(AssetDagRunQueue.target_dag_id)).all()
-    print(json.dumps({"answers": answers, "pending": sorted(pending), "again": sorted(again), "ids": ids,
+    print("CODAT-TEST-RESULT " + json.dumps({"answers": answers, "pending": sorted(pending), "again": sorted(again), "ids": ids,
                       "rows": rows}))
     """
 )
@@ -105,7 +106,7 @@ DELIVER_AGAIN = POST_LIKE_CODAT + textwrap.dedent(
     app = mounted["app"]
     body, secret, webhook_id = sys.argv[1:4]
     answer = post_like_codat(app, body, secret, webhook_id)
-    print(json.dumps(answer))
+    print("CODAT-TEST-RESULT " + json.dumps(answer))
     """
 )
 
@@ -141,7 +142,7 @@ def on_change_env(own_airflow, tmp_path_factory) -> dict[str, str]:
 
 
 def run_app_script(airflow_cli: AirflowCLI, env: dict[str, str], script: str, *args: str) -> tuple[dict, str]:
-    """Run ``script`` as an API server process would load the app; its last line (JSON), and all it printed."""
+    """Run ``script`` as an API server process would load the app; its result line (JSON), and all it printed."""
     proc = subprocess.run(
         [sys.executable, "-c", script, *args],
         env={**airflow_cli.env, **env},
@@ -151,7 +152,13 @@ def run_app_script(airflow_cli: AirflowCLI, env: dict[str, str], script: str, *a
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout + proc.stderr
+    return _result_line(proc.stdout), proc.stdout + proc.stderr
+
+
+def _result_line(output: str):
+    """The script's marked result line: the drainer's thread may log to stdout after it."""
+    (result,) = [line for line in output.splitlines() if line.startswith(RESULT_MARK)]
+    return json.loads(result.removeprefix(RESULT_MARK))
 
 
 def test_a_delivery_creates_asset_events_and_queues_the_dag_in_airflows_database(own_airflow, on_change_env):
@@ -262,7 +269,7 @@ RACE = textwrap.dedent(
                 break
         except OperationalError:
             time.sleep(0.05)
-    print(json.dumps(sum(results)))
+    print("CODAT-TEST-RESULT " + json.dumps(sum(results)))
     """
 )
 
@@ -283,7 +290,7 @@ def test_processes_racing_on_the_same_webhook_ids_write_each_once(own_airflow, o
     ]
     outputs = [proc.communicate(timeout=300) for proc in procs]
     assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
-    stored = sum(json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    stored = sum(_result_line(out) for out, _ in outputs)
     with sqlite3.connect(own_airflow.db_path) as db:
         per_id = db.execute(
             "select json_extract(extra, '$.webhook_id'), count(*) from asset_event "
@@ -330,7 +337,7 @@ FORGET = POST_LIKE_CODAT + textwrap.dedent(
         ]
     context = {"triggering_asset_events": TriggeringAssetEventsAccessor.build(events)}
     result = CodatForgetCompaniesOperator(task_id="forget_companies", destination=destination).execute(context)
-    print(json.dumps({"answer": answer, "events": len(events), "result": result}))
+    print("CODAT-TEST-RESULT " + json.dumps({"answer": answer, "events": len(events), "result": result}))
     """
 )
 
@@ -399,7 +406,7 @@ LEFT_UNDRAINED = POST_LIKE_CODAT + textwrap.dedent(
     drainer.stop()
     idle = DrainerProcess()
     wake_for_undrained(idle)  # nothing waits now: no drainer process is started
-    print(json.dumps({"answer": answer, "waiting": waiting, "events": drained.asset_events, "idle": idle.pid}))
+    print("CODAT-TEST-RESULT " + json.dumps({"answer": answer, "waiting": waiting, "events": drained.asset_events, "idle": idle.pid}))
     """
 )
 
