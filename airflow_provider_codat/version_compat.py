@@ -18,6 +18,13 @@ patch release that back- or forward-ports a name is handled without a version ta
 * :func:`inlet_events_since`: the asset events of a task's inlet from a moment on; the accessor's ``after()``
   asks the API server to filter where the Task SDK has it, else the events are filtered in the task.
 * :func:`fastapi_plugin_apps` (tests): how to ask Airflow for the plugins' FastAPI apps changed in 3.2.
+* :func:`plugin_user_dependency`, :func:`plugin_auth_manager`: the user of a request to a plugin's FastAPI app
+  and the auth manager, from ``airflow.api_fastapi.core_api.security`` and ``airflow.api_fastapi.app`` (not in
+  Airflow's documented public interface, so only here). ``AuthManagerDep`` fails inside a mounted app.
+* ``TOKEN_IN_LOCAL_STORAGE``: Airflow 3.1.0's UI moves the ``_token`` cookie into ``localStorage["token"]`` and
+  its API server reads only the ``Authorization: Bearer`` header; from 3.1.1 the cookie stays and is read.
+* :func:`external_view`: a plugin's ``external_views`` item with only the fields every minor's model accepts
+  (``nav_top_level`` from 3.3 only; the ``base`` destination from 3.2 only).
 * :func:`object_storage_namespace`: Airflow 3.1 keeps the connection id of ``s3://conn_id@bucket/key`` in the
   path's ``bucket`` and ``namespace``.
 
@@ -51,21 +58,27 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "DagBag",
+    "TOKEN_IN_LOCAL_STORAGE",
     "TaskDeferred",
     "aextra_dejson",
     "amask_secret",
     "conf",
+    "external_view",
     "fastapi_plugin_apps",
     "hook_field_behaviour",
     "hook_form_widgets",
     "inlet_events_since",
     "object_storage_namespace",
+    "plugin_auth_manager",
+    "plugin_user_dependency",
 ]
 
 _base_version = Version(Version(_airflow_version).base_version)
 #: Only for the tests whose expectation depends on Airflow's own behaviour; imports go by where names live.
 AIRFLOW_V_3_2_PLUS = _base_version >= Version("3.2.0")
 AIRFLOW_V_3_3_PLUS = _base_version >= Version("3.3.0")
+#: Airflow 3.1.0 only: the UI keeps the user's token in ``localStorage["token"]`` and sends it as a bearer header.
+TOKEN_IN_LOCAL_STORAGE = _base_version == Version("3.1.0")
 
 try:
     from airflow.sdk.exceptions import (
@@ -211,6 +224,48 @@ async def aextra_dejson(conn: Connection) -> dict[str, Any]:
 
     # Before 3.3.2 ``extra_dejson`` masks synchronously (see amask_secret): read it in a worker thread.
     return await sync_to_async(lambda: conn.extra_dejson, thread_sensitive=False)()
+
+
+def plugin_user_dependency() -> Any:
+    """The ``Depends`` of ``GetUserDep``: a route's parameter default that resolves the request's Airflow user
+    (401 without a valid token). It reads the bearer header and, from 3.1.1, the ``_token`` cookie."""
+    from typing import get_args
+
+    from airflow.api_fastapi.core_api.security import GetUserDep
+
+    return get_args(GetUserDep)[1]
+
+
+def plugin_auth_manager() -> Any:
+    """The API server's auth manager (``get_auth_manager()``; ``AuthManagerDep`` fails in a mounted app)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager()
+
+
+def external_view(
+    *, name: str, href: str, url_route: str, category: str, icon: str | None = None
+) -> dict[str, Any]:
+    """An ``external_views`` item shown in the nav menu on every supported minor.
+
+    Only the fields 3.1's model knows: an unknown value there fails ``/api/v2/plugins`` for every plugin.
+
+    :param name: the menu entry.
+    :param href: the page's URL (shown in an iframe at ``/plugin/<url_route>``).
+    :param url_route: the page's route in the UI (unique across plugins).
+    :param category: the menu group.
+    :param icon: an icon's URL.
+    """
+    item: dict[str, Any] = {
+        "name": name,
+        "href": href,
+        "url_route": url_route,
+        "destination": "nav",
+        "category": category,
+    }
+    if icon:
+        item["icon"] = icon
+    return item
 
 
 def __getattr__(name: str) -> Any:

@@ -125,7 +125,7 @@ def build_table(landing: Path, table: Path) -> None:
     from deltalake import write_deltalake
 
     from airflow_provider_codat.landing.parts import read_part_file
-    from airflow_provider_codat.tables.files import writer_properties
+    from airflow_provider_codat.tables.commits import writer_properties
     from airflow_provider_codat.tables.part_reader import part_table
 
     for month in MONTHS:

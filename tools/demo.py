@@ -142,6 +142,10 @@ def _print_runs(runs: list[tuple], company_count: int, destination: Path, logs: 
     )
     print(f"Tables: {_rel(destination)}/_tables/<data type> (Delta Lake, docs/tables.md)")
     print(f"Logs:  {_rel(logs)}/")
+    print(
+        "Health: `make airflow`, then Browse > Codat portfolio health (http://127.0.0.1:8080/plugin/codat-health;"
+        " docs/health.md)"
+    )
 
 
 def make_changes(control) -> dict[str, str]:

@@ -50,6 +50,7 @@ from airflow_provider_codat.budget.quota import Quota
 from airflow_provider_codat.budget.settings import BudgetSettings
 from airflow_provider_codat.budget.stores import open_store
 from airflow_provider_codat.errors import CodatQuotaExhaustedError
+from airflow_provider_codat.health.usage import count_request
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class RequestBudget:
             lambda: self._take_token(deadline), deadline, doing="a token of the per-minute rate"
         )
         self._tokens += 1
+        count_request()  # the health page's requests per minute (airflow_provider_codat.health.usage)
         if self._tokens % LEAK_EVERY == 0:
             bucket = self._bucket
             self.store.wait.once(lambda: bucket.leak(bucket.now()), doing="clean its request log")

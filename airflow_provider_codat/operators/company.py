@@ -28,6 +28,7 @@ from airflow_provider_codat.errors import (
 )
 from airflow_provider_codat.extract.company_reconcile import reconcile_choice
 from airflow_provider_codat.extract.concurrent_types import DEFAULT_MAX_CONCURRENCY
+from airflow_provider_codat.health.task_report import push_health_report
 from airflow_provider_codat.hooks.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_codat.landing.destination import resolve_destination
 from airflow_provider_codat.links import push_company_link
@@ -213,7 +214,11 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
             )
         failures = sync.report()
         set_asset_extras(context, self.outlets, sync.asset_extras())
-        failures += self._merge_tables(context, sync)
+        merge_failures, table_results = self._merge_tables(context, sync)
+        failures += merge_failures
+        push_health_report(
+            context, sync, hook=self.hook, company_name=self.company_name, table_results=table_results
+        )
         value = sync.value()
         if failures:
             context["ti"].xcom_push(key="codat_outcomes", value=value)
@@ -222,13 +227,14 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
             )
         return value
 
-    def _merge_tables(self, context: Context, sync: CompanySync) -> list[str]:
-        """Merge the types this task landed into their tables when ``tables`` asks; the failures."""
+    def _merge_tables(self, context: Context, sync: CompanySync) -> tuple[list[str], dict[str, dict]]:
+        """Merge the types this task landed into their tables when ``tables`` asks; the failures and the
+        merges' results."""
         tables = self.tables
         if isinstance(tables, str) and tables.strip().lower() in {"true", "false", "1", "0", "yes", "no", ""}:
             tables = require_bool(tables or False, "tables")
         if not tables:
-            return []
+            return [], {}
         from airflow_provider_codat.assets import table_asset
         from airflow_provider_codat.tables.batch import event_extra, merge_types
 
@@ -242,7 +248,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         )
         extras = {data_type: event_extra(result) for data_type, result in results.items()}
         set_asset_extras(context, self.outlets, extras, asset=table_asset)
-        return [f"table {failure}" for failure in failures]
+        return [f"table {failure}" for failure in failures], results
 
     def _companies(self) -> list[CompanyId]:
         value = self.company_id

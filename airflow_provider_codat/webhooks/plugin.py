@@ -18,6 +18,8 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
+from airflow_provider_codat.health.menu import health_view
+from airflow_provider_codat.health.routes import health_router
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.drainer_process import DrainerProcess
 from airflow_provider_codat.webhooks.inbox import has_undrained
@@ -67,7 +69,10 @@ def build_app() -> FastAPI:
     asset events written by a drainer process of this API server process (started by the first delivery, or
     at the API server's start when deliveries wait)."""
     parts = ReceiverParts(verifier=CachedVerifier(_conn_id()), seen=RecentIds(), drainer=DrainerProcess())
-    return create_receiver_app(parts, lifespan=_look_for_undrained)
+    app = create_receiver_app(parts, lifespan=_look_for_undrained)
+    # The portfolio health page shares this app: a second app under /codat/... would never be reached.
+    app.include_router(health_router())
+    return app
 
 
 class CodatWebhooksPlugin(AirflowPlugin):
@@ -77,3 +82,4 @@ class CodatWebhooksPlugin(AirflowPlugin):
 
     name = "codat_webhooks"
     fastapi_apps = [{"app": build_app(), "url_prefix": URL_PREFIX, "name": "Codat webhooks"}]
+    external_views = [health_view(URL_PREFIX)]

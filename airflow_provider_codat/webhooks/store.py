@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from airflow_provider_codat.health.record import record_connections
+from airflow_provider_codat.health.schema import TABLES as HEALTH_TABLES
 from airflow_provider_codat.webhooks.deliveries import AssetNotice, Delivery
 from airflow_provider_codat.webhooks.inbox import InboxTable, claim
-from airflow_provider_codat.webhooks.lifecycle import StatusNotice
+from airflow_provider_codat.webhooks.lifecycle import CONNECTION_EVENTS, StatusNotice
 
 TABLE = InboxTable()
 
@@ -55,4 +58,8 @@ def store_delivery(delivery: Delivery) -> Stored:
             delivery.company_id,
             notices_json(delivery.notices),
         )
+        if new and delivery.event_type in CONNECTION_EVENTS:
+            # The health page's connection status, in the same transaction as the delivery's row.
+            HEALTH_TABLES.ensure(connection)
+            record_connections(connection, (n.extra for n in delivery.notices), at=datetime.now(tz=UTC))
     return Stored(duplicate=not new)

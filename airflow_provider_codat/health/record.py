@@ -1,0 +1,157 @@
+"""Write what the page reads: a task's health report, a connection's status, and keep the tables bounded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from airflow_provider_codat.health.schema import (
+    CONNECTIONS,
+    DAYS,
+    KEEP_DAYS,
+    META,
+    MINUTES,
+    TYPES,
+)
+from airflow_provider_codat.health.upsert import upsert
+from airflow_provider_codat.health.usage import KEEP_MINUTES
+
+QUOTA = "quota"
+RATE = "requests_per_minute"
+_CHUNK = 500  # companies per look-up: well under every database's limit of bound parameters
+
+
+def instant(value: Any) -> datetime | None:
+    """An aware UTC datetime from an ISO string or a datetime (naive means UTC, as SQLite gives it back)."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def apply_report(connection: Any, report: Mapping[str, Any], *, at: datetime) -> None:
+    """Fold one task's report (:mod:`.report`) into the tables, in ``connection``'s transaction.
+
+    :param at: when the task pushed it (the landing's and the error's time).
+    """
+    companies: Mapping[str, Any] = report.get("companies") or {}
+    stored = _stored_types(connection, list(companies))
+    rows, landed = [], 0
+    for company_id, company in companies.items():
+        for data_type, entry in (company.get("types") or {}).items():
+            row = _type_row(
+                stored.get((company_id, data_type)), company_id, data_type, company, entry, report, at
+            )
+            rows.append(row)
+            if entry.get("status") == "extracted":
+                landed += int(entry.get("records") or 0)
+    upsert(connection, TYPES, rows)
+    minutes = [{"minute": int(m), "requests": int(n)} for m, n in (report.get("minutes") or {}).items()]
+    upsert(connection, MINUTES, minutes, add=("requests",))
+    if landed:
+        upsert(connection, DAYS, [{"day": at.date().isoformat(), "records": landed}], add=("records",))
+    if report.get("quota"):
+        note_quota(connection, report["quota"])
+    if report.get(RATE):
+        set_meta(connection, RATE, str(int(report[RATE])))
+
+
+def _stored_types(connection: Any, company_ids: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    found = {}
+    for start in range(0, len(company_ids), _CHUNK):
+        chunk = company_ids[start : start + _CHUNK]
+        for row in connection.execute(select(TYPES).where(TYPES.c.company_id.in_(chunk))).mappings():
+            found[(row["company_id"], row["data_type"])] = dict(row)
+    return found
+
+
+def _type_row(
+    stored: dict[str, Any] | None,
+    company_id: str,
+    data_type: str,
+    company: Mapping[str, Any],
+    entry: Mapping[str, Any],
+    report: Mapping[str, Any],
+    at: datetime,
+) -> dict[str, Any]:
+    """The type's row after this outcome: a landing replaces the last landing, a failure the last error."""
+    row = dict.fromkeys(column.name for column in TYPES.columns) | (stored or {})
+    status = str(entry.get("status") or "unknown")
+    row.update(
+        company_id=company_id,
+        data_type=data_type,
+        company_name=company.get("name") or row["company_name"],
+        dag_id=report["dag_id"],
+        run_id=report["run_id"],
+        task_id=report["task_id"],
+        status=status,
+        updated_at=at,
+    )
+    if entry.get("synced_at"):
+        row["synced_at"] = instant(entry["synced_at"])
+    if status == "extracted":
+        row.update(landed_at=at, landed_run_id=report["run_id"], records=int(entry.get("records") or 0))
+    elif status == "failed":
+        row.update(
+            error=str(entry.get("error") or "failed")[:1000],
+            error_at=at,
+            error_task=report["task_id"],
+            error_run_id=report["run_id"],
+        )
+    if entry.get("table_change") is not None:
+        row["table_rows"] = max(0, int(row["table_rows"] or 0) + int(entry["table_change"]))
+    return row
+
+
+def note_quota(connection: Any, quota: Mapping[str, Any]) -> None:
+    """Keep the daily quota Codat reported last (an older observation does not replace a newer one)."""
+    current = get_meta(connection, QUOTA)
+    if current and float(json.loads(current).get("observed_at") or 0) > float(quota.get("observed_at") or 0):
+        return
+    set_meta(connection, QUOTA, json.dumps(dict(quota)))
+
+
+def record_connection(connection: Any, notice_extra: Mapping[str, Any], *, at: datetime) -> None:
+    """Keep a connection's status from a ``connection.*`` webhook's notice (``codat://connection-status``).
+
+    :param notice_extra: the notice's extra: ``company_id``, ``connection_id``, ``platform``, ``status``.
+    """
+    if not (notice_extra.get("company_id") and notice_extra.get("connection_id")):
+        return
+    row = {
+        "company_id": str(notice_extra["company_id"]),
+        "connection_id": str(notice_extra["connection_id"]),
+        "company_name": notice_extra.get("company_name"),
+        "platform": notice_extra.get("platform"),
+        "status": notice_extra.get("status"),
+        "updated_at": at,
+    }
+    upsert(connection, CONNECTIONS, [row])
+
+
+def record_connections(connection: Any, extras: Iterable[Mapping[str, Any]], *, at: datetime) -> None:
+    """:func:`record_connection` for several notices."""
+    for extra in extras:
+        record_connection(connection, extra, at=at)
+
+
+def get_meta(connection: Any, name: str) -> str | None:
+    """A named value of ``codat_health_meta``."""
+    return connection.execute(select(META.c.value).where(META.c.name == name)).scalar()
+
+
+def set_meta(connection: Any, name: str, value: str) -> None:
+    """Set a named value of ``codat_health_meta``."""
+    upsert(connection, META, [{"name": name, "value": value}])
+
+
+def prune(connection: Any, *, now: datetime) -> None:
+    """Drop minutes older than a day and days older than 30: the charts' spans."""
+    oldest_minute = int(now.timestamp() // 60) - KEEP_MINUTES
+    connection.execute(delete(MINUTES).where(MINUTES.c.minute < oldest_minute))
+    oldest_day = (now - timedelta(days=KEEP_DAYS)).date().isoformat()
+    connection.execute(delete(DAYS).where(DAYS.c.day < oldest_day))

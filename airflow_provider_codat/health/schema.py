@@ -1,0 +1,126 @@
+"""The health record's tables in Airflow's metadata database, each bounded by what it is keyed on.
+
+=========================  ======================================================  =====================
+``codat_health_type``      one row per (company, data type): its latest outcome    companies × types
+``codat_health_connection`` one row per (company, connection): its latest status    connections
+``codat_health_minute``    requests sent per minute                                 the last 24 hours
+``codat_health_day``       records landed per day                                   the last 30 days
+``codat_health_meta``      named values: the fold's watermark, the last quota seen  a handful
+=========================  ======================================================  =====================
+
+The tables belong to this provider (Airflow's migrations do not know them): they are created on first use, as
+the webhook inbox is.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, inspect
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+KEEP_DAYS = 30
+
+METADATA = MetaData()
+
+TYPES = Table(
+    "codat_health_type",
+    METADATA,
+    Column("company_id", String(64), primary_key=True),
+    Column("data_type", String(64), primary_key=True),
+    Column("company_name", String(256), nullable=True),
+    Column("dag_id", String(250), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("task_id", String(250), nullable=False),
+    Column("status", String(32), nullable=False),  # extracted, not_supported, failed
+    Column("synced_at", DateTime(timezone=True), nullable=True),  # Codat's lastSuccessfulSync
+    Column("landed_at", DateTime(timezone=True), nullable=True),  # the last run that landed it
+    Column("landed_run_id", String(250), nullable=True),
+    Column("records", Integer, nullable=True),  # records that run landed
+    Column("table_rows", BigInteger, nullable=True),  # rows of the company in its current-state table
+    Column("error", String(1000), nullable=True),
+    Column("error_at", DateTime(timezone=True), nullable=True),
+    Column("error_task", String(250), nullable=True),
+    Column("error_run_id", String(250), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("codat_health_type_dag", "dag_id"),
+)
+
+CONNECTIONS = Table(
+    "codat_health_connection",
+    METADATA,
+    Column("company_id", String(64), primary_key=True),
+    Column("connection_id", String(64), primary_key=True),
+    Column("company_name", String(256), nullable=True),
+    Column("platform", String(128), nullable=True),
+    Column("status", String(64), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+MINUTES = Table(
+    "codat_health_minute",
+    METADATA,
+    Column("minute", BigInteger, primary_key=True),  # epoch seconds // 60
+    Column("requests", Integer, nullable=False),
+)
+
+DAYS = Table(
+    "codat_health_day",
+    METADATA,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("records", BigInteger, nullable=False),
+)
+
+META = Table(
+    "codat_health_meta",
+    METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+class HealthTables:
+    """Airflow's metadata database engine with the health tables ensured on it, once per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = False
+        self._engine: Any = None
+
+    def engine(self) -> Any:
+        """The engine Airflow's sessions use, the tables created if missing."""
+        if self._engine is None:
+            from airflow.utils.session import create_session
+
+            with create_session() as session:
+                engine = session.get_bind()
+            self.ensure(engine)
+            self._engine = engine
+        return self._engine
+
+    def ensure(self, bind: Any) -> None:
+        """Create the missing tables through ``bind`` (an engine or a connection); once per process."""
+        if self._ready:
+            return
+        with self._lock:
+            if not self._ready:
+                ensure_tables(bind)
+                self._ready = True
+
+
+def ensure_tables(engine: Any) -> None:
+    """Create the health tables that are missing (also when processes race to create them).
+
+    :param engine: a SQLAlchemy engine.
+    """
+    for table in METADATA.sorted_tables:
+        try:
+            table.create(bind=engine, checkfirst=True)
+        except (OperationalError, ProgrammingError):
+            # Another process created it between the check and the CREATE: fine if it is there now.
+            if not inspect(engine).has_table(table.name):
+                raise
+
+
+TABLES = HealthTables()
