@@ -108,10 +108,15 @@ def test_redis_down_past_the_deadline_fails_clearly_after_waiting(runs):
     # Each failure came after the call's whole wait (2.5 s), never in a tight loop.
     assert figures.quickest_failure() >= 2.4
     assert len(figures.failures) <= PROCESSES * (6 / 2.5 + 1)
+    store_errors = [error for _, error in figures.failures if error.startswith("BudgetStoreError")]
+    assert store_errors, figures.failures
     for _, error in figures.failures:
-        assert error.startswith(
-            "BudgetStoreError: The Codat request budget's store, Redis redis://127.0.0.1:"
-        )
-        assert "Check that the Redis server is running" in error and "request_budget_store" in error
         assert PASSWORD not in error
+        if error in store_errors:
+            assert error.startswith(
+                "BudgetStoreError: The Codat request budget's store, Redis redis://127.0.0.1:"
+            )
+            assert "Check that the Redis server is running" in error and "request_budget_store" in error
+        else:  # a call whose deadline came while the store, back, was still paced: no token in time
+            assert error.startswith("PoolTimeout: No token of the Codat request budget"), error
     _check_recovered(Figures(tokens=figures.tokens), back, within=SLICE + 2.5)
