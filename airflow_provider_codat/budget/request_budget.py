@@ -49,8 +49,8 @@ from pyrate_limiter.limiter import SingleBucketFactory
 from airflow_provider_codat.budget.quota import Quota
 from airflow_provider_codat.budget.settings import BudgetSettings
 from airflow_provider_codat.budget.stores import open_store
+from airflow_provider_codat.budget.usage import count_request
 from airflow_provider_codat.errors import CodatQuotaExhaustedError
-from airflow_provider_codat.health.usage import count_request
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class RequestBudget:
             lambda: self._take_token(deadline), deadline, doing="a token of the per-minute rate"
         )
         self._tokens += 1
-        count_request()  # the health page's requests per minute (airflow_provider_codat.health.usage)
+        count_request()  # requests per minute, for the health page (budget.usage)
         if self._tokens % LEAK_EVERY == 0:
             bucket = self._bucket
             self.store.wait.once(lambda: bucket.leak(bucket.now()), doing="clean its request log")

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from airflow_provider_codat.budget.usage import KEEP_MINUTES
 from airflow_provider_codat.health.schema import (
     CONNECTIONS,
     DAYS,
@@ -18,7 +19,6 @@ from airflow_provider_codat.health.schema import (
     TYPES,
 )
 from airflow_provider_codat.health.upsert import upsert
-from airflow_provider_codat.health.usage import KEEP_MINUTES
 
 QUOTA = "quota"
 RATE = "requests_per_minute"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_codat.health.usage import take_counts
+from airflow_provider_codat.budget.usage import take_counts
 
 REPORT_KEY = "codat_health"
 REPORT_VERSION = 1

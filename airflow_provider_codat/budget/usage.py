@@ -1,7 +1,8 @@
-"""Requests this process sent per minute, counted as the request budget hands out tokens.
+"""Requests this process sent per minute, counted as the request budget hands out tokens (read by the health
+page: the budget knows nothing of it).
 
 A task cannot write to Airflow's metadata database (the Task SDK blocks it), so the counts travel in the
-task's health report (:mod:`.report`) and the API server folds them into ``codat_health_minute``. The counter
+task's health report (:mod:`airflow_provider_codat.health.report`) and the API server folds them into ``codat_health_minute``. The counter
 keeps at most a day of minutes, whatever happens to the reports.
 """
 
