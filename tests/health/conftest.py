@@ -3,7 +3,9 @@ health tables on it, emptied before each test."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +15,17 @@ from tests.sync.conftest import company_id, sim, sim_clock  # noqa: F401 (fixtur
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Any:
-    """Airflow's engine on a migrated SQLite database (the per-process home of tests/conftest.py)."""
+def airflow_db(migrated_airflow_db: Path) -> Any:
+    """Airflow's engine on a migrated SQLite database (the per-process home of tests/conftest.py): a copy of the
+    run's migrated one, so that ``upgradedb`` finds nothing left to do."""
+    from airflow.configuration import conf
     from airflow.utils.db import upgradedb
 
     from airflow_provider_codat.health.schema import TABLES
 
+    database = Path(conf.get("database", "sql_alchemy_conn").removeprefix("sqlite:///"))
+    if not database.exists():
+        shutil.copyfile(migrated_airflow_db, database)
     upgradedb()
     return TABLES.engine()
 

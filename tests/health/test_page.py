@@ -14,6 +14,9 @@ from airflow_provider_codat.health.record import apply_report, record_connection
 from tests.health.dag_limited_auth import OUTSIDER
 from tests.health.reports import a_report
 
+# One worker runs this module: its module-scoped fixture is costly to build (pytest-xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_page")
+
 LATE_CO = "11111111-1111-4111-8111-111111111111"
 FAILED_CO = "22222222-2222-4222-8222-222222222222"
 BROKEN_CO = "33333333-3333-4333-8333-333333333333"
