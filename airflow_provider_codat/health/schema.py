@@ -14,11 +14,9 @@ the webhook inbox is.
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, inspect
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from airflow_provider_codat.own_tables import OwnTables
 
 KEEP_DAYS = 30
 
@@ -80,47 +78,5 @@ META = Table(
 )
 
 
-class HealthTables:
-    """Airflow's metadata database engine with the health tables ensured on it, once per process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ready = False
-        self._engine: Any = None
-
-    def engine(self) -> Any:
-        """The engine Airflow's sessions use, the tables created if missing."""
-        if self._engine is None:
-            from airflow.utils.session import create_session
-
-            with create_session() as session:
-                engine = session.get_bind()
-            self.ensure(engine)
-            self._engine = engine
-        return self._engine
-
-    def ensure(self, bind: Any) -> None:
-        """Create the missing tables through ``bind`` (an engine or a connection); once per process."""
-        if self._ready:
-            return
-        with self._lock:
-            if not self._ready:
-                ensure_tables(bind)
-                self._ready = True
-
-
-def ensure_tables(engine: Any) -> None:
-    """Create the health tables that are missing (also when processes race to create them).
-
-    :param engine: a SQLAlchemy engine.
-    """
-    for table in METADATA.sorted_tables:
-        try:
-            table.create(bind=engine, checkfirst=True)
-        except (OperationalError, ProgrammingError):
-            # Another process created it between the check and the CREATE: fine if it is there now.
-            if not inspect(engine).has_table(table.name):
-                raise
-
-
-TABLES = HealthTables()
+#: The health tables on Airflow's metadata database, created once per process.
+TABLES = OwnTables(METADATA.sorted_tables)

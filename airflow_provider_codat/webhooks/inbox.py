@@ -12,7 +12,6 @@ then find the row; a look-up followed by a write could not promise that. The tab
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,10 +26,11 @@ from sqlalchemy import (
     Text,
     delete,
     insert,
-    inspect,
     select,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
+
+from airflow_provider_codat.own_tables import OwnTables
 
 log = logging.getLogger(__name__)
 
@@ -54,41 +54,13 @@ INBOX = Table(
 )
 
 
-class InboxTable:
+class InboxTable(OwnTables):
     """Creates the inbox table once per process (idempotently, also when processes race to create it), and
     prunes old rows at most every :data:`PRUNE_EVERY_SECONDS`."""
 
     def __init__(self) -> None:
-        self._ready = False
-        self._lock = threading.Lock()
+        super().__init__([INBOX])
         self._pruned_at: float | None = None
-        self._engine: Any = None
-
-    def engine(self) -> Any:
-        """Airflow's metadata database engine (the one its sessions use), the table ensured on it."""
-        if self._engine is None:
-            from airflow.utils.session import create_session
-
-            with create_session() as session:
-                engine = session.get_bind()
-            self.ensure(engine)
-            self._engine = engine
-        return self._engine
-
-    def ensure(self, engine: Any) -> None:
-        """Create the table if it is missing (no-op once done in this process)."""
-        if self._ready:
-            return
-        with self._lock:
-            if self._ready:
-                return
-            try:
-                INBOX.create(bind=engine, checkfirst=True)
-            except (OperationalError, ProgrammingError):
-                # Another process created it between the check and the CREATE: fine if it is there now.
-                if not inspect(engine).has_table(TABLE_NAME):
-                    raise
-            self._ready = True
 
     def prune_due(self) -> bool:
         """Whether this process should prune now (and note that it does)."""
