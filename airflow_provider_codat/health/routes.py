@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 PAGE_PATH = "/health"
 
 
+def _asked(
+    filter: str = Query("all"), search: str = Query(""), sort: str = Query("state"), page: int = Query(1)
+) -> Ask:
+    """What the page asks for, from its query string (both data routes take the same)."""
+    return Ask.of(filter=filter, search=search, sort=sort, page=page)
+
+
+Asked = Annotated[Ask, Depends(_asked)]
+
+
 def health_router() -> APIRouter:
     """The routes, to include in the app mounted at ``/codat``."""
     router = APIRouter()
@@ -44,27 +54,15 @@ def health_router() -> APIRouter:
         return HTMLResponse(shell(fragment_url=fragment_url, token_in_local_storage=TOKEN_IN_LOCAL_STORAGE))
 
     @router.get(PAGE_PATH + "/fragment", response_class=HTMLResponse)
-    def page_data(
-        user: Any = signed_in,
-        filter: str = Query("all"),
-        search: str = Query(""),
-        sort: str = Query("state"),
-        page: int = Query(1),
-    ) -> HTMLResponse:
+    def page_data(ask: Asked, user: Any = signed_in) -> HTMLResponse:
         now = datetime.now(tz=UTC)
-        found, figures = read_health(user, Ask.of(filter=filter, search=search, sort=sort, page=page), now)
+        found, figures = read_health(user, ask, now)
         return HTMLResponse(fragment(found, figures, now=now), headers={"Cache-Control": "no-store"})
 
     @router.get(PAGE_PATH + "/data")
-    def data(
-        user: Any = signed_in,
-        filter: str = Query("all"),
-        search: str = Query(""),
-        sort: str = Query("state"),
-        page: int = Query(1),
-    ) -> dict[str, Any]:
+    def data(ask: Asked, user: Any = signed_in) -> dict[str, Any]:
         now = datetime.now(tz=UTC)
-        found, figures = read_health(user, Ask.of(filter=filter, search=search, sort=sort, page=page), now)
+        found, figures = read_health(user, ask, now)
         companies = [
             {
                 "company_id": line.company_id,
