@@ -27,7 +27,7 @@ format: venv
 # store. Much of it waits on Airflow subprocesses and servers, so more workers than the 2 cores pays. Tests of a
 # module whose costly module fixture they share stay on one worker (--dist loadgroup, `xdist_group` markers).
 TEST_WORKERS ?= 4
-PARALLEL     := -n $(TEST_WORKERS) --dist loadgroup
+PARALLEL     := -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 test: lint
 	$(BIN)/pytest $(PARALLEL)

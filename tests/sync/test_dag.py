@@ -8,7 +8,9 @@ import textwrap
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.codat_simulator(sync_seconds=2)]
+# Each sync outlasts its task's start and first poke, also on a machine busy with other tests' Airflows (a task
+# takes seconds to start in `dags test`), so that every wait defers.
+pytestmark = [pytest.mark.slow, pytest.mark.codat_simulator(sync_seconds=10)]
 
 DAG = textwrap.dedent(
     """
