@@ -28,17 +28,6 @@ os.environ.setdefault("CODAT_TRIGGER_SETTLE_SECONDS", "0")
 from tests.airflow_cli import AirflowCLI, migrated_database
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first (end-to-end, then those that run Airflow commands or several processes): under
-    pytest-xdist they start at once, each on a worker, and the short tests fill the time around them instead of
-    a long one starting last. The order is the same in every worker, as xdist requires."""
-
-    def weight(item: pytest.Item) -> int:
-        return 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
-
-    items.sort(key=weight)
-
-
 @pytest.fixture(autouse=True)
 def _own_request_budget(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test spends from a request budget of its own (this process only), so that one test's requests or
