@@ -17,7 +17,8 @@ from local_airflow import latest_versions, read_run_files, simulator_versions
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE
 from tests.e2e.standalone import api_client, free_port, make_airflow, tail, until, wait_until_healthy
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# On the end-to-end tests' one worker, one server at a time (tests/e2e/test_stack.py says why).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e-servers")]
 DAG_ID = "codat_on_change"
 
 
@@ -106,7 +107,7 @@ def test_a_finished_sync_lands_its_records_through_the_webhook_exactly_once(
 
     started = time.monotonic()
     control.advance(600)  # the three syncs finish now, together: one message per company
-    runs, files = until("the webhook's pairs to land", landed(wanted, 1), 240, proc, log_file, every=1)
+    runs, files = until("the webhook's pairs to land", landed(wanted, 1), 600, proc, log_file, every=1)
     print(f"sync completed -> records landed: {time.monotonic() - started:.1f} s over {len(runs)} run(s)")
     assert all(run["state"] == "success" for run in runs), tail(log_file)
     assert all(run["run_type"] == "asset_triggered" for run in runs)
@@ -137,7 +138,7 @@ def test_a_finished_sync_lands_its_records_through_the_webhook_exactly_once(
     control.reset_request_log()
     control.mutate(first, "invoices", created=1, modified=2, deleted=1)
     runs, files = until(
-        "the second change to land", landed(wanted, len(runs) + 1), 240, proc, log_file, every=1
+        "the second change to land", landed(wanted, len(runs) + 1), 600, proc, log_file, every=1
     )
     assert all(run["state"] == "success" for run in runs), tail(log_file)
     assert latest_versions(files[(first, "invoices")]) == simulator_versions(control, first, "invoices")
