@@ -27,8 +27,7 @@ from tests.e2e.standalone import (
 
 DAG_ID = "codat_sync_hourly"
 
-# On the end-to-end tests' one worker, one server at a time (tests/e2e/test_stack.py says why).
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e-servers")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)

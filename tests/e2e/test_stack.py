@@ -24,9 +24,7 @@ from stack import Stack
 from airflow_provider_codat.simulator.control import SimulatorControl
 from tests.e2e.stack_root import stack_root
 
-# The servers of the end-to-end tests run one test at a time, on one worker (pytest-xdist --dist loadgroup):
-# two of them starting together on 2 cores miss their start-up and retry windows.
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e-servers")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG_ID = "codat_sync_daily"
 COMPANIES = int(os.environ.get("CODAT_STACK_COMPANIES", "40"))
 # Test-only settings over airflow.env: only the runs the test triggers; a dead worker's tasks failed (and

@@ -29,8 +29,7 @@ from stack import Stack
 from tests.e2e.stack_root import stack_root
 from tests.e2e.test_stack import HttpControl
 
-# On the end-to-end tests' one worker, one server at a time (tests/e2e/test_stack.py says why).
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e-servers")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 RATE = 20  # messages a second
 SECONDS = 30

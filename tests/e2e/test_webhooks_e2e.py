@@ -17,8 +17,7 @@ from local_airflow import latest_versions, read_run_files, simulator_versions
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE
 from tests.e2e.standalone import api_client, free_port, make_airflow, tail, until, wait_until_healthy
 
-# On the end-to-end tests' one worker, one server at a time (tests/e2e/test_stack.py says why).
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e-servers")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG_ID = "codat_on_change"
 
 
