@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from airflow_provider_codat.health.fold import fold_reports
@@ -15,8 +16,14 @@ from tests.health.reports import a_report, push_xcom
 
 COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-# Folding prunes by the real clock: a minute it keeps.
-RECENT_MINUTE = str(int(datetime.now(tz=UTC).timestamp() // 60))
+# Folding prunes by the clock, pinned to NOW below: a minute it keeps.
+RECENT_MINUTE = str(int(NOW.timestamp() // 60) - 5)
+
+
+@pytest.fixture(autouse=True)
+def _clock_at_now():
+    with time_machine.travel(NOW, tick=True):
+        yield
 
 
 def _types(engine):

@@ -21,6 +21,14 @@ HEADERS = ("x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset")
 TOO_MANY = "You have made too many requests in a given amount of time; please retry later."
 
 
+@pytest.fixture(autouse=True)
+def _midday_utc():
+    """Every test starts at 12:00 UTC, with time passing: the daily quota resets at 00:00 UTC, and a test that
+    moves the simulated clock a minute on must not cross a real midnight (a test's own travel overrides it)."""
+    with time_machine.travel(datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC), tick=True):
+        yield
+
+
 def remaining(response: httpx.Response) -> int:
     return int(response.headers["x-rate-limit-remaining"])
 
