@@ -25,15 +25,14 @@ format: venv
 
 # The suite spread over worker processes (pytest-xdist), each with its own Airflow home, simulator and budget
 # store. Much of it waits on Airflow subprocesses and servers, so more workers than the 2 cores pays. Tests of a
-# module whose costly module fixture they share stay on one worker (--dist loadgroup, `xdist_group` markers).
+# module whose costly module fixture they share stay on one worker (--dist loadgroup, `xdist_group` markers);
+# the end-to-end tests (CODAT_E2E=1: servers, the stack) run first, one at a time, on one worker
+# (tests/conftest.py), while the others take the rest.
 TEST_WORKERS ?= 4
 PARALLEL     := -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
-# The end-to-end tests (servers: the stack, standalone Airflows) run after, one at a time: two of them starting
-# together on 2 cores miss their start-up and retry windows.
 test: lint
-	$(BIN)/pytest $(PARALLEL) -m "not e2e"
-	$(BIN)/pytest -m e2e --durations=10
+	$(BIN)/pytest $(PARALLEL)
 
 # The inner loop: the tests that start no Airflow command, server stack or browser (no `slow`, no `e2e`), in
 # about a minute. `make test` stays the one that counts.
@@ -46,8 +45,7 @@ test-quick: venv
 AIRFLOW_MINOR  ?= 3.1
 PYTHON_VERSION ?= 3.11
 test-airflow:
-	tools/airflow_minor.sh $(AIRFLOW_MINOR) $(PYTHON_VERSION) $(PARALLEL) -m "not e2e"
-	tools/airflow_minor.sh $(AIRFLOW_MINOR) $(PYTHON_VERSION) -m e2e --ignore=tests/e2e/test_stack.py \
+	tools/airflow_minor.sh $(AIRFLOW_MINOR) $(PYTHON_VERSION) $(PARALLEL) --ignore=tests/e2e/test_stack.py \
 	  --ignore=tests/e2e/test_webhooks_durability.py
 
 simulator: venv

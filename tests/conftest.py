@@ -62,3 +62,17 @@ def clock_at(request: pytest.FixtureRequest) -> Iterator[datetime]:
     """
     with time_machine.travel(request.param, tick=False):
         yield request.param
+
+
+# The end-to-end tests that start servers (a standalone Airflow, the stack) run one after another on one worker
+# (two such starts side by side on 2 cores miss their windows), and first: their chain is the run's longest, so
+# the other workers take the rest of the suite beside it.
+SERVERS_GROUP = "servers"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group(SERVERS_GROUP))
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: else collection order

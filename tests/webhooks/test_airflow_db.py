@@ -148,7 +148,7 @@ def run_app_script(airflow_cli: AirflowCLI, env: dict[str, str], script: str, *a
         env={**airflow_cli.env, **env},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=420,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -399,7 +399,7 @@ LEFT_UNDRAINED = POST_LIKE_CODAT + textwrap.dedent(
     waiting = row().processed_at is None
     app.state.parts.drainer = drainer
     with TestClient(app):  # the next API server process starts
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # the drainer process imports Airflow: a minute or more on a busy 2-core machine
         while row().processed_at is None and time.monotonic() < deadline:
             time.sleep(0.2)
     drained = row()
