@@ -22,7 +22,9 @@ stamp="$venv/.installed"
 if [ ! -f "$stamp" ] || [ "$constraints" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv
-  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -c "$constraints" -e '.[test,dev,stack,s3]'
+  # Bytecode compiled at install (as `make venv` does): Airflow's start costs half as much CPU.
+  "$venv/bin/uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" -c "$constraints" \
+    -e '.[test,dev,stack,s3]'
   touch "$stamp"
 fi
 echo "== Airflow $("$venv/bin/python" -c 'import airflow; print(airflow.__version__)') on Python $("$venv/bin/python" -c 'import platform; print(platform.python_version())')"
