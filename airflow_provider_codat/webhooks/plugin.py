@@ -19,7 +19,6 @@ from fastapi import FastAPI
 
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.health.menu import health_view
-from airflow_provider_codat.health.routes import health_router
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.drainer_process import DrainerProcess
 from airflow_provider_codat.webhooks.inbox import has_undrained
@@ -51,8 +50,26 @@ def wake_for_undrained(drainer: DrainerProcess) -> None:
         log.warning("Could not look for undrained Codat deliveries", exc_info=True)
 
 
+def add_health_routes(app: FastAPI) -> None:
+    """The portfolio health page's routes, added once, when the API server starts.
+
+    Not at import: every task process loads plugins (for their macros), and the page's auth dependencies import
+    Airflow's API server, about 1.5 s of CPU that a task would spend for nothing.
+
+    :param app: the app mounted at ``/codat``.
+    """
+    if getattr(app.state, "health_routes", False):
+        return
+    from airflow_provider_codat.health.routes import health_router
+
+    # The portfolio health page shares this app: a second app under /codat/... would never be reached.
+    app.include_router(health_router())
+    app.state.health_routes = True
+
+
 @contextlib.asynccontextmanager
-async def _look_for_undrained(app: FastAPI) -> AsyncIterator[None]:
+async def _on_start(app: FastAPI) -> AsyncIterator[None]:
+    add_health_routes(app)
     # In a thread: the API server's start does not wait for the database.
     drainer = app.state.parts.drainer
     if drainer is None:
@@ -69,10 +86,7 @@ def build_app() -> FastAPI:
     asset events written by a drainer process of this API server process (started by the first delivery, or
     at the API server's start when deliveries wait)."""
     parts = ReceiverParts(verifier=CachedVerifier(_conn_id()), seen=RecentIds(), drainer=DrainerProcess())
-    app = create_receiver_app(parts, lifespan=_look_for_undrained)
-    # The portfolio health page shares this app: a second app under /codat/... would never be reached.
-    app.include_router(health_router())
-    return app
+    return create_receiver_app(parts, lifespan=_on_start)
 
 
 class CodatWebhooksPlugin(AirflowPlugin):

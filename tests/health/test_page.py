@@ -33,8 +33,8 @@ def api(airflow_db):
     from airflow.api_fastapi import app as api_app
 
     api_app.purge_cached_app() if hasattr(api_app, "purge_cached_app") else None
-    client = TestClient(api_app.create_app(apps="core"))
-    yield client
+    with TestClient(api_app.create_app(apps="core")) as client:  # started: the page's routes are added then
+        yield client
     mp.undo()
 
 

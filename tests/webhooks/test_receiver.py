@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -438,6 +440,39 @@ def test_the_plugin_mounts_the_receiver_at_codat_on_airflows_api_server():
     assert mounted is CodatWebhooksPlugin.fastapi_apps[0]
     routes = {(route.path, tuple(sorted(route.methods))) for route in mounted["app"].routes}
     assert ("/webhooks", ("POST",)) in routes
+
+
+IMPORT_PLUGIN_LIKE_A_TASK = """
+import sys
+from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
+app = CodatWebhooksPlugin.fastapi_apps[0]["app"]
+print(sorted(route.path for route in app.routes if route.path.startswith("/health")))
+print("airflow.api_fastapi.core_api.security" in sys.modules)
+"""
+
+
+def test_a_task_loading_plugins_does_not_import_the_api_server():
+    # Every task process loads plugins for their macros: the health page's routes wait for the API server.
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_PLUGIN_LIKE_A_TASK],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.splitlines()[-2:] == ["[]", "False"]
+
+
+def test_the_health_routes_are_added_once_when_the_api_server_starts():
+    from airflow_provider_codat.webhooks.plugin import add_health_routes, build_app
+
+    app = build_app()
+    app.state.parts.drainer = None  # no drainer process from a test
+    with TestClient(app):
+        paths = [route.path for route in app.routes]
+        assert "/health" in paths and "/health/data" in paths
+    add_health_routes(app)  # a second start adds nothing
+    assert [route.path for route in app.routes] == paths
 
 
 def connection_event(event_type: str, status: str = "Deauthorized", company: str = COMPANY) -> dict:
