@@ -206,7 +206,7 @@ def test_the_simulator_service_command_answers_its_healthcheck(config):
     assert check[0] == "python"
     proc = subprocess.Popen([sys.executable, *args[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 300  # a guard against a hang: start-up takes minutes on a loaded machine
+        deadline = time.monotonic() + 300  # a hang guard: start-up takes minutes on a loaded machine
         while True:
             probe = subprocess.run([sys.executable, *check[1:]], capture_output=True, timeout=30, check=False)
             if probe.returncode == 0:
