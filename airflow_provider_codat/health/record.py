@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, func, insert, select
 
 from airflow_provider_codat.budget.usage import KEEP_MINUTES
 from airflow_provider_codat.health.schema import (
+    COMPANIES,
     CONNECTIONS,
     DAYS,
     KEEP_DAYS,
@@ -50,6 +51,7 @@ def apply_report(connection: Any, report: Mapping[str, Any], *, at: datetime) ->
             if entry.get("status") == "extracted":
                 landed += int(entry.get("records") or 0)
     upsert(connection, TYPES, rows)
+    summarise(connection, list(companies))
     minutes = [{"minute": int(m), "requests": int(n)} for m, n in (report.get("minutes") or {}).items()]
     upsert(connection, MINUTES, minutes, add=("requests",))
     if landed:
@@ -58,6 +60,50 @@ def apply_report(connection: Any, report: Mapping[str, Any], *, at: datetime) ->
         note_quota(connection, report["quota"])
     if report.get(RATE):
         set_meta(connection, RATE, str(int(report[RATE])))
+
+
+def summarise(connection: Any, company_ids: list[str]) -> None:
+    """Rewrite the list's rows (``codat_health_company``) of ``company_ids`` from their type rows.
+
+    Deleted then inserted: a company whose types moved to another DAG loses its row under the old one.
+    """
+    for start in range(0, len(company_ids), _CHUNK):
+        chunk = company_ids[start : start + _CHUNK]
+        grouped = (
+            select(
+                TYPES.c.company_id,
+                TYPES.c.dag_id,
+                func.max(TYPES.c.company_name),
+                func.min(TYPES.c.landed_at),
+                func.count() - func.count(TYPES.c.landed_at),
+                func.sum(case((TYPES.c.status == "failed", 1), else_=0)),
+                func.max(TYPES.c.error_at),
+            )
+            .where(TYPES.c.company_id.in_(chunk))
+            .group_by(TYPES.c.company_id, TYPES.c.dag_id)
+        )
+        rows = [
+            {
+                "company_id": company_id,
+                "dag_id": dag_id,
+                "company_name": name,
+                "name_key": (name or "").lower()[:256],
+                "oldest_landing": instant(oldest),
+                "never_landed": int(never or 0),
+                "failed": int(failed or 0),
+                "last_error_at": instant(error_at),
+            }
+            for company_id, dag_id, name, oldest, never, failed, error_at in connection.execute(grouped)
+        ]
+        connection.execute(delete(COMPANIES).where(COMPANIES.c.company_id.in_(chunk)))
+        if rows:
+            connection.execute(insert(COMPANIES), rows)
+
+
+def summarise_all(connection: Any) -> None:
+    """Build every company's row from the type rows (a record kept before the list had its own table)."""
+    company_ids = [c for (c,) in connection.execute(select(TYPES.c.company_id).distinct())]
+    summarise(connection, company_ids)
 
 
 def _stored_types(connection: Any, company_ids: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
