@@ -44,6 +44,11 @@ def apply_report(connection: Any, report: Mapping[str, Any], *, at: datetime) ->
     rows, landed = [], 0
     for company_id, company in companies.items():
         for data_type, entry in (company.get("types") or {}).items():
+            if "status" not in entry:  # a merging task's count of table rows: the outcome stays as it is
+                found = stored.get((company_id, data_type))
+                if found is not None and entry.get("table_rows") is not None:
+                    rows.append(found | {"table_rows": int(entry["table_rows"])})
+                continue
             row = _type_row(
                 stored.get((company_id, data_type)), company_id, data_type, company, entry, report, at
             )
@@ -60,6 +65,8 @@ def apply_report(connection: Any, report: Mapping[str, Any], *, at: datetime) ->
         note_quota(connection, report["quota"])
     if report.get(RATE):
         set_meta(connection, RATE, str(int(report[RATE])))
+    if report.get("connections"):
+        record_listed_connections(connection, report["connections"], at=at)
 
 
 def summarise(connection: Any, company_ids: list[str]) -> None:
@@ -148,7 +155,9 @@ def _type_row(
             error_task=report["task_id"],
             error_run_id=report["run_id"],
         )
-    if entry.get("table_change") is not None:
+    if entry.get("table_rows") is not None:
+        row["table_rows"] = int(entry["table_rows"])
+    elif entry.get("table_change") is not None:
         row["table_rows"] = max(0, int(row["table_rows"] or 0) + int(entry["table_change"]))
     return row
 
@@ -177,6 +186,31 @@ def record_connection(connection: Any, notice_extra: Mapping[str, Any], *, at: d
         "updated_at": at,
     }
     upsert(connection, CONNECTIONS, [row])
+
+
+def record_listed_connections(connection: Any, listed: Iterable[Any], *, at: datetime) -> None:
+    """Keep the statuses a company listing saw at ``at`` (a report's ``connections``,
+    :func:`~.report.listed_connections`), except where a newer status is recorded (a webhook's, since)."""
+    rows = {}
+    for company_id, company_name, connection_id, platform, status in listed:
+        rows[(company_id, connection_id)] = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "company_name": company_name,
+            "platform": platform,
+            "status": status,
+            "updated_at": at,
+        }
+    companies = sorted({company_id for company_id, _ in rows})
+    for start in range(0, len(companies), _CHUNK):
+        chunk = companies[start : start + _CHUNK]
+        newer = select(CONNECTIONS.c.company_id, CONNECTIONS.c.connection_id, CONNECTIONS.c.updated_at).where(
+            CONNECTIONS.c.company_id.in_(chunk)
+        )
+        for company_id, connection_id, updated_at in connection.execute(newer):
+            if instant(updated_at) > at:
+                rows.pop((company_id, connection_id), None)
+    upsert(connection, CONNECTIONS, list(rows.values()))
 
 
 def record_connections(connection: Any, extras: Iterable[Mapping[str, Any]], *, at: datetime) -> None:
