@@ -167,7 +167,8 @@ def _worker(args: argparse.Namespace) -> dict:
     import airflow
 
     result["airflow"] = airflow.__version__
-    result["matching"] = client.get("/codat/health/data").json()["matching"]
+    everything = client.get("/codat/health/data").json()
+    result["matching"], result["states"] = everything["matching"], everything["states"]
     return result
 
 
@@ -301,7 +302,8 @@ def _print_table(args: argparse.Namespace, results: dict) -> None:
         rounds = " / ".join(f"{r['data']['median']:.0f}-{r['data']['p95']:.0f}" for r in found["rounds"])
         print(
             f"{backend}: Airflow {found['airflow']}, migrated in {found['migrate_s']:.0f} s, recorded in "
-            f"{found['record_s']:.1f} s, {found['matching']} companies listed; data call median-p95 per round "
+            f"{found['record_s']:.1f} s, {found['matching']} companies listed {found['states']}; data call "
+            "median-p95 per round "
             f"{rounds} ms"
         )
 
