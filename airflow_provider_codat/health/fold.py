@@ -31,7 +31,7 @@ from airflow_provider_codat.health.schema import META, TABLES
 log = logging.getLogger(__name__)
 
 WATERMARK = "xcom_watermark"
-SUMMARY_VERSION = "company_summary"  # set once every company's list row was built from its type rows
+SUMMARY_VERSION = "company_summary_v2"  # set once every company's list rows were built from its type rows
 FOLD_EVERY_SECONDS = 10.0
 BATCH = 500
 

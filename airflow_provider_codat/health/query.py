@@ -23,8 +23,8 @@ from airflow_provider_codat.health.freshness import (
     STATES,
     allowed_age,
 )
-from airflow_provider_codat.health.record import QUOTA, RATE, get_meta, instant
-from airflow_provider_codat.health.schema import COMPANIES, CONNECTIONS, DAYS, MINUTES, TYPES
+from airflow_provider_codat.health.record import QUOTA, RATE, allowed_ages, get_meta, instant
+from airflow_provider_codat.health.schema import COMPANIES, CONNECTIONS, DAYS, MINUTES, PORTFOLIO, TYPES
 
 PAGE_SIZE = 50
 FILTERS = ("all", "stale", "broken", "failed")
@@ -81,7 +81,8 @@ def portfolio(connection: Any, readable_dags: Collection[str], ask: Ask, *, now:
     dags = sorted(recorded.intersection(readable_dags))
     if not dags:
         return {"companies": [], "matching": 0, "states": dict.fromkeys(STATES, 0), "ask": ask}
-    lines = _lines(connection, dags, now)
+    # A user who may read every DAG that recorded a company reads the rows across DAGs: no grouping.
+    lines = _every_line(now) if len(dags) == len(recorded) else _lines(connection, dags, now)
     # One pass counts both: the companies per state, and those the filter and the search select.
     flags = {
         "stale": lines.c.late > 0,
@@ -104,10 +105,40 @@ def portfolio(connection: Any, readable_dags: Collection[str], ask: Ask, *, now:
     return {"companies": page, "matching": matching, "states": states, "ask": ask}
 
 
+def _broken_ids() -> Any:
+    return select(CONNECTIONS.c.company_id).where(CONNECTIONS.c.status.in_(sorted(BROKEN_CONNECTIONS)))
+
+
+def _every_line(now: datetime) -> Any:
+    """One row per company across every DAG (``codat_health_portfolio``), as :func:`_lines` gives them."""
+    rows = PORTFOLIO.c
+    late = case(
+        (or_(rows.never_landed > 0, rows.due_at.is_(None), rows.due_at < literal(now, rows.due_at.type)), 1),
+        else_=0,
+    )
+    broken = rows.company_id.in_(_broken_ids())
+    rank = case(
+        (or_(rows.failed > 0, broken), STATES.index(ERROR)),
+        (late > 0, STATES.index(LATE)),
+        else_=STATES.index(ON_TIME),
+    )
+    return select(
+        rows.company_id,
+        rows.company_name.label("name"),
+        rows.name_key,
+        rows.oldest_landing,
+        rows.last_error_at,
+        late.label("late"),
+        rows.failed,
+        case((broken, 1), else_=0).label("broken"),
+        rank.label("rank"),
+    ).subquery()
+
+
 def _lines(connection: Any, dags: list[str], now: datetime) -> Any:
     """One row per company of ``dags``: its name, flags, state's rank (:data:`STATES`) and sort keys."""
     rows = COMPANIES.c
-    deadlines = {dag_id: now - age for dag_id, age in _schedules(connection, dags).items()}
+    deadlines = {dag_id: now - age for dag_id, age in allowed_ages(connection, dags).items()}
     default = literal(now - allowed_age(None), rows.oldest_landing.type)
     deadline = (
         case(
@@ -136,7 +167,7 @@ def _lines(connection: Any, dags: list[str], now: datetime) -> Any:
         .group_by(rows.company_id)
         .subquery()
     )
-    broken_ids = select(CONNECTIONS.c.company_id).where(CONNECTIONS.c.status.in_(sorted(BROKEN_CONNECTIONS)))
+    broken_ids = _broken_ids()
     broken = case((per.c.company_id.in_(broken_ids), 1), else_=0)
     rank = case(
         (or_(per.c.failed > 0, per.c.company_id.in_(broken_ids)), STATES.index(ERROR)),
@@ -179,19 +210,6 @@ def _line(row: Any) -> CompanyLine:
         oldest_landing=instant(row["oldest_landing"]),
         last_error_at=instant(row["last_error_at"]),
     )
-
-
-def _schedules(connection: Any, dags: list[str]) -> dict[str, timedelta]:
-    from airflow.models.dag import DagModel
-
-    dag = DagModel.__table__
-    found: dict[str, timedelta] = {}
-    for start in range(0, len(dags), _CHUNK):
-        query = select(dag.c.dag_id, dag.c.timetable_summary).where(
-            dag.c.dag_id.in_(dags[start : start + _CHUNK])
-        )
-        found.update({dag_id: allowed_age(summary) for dag_id, summary in connection.execute(query)})
-    return found
 
 
 def _details(connection: Any, page: list[CompanyLine], dags: list[str]) -> None:

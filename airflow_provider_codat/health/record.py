@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, insert, select
 
 from airflow_provider_codat.budget.usage import KEEP_MINUTES
+from airflow_provider_codat.health.freshness import allowed_age
 from airflow_provider_codat.health.schema import (
     COMPANIES,
     CONNECTIONS,
@@ -17,6 +18,7 @@ from airflow_provider_codat.health.schema import (
     KEEP_DAYS,
     META,
     MINUTES,
+    PORTFOLIO,
     TYPES,
 )
 from airflow_provider_codat.health.upsert import upsert
@@ -103,8 +105,54 @@ def summarise(connection: Any, company_ids: list[str]) -> None:
             for company_id, dag_id, name, oldest, never, failed, error_at in connection.execute(grouped)
         ]
         connection.execute(delete(COMPANIES).where(COMPANIES.c.company_id.in_(chunk)))
+        connection.execute(delete(PORTFOLIO).where(PORTFOLIO.c.company_id.in_(chunk)))
         if rows:
             connection.execute(insert(COMPANIES), rows)
+            ages = allowed_ages(connection, sorted({row["dag_id"] for row in rows}))
+            connection.execute(insert(PORTFOLIO), _across_dags(rows, ages))
+
+
+def _across_dags(rows: list[dict[str, Any]], ages: dict[str, timedelta]) -> list[dict[str, Any]]:
+    """One row per company from its rows per DAG (:data:`~.schema.PORTFOLIO`)."""
+    by_company: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_company.setdefault(row["company_id"], []).append(row)
+    merged = []
+    for company_id, own in by_company.items():
+        landed = [r for r in own if r["oldest_landing"] is not None]
+        names = [r["company_name"] for r in own if r["company_name"]]
+        errors = [r["last_error_at"] for r in own if r["last_error_at"] is not None]
+        never = sum(r["never_landed"] for r in own)  # a row with no landing counts its types here
+        merged.append(
+            {
+                "company_id": company_id,
+                "company_name": max(names) if names else None,
+                "name_key": max(r["name_key"] for r in own),
+                "oldest_landing": min((r["oldest_landing"] for r in landed), default=None),
+                "due_at": None
+                if never
+                else min(r["oldest_landing"] + ages.get(r["dag_id"], allowed_age(None)) for r in landed),
+                "never_landed": never,
+                "failed": sum(r["failed"] for r in own),
+                "last_error_at": max(errors, default=None),
+            }
+        )
+    return merged
+
+
+def allowed_ages(connection: Any, dags: list[str]) -> dict[str, timedelta]:
+    """How old each DAG's landings may be (:func:`~.freshness.allowed_age` of its schedule as Airflow lists it);
+    a DAG Airflow does not know is left out."""
+    from airflow.models.dag import DagModel
+
+    dag = DagModel.__table__
+    found: dict[str, timedelta] = {}
+    for start in range(0, len(dags), _CHUNK):
+        query = select(dag.c.dag_id, dag.c.timetable_summary).where(
+            dag.c.dag_id.in_(dags[start : start + _CHUNK])
+        )
+        found.update({dag_id: allowed_age(summary) for dag_id, summary in connection.execute(query)})
+    return found
 
 
 def summarise_all(connection: Any) -> None:

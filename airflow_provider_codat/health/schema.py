@@ -2,7 +2,8 @@
 
 =========================  ======================================================  =====================
 ``codat_health_type``      one row per (company, data type): its latest outcome    companies × types
-``codat_health_company``   one row per (company, DAG): its types folded (the list) companies
+``codat_health_company``   one row per (company, DAG): its types folded (the list) companies × DAGs
+``codat_health_portfolio`` one row per company: the list across every DAG        companies
 ``codat_health_connection`` one row per (company, connection): its latest status    connections
 ``codat_health_minute``    requests sent per minute                                 the last 24 hours
 ``codat_health_day``       records landed per day                                   the last 30 days
@@ -61,6 +62,22 @@ COMPANIES = Table(
     Column("failed", Integer, nullable=False),  # types whose latest outcome failed
     Column("last_error_at", DateTime(timezone=True), nullable=True),
     Index("codat_health_company_dag", "dag_id"),
+)
+
+#: The list across every DAG, one row per company, for a user who may read every DAG that recorded a company
+#: (the common case: no grouping per view). ``due_at`` is when the company turns Late: the earliest of each
+#: DAG's oldest landing plus the age that DAG's schedule allows, worked out at fold time.
+PORTFOLIO = Table(
+    "codat_health_portfolio",
+    METADATA,
+    Column("company_id", String(64), primary_key=True),
+    Column("company_name", String(256), nullable=True),
+    Column("name_key", String(256), nullable=False),
+    Column("oldest_landing", DateTime(timezone=True), nullable=True),
+    Column("due_at", DateTime(timezone=True), nullable=True),  # None with types never landed
+    Column("never_landed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("last_error_at", DateTime(timezone=True), nullable=True),
 )
 
 CONNECTIONS = Table(

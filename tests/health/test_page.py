@@ -216,3 +216,33 @@ def test_the_3_1_0_path_sends_the_local_storage_token_as_a_bearer_header(api, po
     assert answer.status_code == 200 and "Broken Co" in answer.text
     monkeypatch.setattr(routes, "TOKEN_IN_LOCAL_STORAGE", False)
     assert "const TOKEN_IN_LOCAL_STORAGE = false" in api.get("/codat/health").text
+
+
+@pytest.mark.parametrize(
+    "ask", [{}, {"filter": "stale"}, {"filter": "broken", "sort": "name"}, {"sort": "oldest"}]
+)
+def test_the_rows_across_dags_answer_as_the_rows_per_dag(portfolio, ask):
+    """A user who may read every DAG that recorded a company reads one row per company; any other user the
+    rows per DAG, grouped: both give the same page."""
+    from airflow_provider_codat.health import query
+    from airflow_provider_codat.health.query import Ask
+
+    dags = {"codat_sync_daily", "codat_sync_hourly", "not_registered"}
+    asked = Ask.of(**{"filter": "all", "search": "", "sort": "state", "page": 1, **ask})
+    now = datetime.now(tz=UTC)
+    with portfolio.connect() as connection:
+        across = query.portfolio(connection, dags, asked, now=now)
+        grouped = query._lines(connection, sorted(dags), now)
+        original, query._every_line = query._every_line, lambda _now: grouped
+        try:
+            per_dag = query.portfolio(connection, dags, asked, now=now)
+        finally:
+            query._every_line = original
+
+    def seen(found):
+        lines = [
+            (c.company_id, c.state, c.late, c.broken, c.failed, c.oldest_landing) for c in found["companies"]
+        ]
+        return lines, found["states"], found["matching"]
+
+    assert seen(across) == seen(per_dag) and across["matching"] > 0
