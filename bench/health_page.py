@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/health_page.py [--companies 10000] [--calls 40] [--rounds 3] [--backends sqlite,postgres]
     .venv/bin/python bench/health_page.py --chromium      # also the first paint in headless Chromium
+    .venv/bin/python bench/health_page.py --dags 3        # the types spread over the hourly, daily, weekly DAGs
+    .venv/bin/python bench/health_page.py --grouped       # plus a removed DAG's rows: the grouped path for all
 
 For each backend, a worker process (its own ``AIRFLOW_HOME`` in a temp folder; for Postgres a throwaway cluster
 started with ``initdb``/``pg_ctl`` as ``tools/stack.py`` does, stopped at the end) migrates a fresh Airflow
-database, registers the DAG, and records the portfolio as the fold does, 500 companies a report: every type
+database, registers the DAGs, and records the portfolio as the fold does, 500 companies a report: every type
 landed, one company in 50 with a failed type, one in 20 landed three days ago (stale), one in 100 with a
 deauthorized connection. Then, through Airflow's own API server app in-process (``create_app``, the provider's
 app mounted from its entry point, the simple auth manager, an admin's token as the ``_token`` cookie):
