@@ -71,14 +71,23 @@ __all__ = [
     "object_storage_namespace",
     "plugin_auth_manager",
     "plugin_user_dependency",
+    "token_in_local_storage",
 ]
 
 _base_version = Version(Version(_airflow_version).base_version)
 #: Only for the tests whose expectation depends on Airflow's own behaviour; imports go by where names live.
 AIRFLOW_V_3_2_PLUS = _base_version >= Version("3.2.0")
 AIRFLOW_V_3_3_PLUS = _base_version >= Version("3.3.0")
+
+
+def token_in_local_storage(version: str = _airflow_version) -> bool:
+    """Whether Airflow ``version``'s UI keeps the user's token in ``localStorage["token"]`` and its API server
+    reads only the ``Authorization: Bearer`` header (3.1.0); from 3.1.1 the ``_token`` cookie is read too."""
+    return Version(Version(version).base_version) == Version("3.1.0")
+
+
 #: Airflow 3.1.0 only: the UI keeps the user's token in ``localStorage["token"]`` and sends it as a bearer header.
-TOKEN_IN_LOCAL_STORAGE = _base_version == Version("3.1.0")
+TOKEN_IN_LOCAL_STORAGE = token_in_local_storage()
 
 try:
     from airflow.sdk.exceptions import (

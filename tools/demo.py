@@ -93,7 +93,19 @@ def main(argv: list[str] | None = None) -> int:
         "deleted ones included; each table holds exactly the live records, at their newest version."
     )
     print(f"Wall time: {time.monotonic() - started:.0f} s")
+    _print_health_page(home)
     return 0
+
+
+def _print_health_page(home: Path) -> None:
+    """Where the portfolio health page is (the demo's runs reported to it: docs/health.md)."""
+    print(
+        "\nPortfolio health page: Browse > Codat portfolio health, at http://127.0.0.1:8080/plugin/codat-health"
+        " (the page alone: http://127.0.0.1:8080/codat/health), once the Airflow UI runs:\n"
+        f"  these runs:  .venv/bin/python tools/airflow_ui.py --home {_rel(home)}\n"
+        "  a fresh one: make airflow\n"
+        "(docs/health.md)"
+    )
 
 
 def _run_twice(simulator, env: dict, home: Path, destination: Path, logs: Path) -> list[tuple] | int:
@@ -142,10 +154,6 @@ def _print_runs(runs: list[tuple], company_count: int, destination: Path, logs: 
     )
     print(f"Tables: {_rel(destination)}/_tables/<data type> (Delta Lake, docs/tables.md)")
     print(f"Logs:  {_rel(logs)}/")
-    print(
-        "Health: `make airflow`, then Browse > Codat portfolio health (http://127.0.0.1:8080/plugin/codat-health;"
-        " docs/health.md)"
-    )
 
 
 def make_changes(control) -> dict[str, str]:

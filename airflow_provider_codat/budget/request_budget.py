@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import random
@@ -172,7 +173,9 @@ class RequestBudget:
 
     async def atake_token(self, deadline: float | None = None) -> None:
         """Async twin of :meth:`take_token` (the wait runs off the event loop)."""
-        await asyncio.get_running_loop().run_in_executor(_WAITERS, self.take_token, deadline)
+        # In the caller's context: a trigger counting its requests apart (budget.usage) counts this one too.
+        context = contextvars.copy_context()
+        await asyncio.get_running_loop().run_in_executor(_WAITERS, context.run, self.take_token, deadline)
 
     # -- requests in flight per company ----------------------------------------------------------------------
     @contextlib.contextmanager

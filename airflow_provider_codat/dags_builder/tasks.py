@@ -250,11 +250,14 @@ def summary(work: list[dict] | None, results: Iterable[dict] | None) -> dict[str
 def portfolio(codat_conn_id: str = DEFAULT_CONN_ID) -> dict[str, Any]:
     """The run's work from its Params: the companies with their names (empty: every company with a Linked
     connection), the data types, the destination and the full-refresh flag."""
+    from airflow_provider_codat.health.task_report import push_connection_report
     from airflow_provider_codat.hooks.codat import CodatHook
 
-    params = get_current_context()["params"]
+    context = get_current_context()
+    params = context["params"]
     given = list(dict.fromkeys(_as_list(params.get("company_ids"))))
     companies = list(CodatHook(codat_conn_id=codat_conn_id).list_companies())
+    push_connection_report(context, companies)  # the connections' statuses, for the health page
     linked = [
         {"id": str(c["id"]), "name": c.get("name")}
         for c in companies

@@ -1,4 +1,4 @@
-"""Inline SVG charts: no script, no library, sized by the browser."""
+"""Inline SVG charts: no script, no library, stretched to their box by the browser."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ def line_chart(values: Sequence[int], *, title: str, width: int = 720, height: i
     """A line of ``values`` (oldest first), scaled to its maximum."""
     top = max(values, default=0) or 1
     step = width / max(1, len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - v * (height - 10) / top:.1f}" for i, v in enumerate(values))
+    points = " ".join(
+        f"{i * step:.1f},{height - 2 - v * (height - 12) / top:.1f}" for i, v in enumerate(values)
+    )
     return (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
-        f"<title>{escape(title)} (max {top})</title>"
-        f'<polyline fill="none" stroke="#017cee" stroke-width="1.5" points="{points}"/></svg>'
+        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)} (max {top})</title>'
+        f'<polyline fill="none" stroke="#017cee" stroke-width="1.5" vector-effect="non-scaling-stroke" '
+        f'points="{points}"/></svg>'
     )
 
 
@@ -28,6 +31,6 @@ def bar_chart(bars: Sequence[tuple[str, int]], *, title: str, width: int = 720, 
         for i, (label, v) in enumerate(bars)
     )
     return (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
-        f"<title>{escape(title)}</title>{rects}</svg>"
+        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>{rects}</svg>'
     )

@@ -17,18 +17,27 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
-from airflow_provider_codat.health.record import apply_report, get_meta, instant, prune
+from airflow_provider_codat.health.record import (
+    apply_report,
+    get_meta,
+    instant,
+    prune,
+    set_meta,
+    summarise_all,
+)
 from airflow_provider_codat.health.report import REPORT_KEY
 from airflow_provider_codat.health.schema import META, TABLES
 
 log = logging.getLogger(__name__)
 
 WATERMARK = "xcom_watermark"
+SUMMARY_VERSION = "company_summary_v2"  # set once every company's list rows were built from its type rows
 FOLD_EVERY_SECONDS = 10.0
 BATCH = 500
 
 _lock = threading.Lock()
 _folded_at: float | None = None
+_summarised = False
 
 
 def _xcom_table() -> Any:
@@ -91,10 +100,24 @@ def fold_if_due(*, now: float | None = None) -> None:
             return
         _folded_at = moment
     try:
-        while fold_reports(TABLES.engine()) == BATCH:
+        engine = TABLES.engine()
+        ensure_summaries(engine)
+        while fold_reports(engine) == BATCH:
             pass
     except Exception:
         log.warning("Could not fold the Codat health reports", exc_info=True)
+
+
+def ensure_summaries(engine: Any) -> None:
+    """Build the list's rows once for a record kept before they existed (then the fold keeps them)."""
+    global _summarised
+    if _summarised:
+        return
+    with engine.begin() as connection:
+        if get_meta(connection, SUMMARY_VERSION) is None:
+            summarise_all(connection)
+            set_meta(connection, SUMMARY_VERSION, "1")
+    _summarised = True
 
 
 def _row_key(row: Any) -> str:

@@ -8,7 +8,8 @@ Late       a type's last landing is older than :data:`SLACK` × the DAG's schedu
 On time    otherwise
 =========  ========================================================================================
 
-The period comes from the DAG's schedule as Airflow lists it (``timetable_summary``): a cron expression or
+The states are worked out in SQL over the list's rows (:mod:`.query`); this module gives the ages they compare
+against. The period comes from the DAG's schedule as Airflow lists it (``timetable_summary``): a cron expression or
 preset, or a ``timedelta``. A DAG run by assets or by hand has no period: :data:`UNSCHEDULED_PERIOD` stands in.
 """
 
@@ -66,15 +67,3 @@ def _longest_gap(expression: str) -> timedelta:
 def allowed_age(summary: str | None) -> timedelta:
     """How old a landing may be before its company is Late."""
     return schedule_period(summary) * SLACK + GRACE
-
-
-def company_state(*, failed: bool, broken: bool, late: bool) -> str:
-    """The company's state.
-
-    :param failed: the latest outcome of one of its types failed.
-    :param broken: one of its connections is broken.
-    :param late: one of its types landed longer ago than its DAG allows (:func:`allowed_age`), or never.
-    """
-    if failed or broken:
-        return ERROR
-    return LATE if late else ON_TIME

@@ -1,7 +1,8 @@
 """What the page shows, read from the health tables only (never object storage, never landed files).
 
-A view costs a handful of statements whatever the portfolio's size: one grouped read of the companies' states,
-one of their connections, the page's companies in detail, and the deployment's figures.
+A view costs a handful of statements whatever the portfolio's size: the counts per state, the matching count and
+the asked page, all three over the list's rows (one per company, kept by the fold); the page's companies in
+detail; the deployment's figures.
 """
 
 from __future__ import annotations
@@ -9,19 +10,21 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal, or_, select, true
 
 from airflow_provider_codat.health.freshness import (
     BROKEN_CONNECTIONS,
+    ERROR,
+    LATE,
+    ON_TIME,
     STATES,
     allowed_age,
-    company_state,
 )
-from airflow_provider_codat.health.record import QUOTA, RATE, get_meta, instant
-from airflow_provider_codat.health.schema import CONNECTIONS, DAYS, MINUTES, TYPES
+from airflow_provider_codat.health.record import QUOTA, RATE, allowed_ages, get_meta, instant
+from airflow_provider_codat.health.schema import COMPANIES, CONNECTIONS, DAYS, MINUTES, PORTFOLIO, TYPES
 
 PAGE_SIZE = 50
 FILTERS = ("all", "stale", "broken", "failed")
@@ -68,109 +71,158 @@ class Ask:
 def portfolio(connection: Any, readable_dags: Collection[str], ask: Ask, *, now: datetime) -> dict[str, Any]:
     """The companies of ``readable_dags`` as ``ask`` selects them, and the counts per state.
 
+    Reads the list's rows (``codat_health_company``, one per company and DAG): the state is worked out in SQL
+    against each DAG's deadline, then counted, filtered, sorted and paged there; only the page's companies
+    are read in detail.
+
     :param readable_dags: the DAGs the user may read: only their companies are shown.
     """
-    dags = sorted(readable_dags)
+    recorded = {d for (d,) in connection.execute(select(COMPANIES.c.dag_id).distinct())}
+    dags = sorted(recorded.intersection(readable_dags))
     if not dags:
         return {"companies": [], "matching": 0, "states": dict.fromkeys(STATES, 0), "ask": ask}
-    periods = _schedules(connection, dags)
-    lines: dict[str, CompanyLine] = {}
-    for start in range(0, len(dags), _CHUNK):
-        _fold_groups(connection, dags[start : start + _CHUNK], periods, lines, now)
-    _note_broken(connection, lines)
-    for line in lines.values():
-        line.state = company_state(failed=line.failed, broken=line.broken, late=line.late)
-    states = dict.fromkeys(STATES, 0)
-    for line in lines.values():
-        states[line.state] += 1
-    chosen = _sorted(_filtered(list(lines.values()), ask), ask.sort)
-    page = chosen[(ask.page - 1) * PAGE_SIZE : ask.page * PAGE_SIZE]
+    # A user who may read every DAG that recorded a company reads the rows across DAGs: no grouping.
+    lines = _every_line(now) if len(dags) == len(recorded) else _lines(connection, dags, now)
+    # One pass counts both: the companies per state, and those the filter and the search select.
+    flags = {
+        "stale": lines.c.late > 0,
+        "broken": lines.c.broken > 0,
+        "failed": lines.c.failed > 0,
+        "found": _search(lines, ask.search),
+    }
+    keys = [lines.c.rank, *(case((flag, 1), else_=0).label(name) for name, flag in flags.items())]
+    states, matching = dict.fromkeys(STATES, 0), 0
+    for row in connection.execute(select(*keys, func.count().label("n")).group_by(*keys)).mappings():
+        states[STATES[row["rank"]]] += int(row["n"])
+        if row["found"] and (ask.filter not in flags or row[ask.filter]):
+            matching += int(row["n"])
+    chosen = select(lines).where(flags["found"])
+    if ask.filter in flags:
+        chosen = chosen.where(flags[ask.filter])
+    query = chosen.order_by(*_order(lines, ask.sort)).limit(PAGE_SIZE).offset((ask.page - 1) * PAGE_SIZE)
+    page = [_line(row) for row in connection.execute(query).mappings()]
     _details(connection, page, dags)
-    return {"companies": page, "matching": len(chosen), "states": states, "ask": ask}
+    return {"companies": page, "matching": matching, "states": states, "ask": ask}
 
 
-def _schedules(connection: Any, dags: list[str]) -> dict[str, timedelta]:
-    from airflow.models.dag import DagModel
-
-    dag = DagModel.__table__
-    found: dict[str, timedelta] = {}
-    for start in range(0, len(dags), _CHUNK):
-        query = select(dag.c.dag_id, dag.c.timetable_summary).where(
-            dag.c.dag_id.in_(dags[start : start + _CHUNK])
-        )
-        found.update({dag_id: allowed_age(summary) for dag_id, summary in connection.execute(query)})
-    return found
+def _broken_ids() -> Any:
+    return select(CONNECTIONS.c.company_id).where(CONNECTIONS.c.status.in_(sorted(BROKEN_CONNECTIONS)))
 
 
-def _fold_groups(
-    connection: Any, dags: list[str], ages: dict[str, timedelta], lines: dict[str, CompanyLine], now: datetime
-) -> None:
-    query = (
-        select(
-            TYPES.c.company_id,
-            TYPES.c.dag_id,
-            func.max(TYPES.c.company_name),
-            func.min(TYPES.c.landed_at),
-            func.count(TYPES.c.landed_at) < func.count(),
-            func.sum(case((TYPES.c.status == "failed", 1), else_=0)),
-            func.max(TYPES.c.error_at),
-        )
-        .where(TYPES.c.dag_id.in_(dags))
-        .group_by(TYPES.c.company_id, TYPES.c.dag_id)
+def _every_line(now: datetime) -> Any:
+    """One row per company across every DAG (``codat_health_portfolio``), as :func:`_lines` gives them."""
+    rows = PORTFOLIO.c
+    late = case(
+        (or_(rows.never_landed > 0, rows.due_at.is_(None), rows.due_at < literal(now, rows.due_at.type)), 1),
+        else_=0,
     )
-    for company_id, dag_id, name, oldest, never, failed, error_at in connection.execute(query):
-        line = lines.get(company_id) or lines.setdefault(company_id, CompanyLine(company_id, name))
-        line.name = line.name or name
-        oldest = instant(oldest)
-        deadline = now - ages.get(dag_id, allowed_age(None))
-        line.late = line.late or bool(never) or oldest is None or oldest < deadline
-        line.failed = line.failed or bool(failed)
-        if oldest is not None and (line.oldest_landing is None or oldest < line.oldest_landing):
-            line.oldest_landing = oldest
-        error_at = instant(error_at)
-        if error_at is not None and (line.last_error_at is None or error_at > line.last_error_at):
-            line.last_error_at = error_at
+    broken = rows.company_id.in_(_broken_ids())
+    rank = case(
+        (or_(rows.failed > 0, broken), STATES.index(ERROR)),
+        (late > 0, STATES.index(LATE)),
+        else_=STATES.index(ON_TIME),
+    )
+    return select(
+        rows.company_id,
+        rows.company_name.label("name"),
+        rows.name_key,
+        rows.oldest_landing,
+        rows.last_error_at,
+        late.label("late"),
+        rows.failed,
+        case((broken, 1), else_=0).label("broken"),
+        rank.label("rank"),
+    ).subquery()
 
 
-def _note_broken(connection: Any, lines: dict[str, CompanyLine]) -> None:
-    query = select(CONNECTIONS.c.company_id).where(CONNECTIONS.c.status.in_(sorted(BROKEN_CONNECTIONS)))
-    for (company_id,) in connection.execute(query):
-        if company_id in lines:
-            lines[company_id].broken = True
+def _lines(connection: Any, dags: list[str], now: datetime) -> Any:
+    """One row per company of ``dags``: its name, flags, state's rank (:data:`STATES`) and sort keys."""
+    rows = COMPANIES.c
+    deadlines = {dag_id: now - age for dag_id, age in allowed_ages(connection, dags).items()}
+    default = literal(now - allowed_age(None), rows.oldest_landing.type)
+    deadline = (
+        case(
+            {d: literal(t, rows.oldest_landing.type) for d, t in deadlines.items()},
+            value=rows.dag_id,
+            else_=default,
+        )
+        if deadlines
+        else default
+    )
+    late = case(
+        (or_(rows.never_landed > 0, rows.oldest_landing.is_(None), rows.oldest_landing < deadline), 1),
+        else_=0,
+    )
+    per = (
+        select(
+            rows.company_id,
+            func.max(rows.company_name).label("name"),
+            func.max(rows.name_key).label("name_key"),
+            func.min(rows.oldest_landing).label("oldest_landing"),
+            func.max(rows.last_error_at).label("last_error_at"),
+            func.max(late).label("late"),
+            func.sum(rows.failed).label("failed"),
+        )
+        .where(rows.dag_id.in_(dags))
+        .group_by(rows.company_id)
+        .subquery()
+    )
+    broken_ids = _broken_ids()
+    broken = case((per.c.company_id.in_(broken_ids), 1), else_=0)
+    rank = case(
+        (or_(per.c.failed > 0, per.c.company_id.in_(broken_ids)), STATES.index(ERROR)),
+        (per.c.late > 0, STATES.index(LATE)),
+        else_=STATES.index(ON_TIME),
+    )
+    return select(per, broken.label("broken"), rank.label("rank")).subquery()
 
 
-def _filtered(lines: list[CompanyLine], ask: Ask) -> list[CompanyLine]:
-    if ask.filter == "stale":
-        lines = [line for line in lines if line.late]
-    elif ask.filter == "broken":
-        lines = [line for line in lines if line.broken]
-    elif ask.filter == "failed":
-        lines = [line for line in lines if line.failed]
-    if ask.search:
-        needle = ask.search.lower()
-        lines = [line for line in lines if needle in (line.name or "").lower() or needle in line.company_id]
-    return lines
+def _search(lines: Any, search: str) -> Any:
+    """A company whose name or id holds ``search`` (any company when it is empty)."""
+    if not search:
+        return true()
+    needle = search.lower()
+    return or_(
+        lines.c.name_key.contains(needle, autoescape=True),
+        lines.c.company_id.contains(needle, autoescape=True),
+    )
 
 
-def _sorted(lines: list[CompanyLine], sort: str) -> list[CompanyLine]:
-    never = datetime.min.replace(tzinfo=UTC)
+def _order(lines: Any, sort: str) -> list[Any]:
+    c = lines.c
     if sort == "name":
-        return sorted(lines, key=lambda line: ((line.name or "").lower(), line.company_id))
-    if sort == "oldest":
-        return sorted(lines, key=lambda line: (line.oldest_landing or never, line.company_id))
-    if sort == "error":
-        return sorted(lines, key=lambda line: (line.last_error_at or never, line.company_id), reverse=True)
-    rank = {state: number for number, state in enumerate(STATES)}
-    return sorted(lines, key=lambda line: (rank[line.state], (line.name or "").lower(), line.company_id))
+        return [c.name_key, c.company_id]
+    if sort == "oldest":  # never landed first
+        return [case((c.oldest_landing.is_(None), 0), else_=1), c.oldest_landing, c.company_id]
+    if sort == "error":  # latest error first, companies without one last
+        return [case((c.last_error_at.is_(None), 1), else_=0), c.last_error_at.desc(), c.company_id.desc()]
+    return [c.rank, c.name_key, c.company_id]
+
+
+def _line(row: Any) -> CompanyLine:
+    return CompanyLine(
+        company_id=row["company_id"],
+        name=row["name"],
+        state=STATES[row["rank"]],
+        failed=bool(row["failed"]),
+        broken=bool(row["broken"]),
+        late=bool(row["late"]),
+        oldest_landing=instant(row["oldest_landing"]),
+        last_error_at=instant(row["last_error_at"]),
+    )
 
 
 def _details(connection: Any, page: list[CompanyLine], dags: list[str]) -> None:
     by_id = {line.company_id: line for line in page}
     if not by_id:
         return
-    types = select(TYPES).where(TYPES.c.company_id.in_(list(by_id)), TYPES.c.dag_id.in_(dags))
-    for row in connection.execute(types.order_by(TYPES.c.data_type)).mappings():
-        by_id[row["company_id"]].types.append(dict(row))
+    # By the companies only (their primary key), the DAGs filtered here: with ``dag_id`` in the statement a
+    # planner may walk the DAG index, every type row of those DAGs, instead of the page's few hundred.
+    readable = set(dags)
+    types = select(TYPES).where(TYPES.c.company_id.in_(list(by_id)))
+    for row in connection.execute(types.order_by(TYPES.c.company_id, TYPES.c.data_type)).mappings():
+        if row["dag_id"] in readable:
+            by_id[row["company_id"]].types.append(dict(row))
     links = select(CONNECTIONS).where(CONNECTIONS.c.company_id.in_(list(by_id)))
     for row in connection.execute(links.order_by(CONNECTIONS.c.connection_id)).mappings():
         by_id[row["company_id"]].connections.append(dict(row))

@@ -8,7 +8,7 @@ daily quota Codat reported.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,9 @@ def build_report(
     table_changes: Mapping[str, int] | None = None,
     quota: Any = None,
     requests_per_minute: int | None = None,
+    connections: list[list[str | None]] | None = None,
+    quota_reserve: int | None = None,
+    table_rows: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The report of one task.
 
@@ -59,6 +62,10 @@ def build_report(
     :param table_changes: ``{data_type: rows added minus rows deleted}`` of a one-company task's table merges.
     :param quota: the budget's last :class:`~airflow_provider_codat.budget.Quota`, if any.
     :param requests_per_minute: the budget's per-minute rate.
+    :param quota_reserve: requests the budget keeps back from the quota (nearly spent at twice this).
+    :param table_rows: ``{company_id: {data_type: rows}}`` in the current-state tables, counted by the task
+        that merged them (an entry with no ``status``: the type's outcome is left as it is).
+    :param connections: the statuses a company listing saw (:func:`listed_connections`).
     """
     companies = {}
     for company_id, by_type in results.items():
@@ -67,6 +74,10 @@ def build_report(
             for data_type, change in table_changes.items():
                 types.setdefault(data_type, {"status": "extracted"})["table_change"] = int(change)
         companies[company_id] = {"name": (names or {}).get(company_id), "types": types}
+    for company_id, by_type in (table_rows or {}).items():
+        company = companies.setdefault(company_id, {"name": None, "types": {}})
+        for data_type, rows in by_type.items():
+            company["types"].setdefault(data_type, {})["table_rows"] = int(rows)
     report: dict[str, Any] = {
         "v": REPORT_VERSION,
         "dag_id": dag_id,
@@ -83,6 +94,33 @@ def build_report(
             "resets_at": quota.resets_at,
             "observed_at": quota.observed_at,
         }
+        if quota_reserve is not None:
+            report["quota"]["reserve"] = int(quota_reserve)
     if requests_per_minute:
         report["requests_per_minute"] = int(requests_per_minute)
+    if connections:
+        report["connections"] = connections
     return report
+
+
+def listed_connections(companies: Iterable[Mapping[str, Any]]) -> list[list[str | None]]:
+    """``[company id, company name, connection id, platform, status]`` of each listed company's connections:
+    compact, as a listing of 10,000 companies goes into one report."""
+    rows = []
+    for company in companies:
+        for connection in company.get("dataConnections") or []:
+            if company.get("id") and connection.get("id"):
+                rows.append(
+                    [
+                        str(company["id"]),
+                        _short(company.get("name")),
+                        str(connection["id"]),
+                        _short(connection.get("platformName")),
+                        _short(connection.get("status")),
+                    ]
+                )
+    return rows
+
+
+def _short(value: Any) -> str | None:
+    return None if value is None else str(value)[:128]

@@ -2,6 +2,8 @@
 
 =========================  ======================================================  =====================
 ``codat_health_type``      one row per (company, data type): its latest outcome    companies × types
+``codat_health_company``   one row per (company, DAG): its types folded (the list) companies × DAGs
+``codat_health_portfolio`` one row per company: the list across every DAG        companies
 ``codat_health_connection`` one row per (company, connection): its latest status    connections
 ``codat_health_minute``    requests sent per minute                                 the last 24 hours
 ``codat_health_day``       records landed per day                                   the last 30 days
@@ -43,6 +45,39 @@ TYPES = Table(
     Column("error_run_id", String(250), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("codat_health_type_dag", "dag_id"),
+)
+
+#: What the list needs of a company's types, kept by the fold as it writes them (:func:`.record.summarise`): the
+#: page's data call pages, filters, sorts and counts these rows in SQL instead of grouping every type row.
+#: A company whose types are synced by two DAGs has a row per DAG (each DAG's schedule judges its types).
+COMPANIES = Table(
+    "codat_health_company",
+    METADATA,
+    Column("company_id", String(64), primary_key=True),
+    Column("dag_id", String(250), primary_key=True),
+    Column("company_name", String(256), nullable=True),
+    Column("name_key", String(256), nullable=False),  # lower-cased name, for search and sort
+    Column("oldest_landing", DateTime(timezone=True), nullable=True),  # the least recent type's landing
+    Column("never_landed", Integer, nullable=False),  # types that never landed
+    Column("failed", Integer, nullable=False),  # types whose latest outcome failed
+    Column("last_error_at", DateTime(timezone=True), nullable=True),
+    Index("codat_health_company_dag", "dag_id"),
+)
+
+#: The list across every DAG, one row per company, for a user who may read every DAG that recorded a company
+#: (the common case: no grouping per view). ``due_at`` is when the company turns Late: the earliest of each
+#: DAG's oldest landing plus the age that DAG's schedule allows, worked out at fold time.
+PORTFOLIO = Table(
+    "codat_health_portfolio",
+    METADATA,
+    Column("company_id", String(64), primary_key=True),
+    Column("company_name", String(256), nullable=True),
+    Column("name_key", String(256), nullable=False),
+    Column("oldest_landing", DateTime(timezone=True), nullable=True),
+    Column("due_at", DateTime(timezone=True), nullable=True),  # None with types never landed
+    Column("never_landed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("last_error_at", DateTime(timezone=True), nullable=True),
 )
 
 CONNECTIONS = Table(

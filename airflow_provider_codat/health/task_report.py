@@ -1,4 +1,5 @@
-"""Push a company task's health report (:mod:`.report`) as its XCom ``codat_health``.
+"""Push a company task's health report (:mod:`.report`) as its XCom ``codat_health``; and a company listing's
+report of the connections' statuses it saw.
 
 Called by :class:`~airflow_provider_codat.operators.company.CodatCompanySyncOperator` as it ends, before it
 returns or fails: a report that cannot be built or pushed is logged and never fails the task.
@@ -7,10 +8,10 @@ returns or fails: a report that cannot be built or pushed is logged and never fa
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_codat.health.report import REPORT_KEY, build_report
+from airflow_provider_codat.health.report import REPORT_KEY, build_report, listed_connections
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,7 +45,7 @@ def push_health_report(
         changes = {
             t: int(r.get("inserted", 0)) - int(r.get("deleted", 0)) for t, r in (table_results or {}).items()
         }
-        budget, quota = _budget_state(hook)
+        budget, quota, reserve = _budget_state(hook)
         report = build_report(
             dag_id=str(ti.dag_id),
             run_id=str(context["run_id"]),
@@ -55,14 +56,39 @@ def push_health_report(
             table_changes=changes,
             quota=quota,
             requests_per_minute=budget,
+            quota_reserve=reserve,
         )
         ti.xcom_push(key=REPORT_KEY, value=report)
     except Exception:  # the page misses one report; the data landed all the same
         log.warning("Could not push the Codat health report", exc_info=True)
 
 
-def _budget_state(hook: CodatHook) -> tuple[int | None, Any]:
+def _budget_state(hook: CodatHook) -> tuple[int | None, Any, int | None]:
     from airflow_provider_codat.budget import budget_for
 
     settings = hook.budget_settings()
-    return settings.requests_per_minute, budget_for(settings).quota()
+    quota = budget_for(settings).quota()
+    reserve = settings.reserve_for(quota.limit) if quota is not None else None
+    return settings.requests_per_minute, quota, reserve
+
+
+def push_connection_report(context: Context, companies: Iterable[Mapping[str, Any]]) -> None:
+    """Push the connections' statuses a company listing saw (``list_companies()``: each company with its
+    ``dataConnections``), as a report with no company outcomes. Never fails the task.
+
+    :param context: the listing task's context.
+    :param companies: the listed companies.
+    """
+    try:
+        ti = context["ti"]
+        report = build_report(
+            dag_id=str(ti.dag_id),
+            run_id=str(context["run_id"]),
+            task_id=str(ti.task_id),
+            results={},
+            syncs={},
+            connections=listed_connections(companies),
+        )
+        ti.xcom_push(key=REPORT_KEY, value=report)
+    except Exception:  # the page keeps the statuses it had
+        log.warning("Could not push the Codat connection statuses", exc_info=True)

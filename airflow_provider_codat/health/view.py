@@ -17,10 +17,11 @@ from airflow_provider_codat.health.query import FILTERS, PAGE_SIZE, SORTS, Compa
 _CSS = """
 body{font:14px system-ui,sans-serif;margin:16px;color:#1a202c}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #cbd5e0;border-radius:6px;padding:8px 12px}
-.card b{display:block;font-size:20px}table{border-collapse:collapse;width:100%;margin-top:12px}
+.card b{display:block;font-size:20px}.warn{border-color:#c53030;background:#fff5f5}table{border-collapse:collapse;width:100%;margin-top:12px}
 td,th{border-bottom:1px solid #e2e8f0;padding:4px 6px;text-align:left;vertical-align:top}
 .s-Error{color:#c53030;font-weight:600}.s-Late{color:#b7791f;font-weight:600}.s-On{color:#2f855a}
-code{background:#edf2f7;padding:0 3px;cursor:text;user-select:all}.chart{width:100%;height:120px}
+code{background:#edf2f7;padding:0 3px;cursor:text;user-select:all}.chart{width:100%;height:80px;border-bottom:1px solid #cbd5e0}
+.charts{display:flex;gap:24px}.charts>div{flex:1;min-width:0}h3{font-size:14px;margin:12px 0 4px}
 .types td{border:0;padding:1px 6px;font-size:12px}form{display:flex;gap:8px;margin:12px 0}
 """
 
@@ -81,6 +82,8 @@ def _deployment(states: dict[str, int], figures: dict[str, Any], now: datetime) 
         resets = quota.get("resets_at")
         when = datetime.fromtimestamp(resets, UTC).strftime("%Y-%m-%d %H:%M UTC") if resets else "unknown"
         quota_line = f"{quota.get('remaining')} of {quota.get('limit') or '?'} left, resets {when}"
+        if nearly_spent(quota):
+            quota_line += " (nearly spent)"
     cards = [
         ("Requests, last minute", f"{figures['requests_last_minute']} / {rate or '?'}"),
         ("Requests, last hour", f"{figures['requests_last_hour']} / {rate * 60 if rate else '?'}"),
@@ -88,14 +91,29 @@ def _deployment(states: dict[str, int], figures: dict[str, Any], now: datetime) 
         ("Webhook inbox waiting", "?" if figures["inbox_waiting"] is None else figures["inbox_waiting"]),
         *((f"Companies {state}", count) for state, count in states.items()),
     ]
+    warn = {"Daily quota"} if quota and nearly_spent(quota) else set()
+    warn |= {"Companies Error"} if states.get("Error") else set()
     html = '<div class="cards">' + "".join(
-        f'<div class="card" data-figure="{escape(label)}">{escape(label)}<b>{escape(str(value))}</b></div>'
+        f'<div class="card{" warn" if label in warn else ""}" data-figure="{escape(label)}">{escape(label)}'
+        f"<b>{escape(str(value))}</b></div>"
         for label, value in cards
     )
-    html += "</div><h3>Requests per minute, last 24 hours</h3>"
+    html += '</div><div class="charts"><div><h3>Requests per minute, last 24 hours</h3>'
     html += line_chart(figures["per_minute"], title="Requests per minute, last 24 hours")
-    html += "<h3>Records landed per day, last 30 days</h3>"
-    return html + bar_chart(figures["per_day"], title="Records landed per day, last 30 days")
+    html += "</div><div><h3>Records landed per day, last 30 days</h3>"
+    html += bar_chart(figures["per_day"], title="Records landed per day, last 30 days")
+    return html + "</div></div>"
+
+
+def nearly_spent(quota: dict[str, Any]) -> bool:
+    """The budget's own warning: at most twice its reserve left (:mod:`~airflow_provider_codat.budget`);
+    without a reserve reported, at most a tenth of the quota."""
+    remaining, limit = quota.get("remaining"), quota.get("limit")
+    if remaining is None:
+        return False
+    if quota.get("reserve") is not None:
+        return remaining <= 2 * quota["reserve"]
+    return bool(limit) and remaining <= limit / 10
 
 
 def _companies(portfolio: dict[str, Any], now: datetime) -> str:
@@ -109,7 +127,7 @@ def _companies(portfolio: dict[str, Any], now: datetime) -> str:
     rows = "".join(_company_row(line, now) for line in portfolio["companies"])
     return (
         nav + "</p><table><thead><tr><th>State</th><th>Company</th><th>Connections</th>"
-        "<th>Data types: last sync at Codat, last landed run, records, table rows</th><th>Last error</th></tr>"
+        "<th>Data types: last sync at Codat, last landing and its run, records, table rows</th><th>Last error</th></tr>"
         f"</thead><tbody>{rows}</tbody></table>"
     )
 
@@ -124,8 +142,8 @@ def _company_row(line: CompanyLine, now: datetime) -> str:
         or "—"
     )
     types = "".join(
-        f"<tr><td>{escape(t['data_type'])}</td><td>{_ago(t['synced_at'], now)}</td>"
-        f"<td><code>{escape(t['landed_run_id'] or '—')}</code></td><td>{t['records'] if t['records'] is not None else '—'}</td>"
+        f"<tr><td>{escape(t['data_type'])}</td><td>synced {_ago(t['synced_at'], now)}</td>"
+        f"<td>landed {_ago(t['landed_at'], now)}</td><td><code>{escape(t['landed_run_id'] or '—')}</code></td><td>{t['records'] if t['records'] is not None else '—'}</td>"
         f"<td>{t['table_rows'] if t['table_rows'] is not None else '—'}</td></tr>"
         for t in line.types
     )

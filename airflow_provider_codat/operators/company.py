@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.assets import set_asset_extras
+from airflow_provider_codat.budget.usage import EVENT_KEY, add_counts
 from airflow_provider_codat.company_progress import CompanySyncOptions, CompanySyncProgress, check_refresh
 from airflow_provider_codat.company_sync import CompanySync
 from airflow_provider_codat.errors import (
@@ -165,6 +166,8 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
     ) -> dict[str, Any]:
         """Resume after the trigger: note the company's sync outcomes, extract it, go on with the batch."""
         sync = self._resumed(context, state)
+        if isinstance(event, dict):  # the triggerer's requests, for the health report
+            add_counts(event.get(EVENT_KEY))
         sync.resume(event)
         return self._proceed(context, sync)
 

@@ -77,14 +77,16 @@ class CodatMergeTablesOperator(BaseOperator):
         self.run_id = run_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_codat.health.table_rows import push_table_report
         from airflow_provider_codat.tables.batch import event_extra, merge_types
 
         if self.companies is None:
             raise CodatTableError("No companies to merge: the task that planned the run failed (see it).")
         company_ids, planned_destination = companies_of(self.companies)
+        destination = resolve_destination(self.destination or planned_destination)
         results, failures = merge_types(
             data_types=normalize_data_types(self.data_types),
-            destination=resolve_destination(self.destination or planned_destination),
+            destination=destination,
             company_ids=company_ids,
             run_id=self.run_id or str(context["run_id"]),
             tables=self.tables or None,
@@ -92,6 +94,14 @@ class CodatMergeTablesOperator(BaseOperator):
         )
         extras = {data_type: event_extra(result) for data_type, result in results.items()}
         set_asset_extras(context, self.outlets, extras, asset=table_asset)
+        # The companies' rows in each table merged, for the health page (which never reads a table itself).
+        push_table_report(
+            context,
+            destination=destination,
+            tables=self.tables or None,
+            data_types=results,
+            company_ids=company_ids,
+        )
         if failures:
             raise CodatTableError(
                 f"{len(failures)} tables were not merged (the others are committed): " + "; ".join(failures)

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_codat.budget.usage import EVENT_KEY, counting_apart
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.sync.interval import (
@@ -162,7 +163,9 @@ class CodatSyncTrigger(BaseTrigger):
         )
         hook = self._hook()
         try:
-            event = await arun(wait, hook)
+            with counting_apart() as requests:  # for the health page: the resumed task reports them
+                event = await arun(wait, hook)
+            event = {**event, EVENT_KEY: {str(minute): n for minute, n in requests.items()}}
         finally:
             try:
                 await hook.aclose()

@@ -1,6 +1,8 @@
 """End to end: `make airflow` (airflow standalone) in headless Chromium. Trigger is pressed on a Codat DAG with
 the form's defaults (every company, the Variable's destination), the run succeeds, the grid names each company's
 task after the company, the Assets page lists Codat's assets, and the Codat connection form shows its fields.
+Then, on the same running Airflow, the portfolio health page (Browse > Codat portfolio health) shows a broken
+connection, a company whose sync failed, a stale company and a nearly spent quota; anonymous requests get nothing.
 
 Opt-in: runs when CODAT_E2E=1 (CI sets it). Then Debian's chromium and chromium-driver must be installed:
 a missing browser fails the test instead of skipping it. Screenshots land in test-artifacts/e2e/.
@@ -8,11 +10,16 @@ a missing browser fails the test instead of skipping it. Screenshots land in tes
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import sqlite3
 import time
+from datetime import datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.standalone import (
@@ -26,6 +33,8 @@ from tests.e2e.standalone import (
 )
 
 DAG_ID = "codat_sync_hourly"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+FAILED_SYNC_MESSAGE = "Xero said no (end-to-end test)"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -114,7 +123,8 @@ def _type(driver, css: str, keys: str, timeout: float = 30) -> None:
     _patient(driver, timeout).until(lambda d: d.find_element(By.CSS_SELECTOR, css).send_keys(keys) or True)
 
 
-@pytest.mark.codat_simulator(companies=3, records=10, sync_seconds=3)
+# Four companies: the second one's seeded connection is Deauthorized, so three are linked and synced.
+@pytest.mark.codat_simulator(companies=4, records=10, sync_seconds=3)
 def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_connection_form(
     standalone, codat_simulator, tmp_path
 ):
@@ -195,6 +205,8 @@ def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_conne
         for label in ("Timeout (seconds)", "Max retries", "Portal URL"):
             assert label in form, label
         driver.save_screenshot(str(ARTIFACTS / "codat-connection-form-extra.png"))
+
+        _health_page(driver, base, api, proc, log_file, codat_simulator.control, linked, names, tmp_path)
     except Exception:
         driver.save_screenshot(str(ARTIFACTS / "failure.png"))
         (ARTIFACTS / "failure-page.txt").write_text(driver.find_element(By.TAG_NAME, "body").text)
@@ -221,3 +233,110 @@ def test_trigger_with_the_defaults_in_the_ui_then_see_names_assets_and_the_conne
         assert (ARTIFACTS / picture).stat().st_size > 10_000
     assert (ARTIFACTS / "codat-connection-form.png").stat().st_size > 10_000
     assert (ARTIFACTS / "codat-connection-form-extra.png").stat().st_size > 10_000
+
+
+def _health_page(driver, base, api, proc, log_file, control, linked, names, tmp_path) -> None:
+    """The portfolio health page on this same Airflow: one company's connection broken, one whose sync fails in
+    a second run, one whose last landing is three hours old (older than the hourly DAG allows), and the daily
+    quota nearly spent; the page, reached from the nav item, shows each."""
+    from selenium.webdriver.common.by import By
+
+    failing, broken, stale = linked[0], linked[1], linked[2]
+
+    def no_run_active():  # the run unpausing made for the latest hour, too
+        runs = api.get(f"/dags/{DAG_ID}/dagRuns", params={"state": ["queued", "running"]}).json()["dag_runs"]
+        return not runs
+
+    until("the DAG's runs to finish", no_run_active, 300, proc, log_file, every=3)
+    control.set_connection_status(broken, control.connection_id(broken), "Deauthorized")
+    control.fail_next_sync(failing, "invoices", error_message=FAILED_SYNC_MESSAGE)
+    # 180 requests left: above the budget's reserve (100, so the second run may start) and, after it, within
+    # twice the reserve, where the budget warns that the quota is nearly spent.
+    control.set_rate_limits(daily_quota=control.rate_limits()["quota"]["used"] + 180)
+    answer = api.post(
+        f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"company_ids": [failing]}}
+    )
+    assert answer.status_code in (200, 201), answer.text
+    second = answer.json()["dag_run_id"]
+
+    def second_state():
+        state = api.get(f"/dags/{DAG_ID}/dagRuns/{second}").json()["state"]
+        return state if state in ("success", "failed") else None
+
+    assert until("the failing run to end", second_state, 300, proc, log_file, every=3) == "failed"
+    until("the DAG's runs to finish", no_run_active, 300, proc, log_file, every=3)
+    # A running Airflow's clock cannot be moved: the stale company's reports are dated three hours back before
+    # the page first reads them (the hourly DAG allows 1 h 45 min).
+    aged = _age_reports(tmp_path / "airflow" / "airflow.db", stale, timedelta(hours=3))
+    assert aged >= 1
+
+    # Without a token the page's data answers as Airflow's own API does: `make airflow` runs the simple auth
+    # manager with every user an admin, whose middleware signs every request in (3.2+); elsewhere 401 and no
+    # data (the auth matrix with a real per-DAG auth manager: tests/health/test_page.py).
+    own = httpx.get(f"{base}/api/v2/dags", timeout=30).status_code
+    for path in ("/codat/health/data", "/codat/health/fragment"):
+        anonymous = httpx.get(base + path, timeout=30)
+        assert anonymous.status_code == own, (path, anonymous.status_code, own)
+        if own in (401, 403):
+            assert failing not in anonymous.text, path
+
+    # The nav item's page (Browse > Codat portfolio health): the provider's page in Airflow's iframe, signed in
+    # with the browser's own token.
+    driver.get(f"{base}/plugin/codat-health")
+    frame = _patient(driver, 60).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "iframe[src*='/codat/health']")
+    )
+    driver.switch_to.frame(frame)
+    page = _wait_for_text(driver, "companies match", timeout=60)
+    rows = {
+        c: driver.find_element(By.CSS_SELECTOR, f"tr[data-company='{c}']").text
+        for c in (failing, broken, stale)
+    }
+    assert "Error" in rows[failing] and FAILED_SYNC_MESSAGE in rows[failing] and second in rows[failing]
+    assert "Error" in rows[broken] and "Deauthorized" in rows[broken]
+    assert rows[stale].startswith("Late") and "3 h ago" in rows[stale]
+    assert all(names[c] in rows[c] for c in rows)
+    quota = driver.find_element(By.CSS_SELECTOR, "[data-figure='Daily quota']").text
+    assert "nearly spent" in quota, quota
+    assert "Companies Error\n2" in page and "Companies Late\n1" in page
+    driver.switch_to.default_content()
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(DOCS_IMAGES / "health-page.png"))
+    driver.switch_to.frame(frame)
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(By.CSS_SELECTOR, "select[name=filter]")).select_by_visible_text("failed")
+    listed = _wait_for_text(driver, "1 companies match", timeout=30)
+    assert FAILED_SYNC_MESSAGE in listed and names[stale] not in listed
+    driver.execute_script("document.querySelector('tr[data-company]').scrollIntoView()")
+    driver.switch_to.default_content()
+    driver.save_screenshot(str(DOCS_IMAGES / "health-failed.png"))
+    for picture in ("health-page.png", "health-failed.png"):
+        assert (DOCS_IMAGES / picture).stat().st_size > 10_000
+
+
+def _age_reports(database: Path, company_id: str, by: timedelta) -> int:
+    """Date back every health report (XCom ``codat_health``) of ``company_id``'s own sync tasks by ``by``."""
+    with sqlite3.connect(database, timeout=30) as connection:
+        rows = connection.execute(
+            "select id, value, timestamp from xcom where key = 'codat_health'"
+            if _has_column(connection, "xcom", "id")
+            else "select rowid, value, timestamp from xcom where key = 'codat_health'"
+        ).fetchall()
+        aged = 0
+        for row_id, value, stamp in rows:
+            report = json.loads(value)
+            while isinstance(report, str):
+                report = json.loads(report)
+            if list(report.get("companies") or {}) != [company_id]:
+                continue
+            moved = datetime.fromisoformat(stamp) - by
+            text = moved.isoformat(sep=" ") if "+" in stamp[10:] else moved.strftime("%Y-%m-%d %H:%M:%S.%f")
+            column = "id" if _has_column(connection, "xcom", "id") else "rowid"
+            connection.execute(f"update xcom set timestamp = ? where {column} = ?", (text, row_id))
+            aged += 1
+    return aged
+
+
+def _has_column(connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in connection.execute(f"pragma table_info({table})"))

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from airflow_provider_codat.health.record import apply_report, record_connection
+from airflow_provider_codat.health.record import apply_report
+from airflow_provider_codat.health.report import listed_connections
 from tests.health.dag_limited_auth import OUTSIDER
 from tests.health.reports import a_report
 
@@ -75,6 +76,7 @@ def portfolio(health_engine):
             quota={
                 "limit": 10000,
                 "remaining": 120,
+                "reserve": 100,
                 "resets_at": now.timestamp() + 3600,
                 "observed_at": now.timestamp(),
             },
@@ -101,15 +103,26 @@ def portfolio(health_engine):
             ),
             at=now,
         )
-        record_connection(
-            connection,
+        # The DAG's company listing saw the broken connection (a report with no outcomes).
+        listed = [
             {
-                "company_id": BROKEN_CO,
-                "connection_id": "2e9d2c44-f675-40ba-8049-353bfcb5e171",
-                "platform": "Xero",
-                "status": "Deauthorized",
+                "id": BROKEN_CO,
+                "name": "Broken Co",
+                "dataConnections": [
+                    {
+                        "id": "2e9d2c44-f675-40ba-8049-353bfcb5e171",
+                        "platformName": "Xero",
+                        "status": "Deauthorized",
+                    }
+                ],
             },
-            at=now,
+            {
+                "id": FINE_CO,
+                "dataConnections": [{"id": "c-fine", "platformName": "Xero", "status": "Linked"}],
+            },
+        ]
+        apply_report(
+            connection, a_report({}, task_id="portfolio", connections=listed_connections(listed)), at=now
         )
     return health_engine
 
@@ -151,7 +164,7 @@ def test_an_admin_sees_each_state_through_the_cookie_too(api, portfolio):
     assert data["requests_last_minute"] == 5 and sum(n for _, n in data["per_day"][-2:]) == 50
     assert "sync FetchError: Xero said no" in html and "manual__boom" in html and "sync_company" in html
     assert "Deauthorized" in html and "scheduled__today" in html and "<svg" in html
-    assert "120 of 10000 left" in html
+    assert "120 of 10000 left" in html and "(nearly spent)" in html
 
 
 @pytest.mark.parametrize(
@@ -179,3 +192,57 @@ def test_the_plugins_api_validates_with_the_menu_entry(api):
     (plugin,) = [p for p in answer.json()["plugins"] if p["name"] == "codat_webhooks"]
     (view,) = plugin["external_views"]
     assert (view["href"], view["url_route"], view["destination"]) == ("/codat/health", "codat-health", "nav")
+
+
+@pytest.mark.parametrize(
+    ("version", "in_local_storage"), [("3.1.0", True), ("3.1.1", False), ("3.2.2", False), ("3.3.2", False)]
+)
+def test_only_3_1_0_keeps_the_token_in_local_storage(version, in_local_storage):
+    from airflow_provider_codat.version_compat import token_in_local_storage
+
+    assert token_in_local_storage(version) is in_local_storage
+
+
+def test_the_3_1_0_path_sends_the_local_storage_token_as_a_bearer_header(api, portfolio, monkeypatch):
+    from airflow_provider_codat.health import routes
+
+    monkeypatch.setattr(routes, "TOKEN_IN_LOCAL_STORAGE", True)
+    script = api.get("/codat/health").text
+    assert "const TOKEN_IN_LOCAL_STORAGE = true" in script and 'localStorage.getItem("token")' in script
+    assert 'headers.Authorization = "Bearer " + t' in script
+    # What that script sends (no cookie, only the header) is enough, as 3.1.0's API server reads only it.
+    token = _token(api, "admin", "admin")
+    answer = api.get("/codat/health/fragment", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200 and "Broken Co" in answer.text
+    monkeypatch.setattr(routes, "TOKEN_IN_LOCAL_STORAGE", False)
+    assert "const TOKEN_IN_LOCAL_STORAGE = false" in api.get("/codat/health").text
+
+
+@pytest.mark.parametrize(
+    "ask", [{}, {"filter": "stale"}, {"filter": "broken", "sort": "name"}, {"sort": "oldest"}]
+)
+def test_the_rows_across_dags_answer_as_the_rows_per_dag(portfolio, ask):
+    """A user who may read every DAG that recorded a company reads one row per company; any other user the
+    rows per DAG, grouped: both give the same page."""
+    from airflow_provider_codat.health import query
+    from airflow_provider_codat.health.query import Ask
+
+    dags = {"codat_sync_daily", "codat_sync_hourly", "not_registered"}
+    asked = Ask.of(**{"filter": "all", "search": "", "sort": "state", "page": 1, **ask})
+    now = datetime.now(tz=UTC)
+    with portfolio.connect() as connection:
+        across = query.portfolio(connection, dags, asked, now=now)
+        grouped = query._lines(connection, sorted(dags), now)
+        original, query._every_line = query._every_line, lambda _now: grouped
+        try:
+            per_dag = query.portfolio(connection, dags, asked, now=now)
+        finally:
+            query._every_line = original
+
+    def seen(found):
+        lines = [
+            (c.company_id, c.state, c.late, c.broken, c.failed, c.oldest_landing) for c in found["companies"]
+        ]
+        return lines, found["states"], found["matching"]
+
+    assert seen(across) == seen(per_dag) and across["matching"] > 0

@@ -166,3 +166,125 @@ def test_a_company_task_reports_its_landings_and_failures_when_it_fails(sim, sim
     assert company["types"]["invoices"]["synced_at"]
     assert sum(report["minutes"].values()) >= 4  # queue, status, reads: every request counted
     assert report["requests_per_minute"] == 900
+
+
+def _connections(engine):
+    with engine.connect() as connection:
+        return {r["connection_id"]: dict(r) for r in connection.execute(select(CONNECTIONS)).mappings()}
+
+
+def test_a_listings_statuses_are_kept_unless_a_webhook_said_otherwise_since(health_engine):
+    from airflow_provider_codat.health.record import record_connection
+    from airflow_provider_codat.health.report import listed_connections
+
+    other = "1d1b6c57-8b4e-4a40-9a9e-1c1b8e9b6d10"
+    listed = [
+        {
+            "id": COMPANY,
+            "name": "Acme Ltd",
+            "dataConnections": [
+                {"id": "c-1", "platformName": "Xero", "status": "Deauthorized"},
+                {"id": "c-2", "platformName": "Plaid", "status": "Linked"},
+            ],
+        },
+        {"id": other, "name": "No connections"},
+    ]
+    report = a_report({}, task_id="portfolio", connections=listed_connections(listed))
+    with health_engine.begin() as connection:
+        record_connection(
+            connection,
+            {"company_id": COMPANY, "connection_id": "c-2", "platform": "Plaid", "status": "Unlinked"},
+            at=NOW + timedelta(minutes=5),  # the webhook came after the listing
+        )
+        apply_report(connection, report, at=NOW)
+    found = {
+        cid: (row["company_name"], row["platform"], row["status"])
+        for cid, row in _connections(health_engine).items()
+    }
+    assert found == {"c-1": ("Acme Ltd", "Xero", "Deauthorized"), "c-2": (None, "Plaid", "Unlinked")}
+    with health_engine.begin() as connection:  # a later listing wins
+        apply_report(connection, report, at=NOW + timedelta(hours=1))
+    assert _connections(health_engine)["c-2"]["status"] == "Linked"
+
+
+def test_a_merging_tasks_table_rows_leave_the_outcome_as_it_is(health_engine):
+    from airflow_provider_codat.health.report import build_report
+
+    landed = a_report({COMPANY: {"invoices": {"status": "failed", "error": "boom"}}}, task_id="sync")
+    counted = build_report(
+        dag_id="codat_sync_daily",
+        run_id="scheduled__2026-12-07",
+        task_id="tables",
+        results={},
+        syncs={},
+        table_rows={COMPANY: {"invoices": 42, "bills": 7}},
+    )
+    with health_engine.begin() as connection:
+        apply_report(connection, landed, at=NOW)
+        apply_report(connection, counted, at=NOW + timedelta(minutes=1))
+    rows = _types(health_engine)
+    assert set(rows) == {(COMPANY, "invoices")}  # no landing of bills recorded: nothing to attach a count to
+    invoices = rows[(COMPANY, "invoices")]
+    assert (invoices["table_rows"], invoices["status"], invoices["task_id"], invoices["error"]) == (
+        42,
+        "failed",
+        "sync",
+        "boom",
+    )
+
+
+def test_rows_of_a_delta_table_are_counted_per_company_without_deleted_ones(tmp_path):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from airflow_provider_codat.health.table_rows import count_rows
+    from airflow_provider_codat.tables.key import COMPANY as COLUMN
+    from airflow_provider_codat.tables.key import DELETED
+
+    other = "1d1b6c57-8b4e-4a40-9a9e-1c1b8e9b6d10"
+    write_deltalake(
+        str(tmp_path),
+        pa.table({COLUMN: [COMPANY, COMPANY, COMPANY, other], DELETED: [False, None, True, False]}),
+    )
+    assert count_rows(str(tmp_path), {}, [COMPANY, "absent"]) == {COMPANY: 2, "absent": 0}
+
+
+def test_the_list_keeps_a_row_per_company_and_dag_and_builds_them_for_an_older_record(health_engine):
+    from sqlalchemy import delete
+
+    from airflow_provider_codat.health import fold
+    from airflow_provider_codat.health.schema import COMPANIES, META
+
+    def listed():
+        with health_engine.connect() as connection:
+            return {
+                (r["company_id"], r["dag_id"]): (r["never_landed"], r["failed"], r["name_key"])
+                for r in connection.execute(select(COMPANIES)).mappings()
+            }
+
+    with health_engine.begin() as connection:
+        apply_report(
+            connection,
+            a_report(
+                {COMPANY: {"invoices": {"status": "extracted"}, "bills": {"status": "failed", "error": "x"}}},
+                names={COMPANY: "Acme LTD"},
+            ),
+            at=NOW,
+        )
+    assert listed() == {(COMPANY, "codat_sync_daily"): (1, 1, "acme ltd")}
+    with health_engine.begin() as connection:  # both types now synced by the hourly DAG
+        apply_report(
+            connection,
+            a_report(
+                {COMPANY: {"invoices": {"status": "extracted"}, "bills": {"status": "extracted"}}},
+                dag_id="codat_sync_hourly",
+            ),
+            at=NOW,
+        )
+    assert listed() == {(COMPANY, "codat_sync_hourly"): (0, 0, "acme ltd")}
+    with health_engine.begin() as connection:  # a record kept before the list had its table
+        connection.execute(delete(COMPANIES))
+        connection.execute(delete(META))
+    fold._summarised = False
+    fold.ensure_summaries(health_engine)
+    assert listed() == {(COMPANY, "codat_sync_hourly"): (0, 0, "acme ltd")}
