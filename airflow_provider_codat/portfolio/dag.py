@@ -184,7 +184,7 @@ def build_sweep_dag(
 
         @task
         def sweep_plan() -> list[dict[str, Any]]:
-            """Companies Codat synced after what we heard, in batches, each with its marks."""
+            """Companies Codat synced after what we heard, in batches."""
             from airflow_provider_codat.portfolio.marks import read_marks
             from airflow_provider_codat.portfolio.sweep import suspect_companies
             from airflow_provider_codat.portfolio.window import PAGE_SIZE
@@ -195,26 +195,19 @@ def build_sweep_dag(
             suspects = suspect_companies(companies, marks, keys)
             log.info("Sweep: %d of %d companies synced after their marks", len(suspects), len(companies))
             return [
-                {
-                    "destination": destination,
-                    "companies": suspects[i : i + batch_size],
-                    "marks": {
-                        c["company_id"]: marks.get(c["company_id"], {}) for c in suspects[i : i + batch_size]
-                    },
-                }
+                {"destination": destination, "companies": suspects[i : i + batch_size]}
                 for i in range(0, len(suspects), batch_size)
             ]
 
         @task
         def sweep_extract(item: dict[str, Any]) -> dict[str, Any]:
-            """One dataStatus per suspect company; read the types synced since their marks."""
+            """Read every type of each suspect company from its watermark (no dataStatus, no refresh)."""
             from airflow_provider_codat.portfolio.sweep import sweep_companies
 
             context = get_current_context()
             return sweep_companies(
                 _hook(codat_conn_id),
                 item["companies"],
-                item["marks"],
                 keys,
                 destination=item["destination"],
                 run_id=context["run_id"],

@@ -59,8 +59,10 @@ def portfolio_extra(rows: Iterable[tuple[str, str | None, Sequence[Any]]]) -> di
     :param rows: ``(webhook_id, company_id, notices)`` per delivery; each notice has ``extra`` as
         :func:`~airflow_provider_codat.webhooks.events.change_notices` builds it.
     :returns: ``{"source", "kind", "deliveries", "companies": {company: {"changed": [types], "heard":
-        {type: generatedDate}}}}``: per company the types to read, and per type read by Codat the latest
-        ``generatedDate`` of the messages that said so (the sweep's record of what it need not poll).
+        {type: generatedDate}, "connections": {type: [connection ids]}}}}``: per company the types to read, per
+        type read by Codat the latest ``generatedDate`` of the messages that said so (the sweep's record of what
+        it need not poll), and the connections the reads came from (so that a connection-scoped type is read
+        from them without listing the company's connections).
     """
     companies: dict[str, dict[str, Any]] = {}
     deliveries = 0
@@ -72,9 +74,13 @@ def portfolio_extra(rows: Iterable[tuple[str, str | None, Sequence[Any]]]) -> di
             data_type = extra.get("data_type")
             if not company or not data_type:
                 continue
-            entry = companies.setdefault(company, {"changed": [], "heard": {}})
+            entry = companies.setdefault(company, {"changed": [], "heard": {}, "connections": {}})
             if is_change(extra) and data_type not in entry["changed"]:
                 entry["changed"].append(data_type)
+            connection = extra.get("connection_id")
+            known = entry["connections"].setdefault(data_type, [])
+            if connection and connection not in known:
+                known.append(connection)
             generated = extra.get("generated_date")
             if generated and _later(generated, entry["heard"].get(data_type)):
                 entry["heard"][data_type] = generated

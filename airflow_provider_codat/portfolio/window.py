@@ -3,12 +3,15 @@
 A window is one run of ``codat_portfolio_changes``: every ``codat://portfolio-changes`` event since the previous
 run (``portfolio/route.py``), each standing for up to a thousand deliveries. Its work:
 
-1. :func:`window_changes`: per company, the data types to read (changed) and the marks to note (every type Codat
-   said it read, with its ``generatedDate``); split into batches of companies (:func:`company_batches`).
+1. :func:`window_changes`: per company, the data types to read (changed), the connections Codat read them from,
+   and the marks to note (every type Codat said it read, with its ``generatedDate``); split into batches of
+   companies (:func:`company_batches`).
 2. :func:`extract_companies`, one task per batch: each company's changed types read concurrently (within
    Codat's 10 requests in flight per company), incremental from the landing's watermark, pages of 5,000, with
-   no refresh and no ``dataStatus`` call (Codat's webhook already says the sync completed). Every company's
-   run folder is named from the window's run id.
+   no refresh and no ``dataStatus`` call (Codat's webhook already says the sync completed), and a
+   connection-scoped type read from the connection the webhook named (no listing of the company's connections;
+   bank transactions still list the connection's bank accounts). Every company's run folder is named from the
+   window's run id.
 3. :func:`finish_window`: one Delta merge per data type for every company of the window (``tables/batch.py``,
    one commit per type, not one per event), then the window's marks (``portfolio/marks.py``).
 
@@ -22,7 +25,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.datatypes import Scope, get_data_type
 from airflow_provider_codat.errors import CodatValidationError
 from airflow_provider_codat.extract.concurrent_types import DEFAULT_MAX_CONCURRENCY, extract_types
 from airflow_provider_codat.extract.request import ExtractRequest
@@ -30,7 +33,7 @@ from airflow_provider_codat.landing.destination import destination_path
 from airflow_provider_codat.portfolio.marks import add_marks, write_window_marks
 from airflow_provider_codat.portfolio.route import PORTFOLIO_KIND
 from airflow_provider_codat.tables.batch import merge_types
-from airflow_provider_codat.values import CompanyId
+from airflow_provider_codat.values import CompanyId, ConnectionId
 from airflow_provider_codat.webhooks.events import EVENT_SOURCE
 
 if TYPE_CHECKING:
@@ -64,7 +67,13 @@ def window_changes(extras: Iterable[Mapping[str, Any]], data_types: Sequence[str
                 continue
             if not isinstance(entry, Mapping):
                 continue
-            found = companies.setdefault(company_id, {"company_id": company_id, "changed": [], "heard": {}})
+            found = companies.setdefault(
+                company_id, {"company_id": company_id, "changed": [], "heard": {}, "connections": {}}
+            )
+            for data_type, connections in (entry.get("connections") or {}).items():
+                if data_type in wanted and isinstance(connections, list):
+                    known = found["connections"].setdefault(data_type, [])
+                    known.extend(c for c in connections if isinstance(c, str) and c not in known)
             for data_type in entry.get("changed") or []:
                 if data_type in wanted and data_type not in found["changed"]:
                     found["changed"].append(data_type)
@@ -82,6 +91,20 @@ def company_batches(changes: Sequence[Mapping[str, Any]], size: int = DEFAULT_BA
     if size < 1:
         raise CodatValidationError(f"The batch size must be at least 1, got {size}.")
     return [list(changes[i : i + size]) for i in range(0, len(changes), size)]
+
+
+def read_connection(data_type: str, connections: Mapping[str, Sequence[str]] | None) -> str | None:
+    """The one connection a connection-scoped type is read from, when the webhook named exactly one (the
+    company's connections then need no listing); ``None``: read every connection of its source type."""
+    if get_data_type(data_type).scope is Scope.COMPANY:
+        return None
+    named = list((connections or {}).get(data_type) or [])
+    if len(named) != 1:
+        return None
+    try:
+        return str(ConnectionId.parse(named[0]))
+    except CodatValidationError:
+        return None
 
 
 def extract_companies(
@@ -114,6 +137,7 @@ def extract_companies(
                 run_id=run_id,
                 page_size=page_size,
                 known_synced=True,
+                connection_id=read_connection(key, entry.get("connections")),
             )
             for key in entry.get("changed") or []
         ]

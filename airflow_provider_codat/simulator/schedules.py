@@ -9,8 +9,10 @@ types posted replace their settings, the others keep theirs) and a caller that w
 reading posts every type (the provider's operator does). ``overridesDefaults: false`` drops the company's own
 settings (the client's apply again).
 
-Schedules act only when the state is built with ``scheduled_syncs=True`` (tests that move the clock by days
-would otherwise see syncs nobody queued). Then each (company, type) whose setting has ``syncSchedule > 0`` is
+The client's settings carry no schedule (``syncSchedule: 0``: Codat's portal says the default frequency is
+None), so only a company's own settings start syncs, and only when the state is built with
+``scheduled_syncs=True`` (tests that move the clock by days would otherwise see syncs nobody queued). Then each
+(company, type) whose setting has ``syncSchedule > 0`` is
 synced ``syncSchedule`` hours after its previous sync was requested; a type whose previous sync is older than one
 period starts at a phase of its own within the next period (derived from the seed and the ids), so a portfolio's
 syncs spread over the day as they do at Codat. Whether a scheduled sync brings changes is drawn once per company
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from airflow_provider_codat.simulator.world import SimulatorState
 
 CLIENT_ID = "8f0a2d3c-1b4e-4c5d-9e6f-7a8b9c0d1e2f"
-DEFAULT_SCHEDULE_HOURS = 24
+# Codat's portal: "By default, Sync frequency is set to None" (codat-docs/data-type-settings.md).
+DEFAULT_SCHEDULE_HOURS = 0
 _REQUIRED = {"dataType": str, "fetchOnFirstLink": bool, "syncSchedule": int, "syncOrder": int}
 _OPTIONAL_INT = ("syncFromWindow", "monthsToSync")
 # Hours the simulator accepts: Codat's portal offers hourly, daily, weekly and monthly (0 = no schedule).
@@ -42,8 +45,8 @@ MAX_SCHEDULE_HOURS = 24 * 31
 
 
 def client_settings() -> list[dict[str, Any]]:
-    """The client's settings (``/profile/syncSettings``): every catalogue type, daily, history as Codat's
-    defaults."""
+    """The client's settings (``/profile/syncSettings``): every catalogue type, no schedule (Codat's default
+    frequency is None), history as Codat's defaults."""
     return [
         {
             "dataType": entry.key,
@@ -136,12 +139,9 @@ class Schedules:
         self._plan_company(company_id)
 
     def schedule_hours(self, company_id: str, key: str) -> int:
-        """The schedule in force for a company's type: its own setting, else the client's (when scheduling
-        is on), else none."""
+        """The schedule in force for a company's type: its own setting, else the client's (none)."""
         own = self.overrides.get(company_id, {}).get(key)
-        if own is not None:
-            return int(own["syncSchedule"])
-        return DEFAULT_SCHEDULE_HOURS if self.enabled and key in CATALOGUE else 0
+        return int(own["syncSchedule"]) if own is not None else DEFAULT_SCHEDULE_HOURS
 
     # -- scheduled syncs ------------------------------------------------------------------------------
     def _plan_company(self, company_id: str) -> None:

@@ -67,6 +67,8 @@ def requests_by_endpoint(log: list[dict[str, Any]]) -> Counter:
             counts["queue"] += 1
         elif path == "/companies":
             counts["companies"] += 1
+        elif path.count("/") == 2:
+            counts["company"] += 1
         elif path.endswith("/connections"):
             counts["connections"] += 1
         elif path.endswith("/syncSettings"):

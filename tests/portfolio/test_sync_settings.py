@@ -85,6 +85,7 @@ def test_the_operator_writes_once_then_only_reads(sim, company_id):
         s["dataType"]: s["syncSchedule"] for s in hook.get_company_sync_settings(company_id)["settings"]
     }
     assert schedules["invoices"] == 1 and schedules["payments"] == 24 and schedules["bankTransactions"] == 24
+    assert schedules["bills"] == 0  # left as it was: no schedule
     sim.control.reset_request_log()
     again = CodatSyncSettingsOperator(
         task_id="s", company_ids=[company_id, other], schedules=DAILY | {"invoices": 1}
