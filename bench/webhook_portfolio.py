@@ -236,12 +236,13 @@ def webhook_day(sim: Simulator, args: argparse.Namespace, destination: str) -> d
     for step in range(steps):
         sim.op("advance", seconds=args.window)
         window_end = _epoch(sim.op("now"))
-        time.sleep(0.5)  # the simulator's sender: settle, compose, deliver (it ticks every 0.2 s)
+        # The simulator's sender settles, composes and delivers every 0.2 s: wait until the deliveries stop.
+        time.sleep(0.3)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            before = len(store.waiting)
-            time.sleep(0.3)
-            if len(store.waiting) == before:
+            before = store.rows
+            time.sleep(0.2)
+            if store.rows == before:
                 break
         deliveries = store.take()
         if not deliveries:
@@ -282,9 +283,7 @@ def webhook_day(sim: Simulator, args: argparse.Namespace, destination: str) -> d
     marks, _ = read_marks(destination)
     suspects = suspect_companies(list(hook.list_companies(page_size=5000)), marks, TYPES)
     sweep_results = [
-        sweep_companies(
-            hook, suspects[i : i + BATCH], marks, TYPES, destination=destination, run_id="sweep_1"
-        )
+        sweep_companies(hook, suspects[i : i + BATCH], TYPES, destination=destination, run_id="sweep_1")
         for i in range(0, len(suspects), BATCH)
     ]
     finish_window(sweep_results, destination=destination, run_id="sweep_1")
@@ -432,6 +431,12 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         per = {k: round(v / n, 2) for k, v in sorted(day.items())}
         lines.append(f"requests per company per day by endpoint: {per} (total {sum(day.values()) / n:.2f})")
         if result["path"] == "webhook":
+            changed = result["companies_with_changes"] or 1
+            lines.append(
+                f"per company with changes ({result['companies_with_changes']} of {n}): "
+                f"{sum(day.values()) / changed:.2f} requests "
+                f"({', '.join(f'{k} {v / changed:.2f}' for k, v in sorted(day.items()))})"
+            )
             sweep = result["sweep_requests"]
             lines.append(
                 f"sweep: {dict(sweep)} for {n} companies ({sum(sweep.values()) / n:.3f} per company), "

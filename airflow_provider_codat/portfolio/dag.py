@@ -3,8 +3,9 @@
 - ``codat_portfolio_changes`` (:func:`build_changes_dag`): scheduled on ``codat://portfolio-changes``; one run
   per window of webhook deliveries: plan (companies in batches) -> extract (one task per batch of companies)
   -> finish (one Delta commit per data type for the whole window, and the window's marks).
-- ``codat_portfolio_sweep`` (:func:`build_sweep_dag`): daily; lists companies, polls only those Codat synced
-  after what we heard, reads what webhooks missed, merges it, folds the marks.
+- ``codat_portfolio_sweep`` (:func:`build_sweep_dag`): daily; lists companies, reads only those Codat synced
+  after what we heard, merges what it read, folds the marks, and compacts the tables the day's windows
+  committed to.
 
 No API call or storage access at parse time: everything happens in the tasks.
 """
@@ -155,6 +156,7 @@ def build_sweep_dag(
     batch_size: int = DEFAULT_BATCH,
     codat_conn_id: str = DEFAULT_CONN_ID,
     tables: bool = True,
+    table_maintenance: bool = True,
     max_active_tasks: int = 8,
 ) -> DAG:
     """The daily sweep for deliveries webhooks missed (``portfolio/sweep.py``).
@@ -165,6 +167,8 @@ def build_sweep_dag(
     :param batch_size: suspect companies per task.
     :param codat_conn_id: the Airflow connection to Codat.
     :param tables: merge what it lands into the current-state tables.
+    :param table_maintenance: then compact and vacuum every table (``tables/maintenance.py``): a day of
+        windows adds a commit and small files per type and window, which each later merge would read.
     :param max_active_tasks: tasks at once.
     """
     keys = [get_data_type(key).key for key in data_types]
@@ -225,6 +229,12 @@ def build_sweep_dag(
                 list(results or []), destination=destination, run_id=context["run_id"], tables=tables
             )
             fold_marks(destination)
+            if tables and table_maintenance:
+                from airflow_provider_codat.landing.destination import destination_path
+                from airflow_provider_codat.tables.location import tables_root
+                from airflow_provider_codat.tables.maintenance import maintain_tables
+
+                maintain_tables(tables_root(destination_path(destination)))
             _raise_for(summary, "The sweep")
             return {"companies": summary["companies"], "merged": sorted(summary["merged"])}
 

@@ -56,8 +56,9 @@ def schedule_daily(sim, data_types) -> list[str]:
 
 
 def requests_by_endpoint(log: list[dict[str, Any]]) -> Counter:
-    """Requests counted by endpoint kind: ``dataStatus``, ``queue``, ``companies``, ``connections``, a data type's
-    read (its last path segment), ``syncSettings``."""
+    """Requests counted by endpoint kind: ``dataStatus``, ``queue``, ``history`` (a sync's record), ``companies``
+    (the list), ``company`` (one), ``connections``, ``syncSettings``, or a data type's read (its last path
+    segment; ``bankAccounts`` is the listing bank transactions need)."""
     counts: Counter = Counter()
     for entry in log:
         path = entry["path"]
@@ -65,6 +66,8 @@ def requests_by_endpoint(log: list[dict[str, Any]]) -> Counter:
             counts["dataStatus"] += 1
         elif "/data/queue/" in path or path.endswith("/data/all"):
             counts["queue"] += 1
+        elif "/data/history" in path:
+            counts["history"] += 1
         elif path == "/companies":
             counts["companies"] += 1
         elif path.count("/") == 2:
