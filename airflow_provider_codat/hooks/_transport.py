@@ -70,6 +70,7 @@ class Call:
     :param policy: which failures are retried.
     :param retries: overrides the connection's ``max_retries``.
     :param deadline: epoch seconds: no attempt runs, and no retry waits, past it.
+    :param json_body: a JSON body to send (``POST .../syncSettings``); ``None``: no body.
     """
 
     method: str
@@ -78,6 +79,7 @@ class Call:
     policy: RetryPolicy = RetryPolicy.ALL
     retries: int | None = None
     deadline: float | None = None
+    json_body: Any = None
 
     @property
     def company(self) -> str | None:
@@ -251,7 +253,7 @@ class Transport:
                     allowance = attempt_allowance(settings, call.deadline)
                     with time_allowance(allowance):
                         request = client.build_request(
-                            call.method, call.path, params=params, timeout=allowance
+                            call.method, call.path, params=params, timeout=allowance, json=call.json_body
                         )
                         response = client.send(request, stream=True)
                         try:
@@ -288,7 +290,7 @@ class Transport:
                     with time_allowance(allowance):
                         async with _turn(gate, allowance):
                             request = client.build_request(
-                                call.method, call.path, params=params, timeout=allowance
+                                call.method, call.path, params=params, timeout=allowance, json=call.json_body
                             )
                             response = await client.send(request, stream=True)
                             try:

@@ -246,6 +246,41 @@ class CodatHook(BaseHook, Transport):
         body = self._get_json("/profile/syncSettings")
         return list(body.get("settings") or []) if isinstance(body, dict) else list(body or [])
 
+    def get_company_sync_settings(self, company_id: str) -> dict:
+        """A company's sync settings (``GET /companies/{companyId}/syncSettings``): ``{companyId, settings:
+        [SyncSetting...], overridesDefaults}``; each setting has ``dataType``, ``fetchOnFirstLink``,
+        ``syncSchedule`` (hours), ``syncOrder`` and optional history settings."""
+        body = self._get_json(company_path(company_id, "/syncSettings"))
+        if not isinstance(body, dict) or not isinstance(body.get("settings"), list):
+            raise CodatAPIError(
+                "Codat's answer to GET syncSettings has no settings list.",
+                method="GET",
+                path=company_path(company_id, "/syncSettings"),
+            )
+        return body
+
+    def set_company_sync_settings(
+        self, company_id: str, settings: list[dict], *, overrides_defaults: bool = True
+    ) -> None:
+        """Set a company's sync settings (``POST /companies/{companyId}/syncSettings``, 204). Codat asks for one
+        ``SyncSetting`` per data type: pass them all (what :meth:`get_company_sync_settings` returned, changed).
+
+        :param company_id: the company (a UUID).
+        :param settings: ``SyncSetting`` objects, each with ``dataType``, ``fetchOnFirstLink``, ``syncSchedule``
+            and ``syncOrder``.
+        :param overrides_defaults: the company's settings replace the client's.
+        """
+        company_id = CompanyId.parse(company_id)
+        for setting in settings:
+            get_data_type(setting.get("dataType") if isinstance(setting, dict) else None)
+        path = company_path(company_id, "/syncSettings")
+        body = {
+            "companyId": str(company_id),
+            "settings": list(settings),
+            "overridesDefaults": overrides_defaults,
+        }
+        self._raise_for(*self._send(Call("POST", path, json_body=body)))
+
     # -- refreshes and their status ------------------------------------------------------------------------
     def get_data_status(self, company_id: str, *, deadline: float | None = None) -> dict[str, dict]:
         """``dataStatus``: one entry per data type, keyed by the type (one call covers every type).

@@ -6,6 +6,7 @@ served at the path it names.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from fastapi import FastAPI, Request, Response
@@ -22,6 +23,7 @@ from airflow_provider_codat.simulator.page_envelope import envelope, parse_pagin
 from airflow_provider_codat.simulator.portal import portal_router
 from airflow_provider_codat.simulator.query_filter import QueryError, apply
 from airflow_provider_codat.simulator.reports import commerce_info, company_info, financial_statement
+from airflow_provider_codat.simulator.schedules import CLIENT_ID, client_settings
 from airflow_provider_codat.simulator.world import SimulatorState
 
 
@@ -111,29 +113,29 @@ def _register_sync_routes(app: FastAPI) -> None:
 
 
 def _register_settings_routes(app: FastAPI) -> None:
-    """``/profile/syncSettings``: every catalogue type with Codat's default settings."""
+    """Sync settings (``simulator/schedules.py``): the client's, and each company's (read and set)."""
 
     @app.get("/profile/syncSettings")
     async def sync_settings(request: Request) -> Response:
-        settings = [
-            {
-                "dataType": entry.key,
-                "fetchOnFirstLink": entry.fetch_on_first_link,
-                "syncSchedule": 24,
-                "syncOrder": order,
-                "syncFromWindow": 24,
-                "monthsToSync": 24,
-                "isLocked": False,
-            }
-            for order, entry in enumerate(CATALOGUE.values())
-        ]
-        return _json(
-            {
-                "clientId": "8f0a2d3c-1b4e-4c5d-9e6f-7a8b9c0d1e2f",
-                "settings": settings,
-                "overridesDefaults": False,
-            }
-        )
+        return _json({"clientId": CLIENT_ID, "settings": client_settings(), "overridesDefaults": False})
+
+    @app.get("/companies/{company_id}/syncSettings")
+    async def company_sync_settings(request: Request, company_id: str) -> Response:
+        state = _state(request)
+        with state.lock:
+            return _json(state.schedules.company_settings(company_id))
+
+    @app.post("/companies/{company_id}/syncSettings")
+    async def set_company_sync_settings(request: Request, company_id: str) -> Response:
+        state = _state(request)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise SimulatorError(400, "The body is not JSON.") from None
+        with state.lock:
+            state.settle()
+            state.schedules.set_company_settings(company_id, body)
+        return Response(status_code=204)
 
 
 def _scope_ids(state: SimulatorState, data_type: DataType, company_id: str, params: dict) -> tuple[str, str]:

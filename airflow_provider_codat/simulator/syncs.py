@@ -8,11 +8,11 @@ its duration, ``Fetching`` for the second, ``Mapping`` for the second half, then
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow_provider_codat.datatypes import CATALOGUE, DataType, get_data_type
 from airflow_provider_codat.simulator import data as gen
-from airflow_provider_codat.simulator.clock import fmt
+from airflow_provider_codat.simulator.clock import date_ticks, fmt
 from airflow_provider_codat.simulator.collection import Collection
 from airflow_provider_codat.simulator.error_bodies import SimulatorError
 from airflow_provider_codat.sync.status import FAILED, FINISHED
@@ -46,6 +46,8 @@ class Dataset:
     outcome: str = SUCCESS
     error_message: str | None = None
     applied: bool = field(default=False)
+    # Whether completing changes records (a scheduled sync of a quiet day does not).
+    changes: bool = True
 
     def finished(self, now: datetime) -> bool:
         return now >= self.finish_at
@@ -103,10 +105,14 @@ class SyncOperations:
     def _record_outcome(self, dataset: Dataset) -> None:
         if dataset.outcome == SUCCESS:
             self._status[(dataset.company_id, dataset.data_type)][1] = dataset
+            company = self.companies.get(dataset.company_id)
+            if company is not None:  # Company.lastSync: when its latest successful sync completed
+                company["lastSync"] = fmt(max(dataset.finish_at, parse_fmt(company.get("lastSync"))))
 
     def settle(self) -> None:
         """Apply the effects of every sync that has finished by now, once, in finishing order."""
         with self.lock:
+            self.schedules.start_due()
             if not self._pending:
                 return
             now = self.clock.now()
@@ -132,14 +138,15 @@ class SyncOperations:
             self._notify(dataset, previous=None, changes={"created": [None]})
             return
         rng = self._mutations
+        quiet = not dataset.changes
         changes = self.change_records(
             dataset.company_id,
             data_type,
             dataset.connection_id,
             dataset.finish_at,
-            created=rng.randint(1, 3),
-            modified=rng.randint(1, 3),
-            deleted=1,
+            created=0 if quiet else rng.randint(1, 3),
+            modified=0 if quiet else rng.randint(1, 3),
+            deleted=0 if quiet else 1,
         )
         self._notify(dataset, previous=previous, changes=changes)
 
@@ -326,3 +333,9 @@ class SyncOperations:
                 f"queue it with POST /companies/{company_id}/data/queue/{data_type.key} "
                 "and wait for Complete.",
             )
+
+
+def parse_fmt(value: str | None) -> datetime:
+    """A timestamp the simulator wrote (:func:`fmt`) as an aware datetime; the epoch when there is none."""
+    ticks = date_ticks(value) if value else None
+    return datetime.fromtimestamp((ticks or 0) / 10_000_000, tz=UTC)

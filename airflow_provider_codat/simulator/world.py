@@ -23,6 +23,7 @@ from airflow_provider_codat.simulator.limits import (
     LimitSettings,
     RateLimits,
 )
+from airflow_provider_codat.simulator.schedules import Schedules
 from airflow_provider_codat.simulator.syncs import Dataset, SyncOperations
 
 DEFAULT_API_KEY = "codat-simulator-key"
@@ -61,6 +62,9 @@ class SimulatorState(SyncOperations):
     :param quota_period_seconds: ``None``: the quota resets at 00:00 UTC (simulated clock); N: every N seconds
         from now.
     :param concurrent_per_company: requests in flight at once per company (Codat: 10); ``None`` or 0: no limit.
+    :param scheduled_syncs: sync each company's types on their ``syncSchedule`` (its own settings, else the
+        client's daily one), as Codat does (``simulator/schedules.py``); off by default.
+    :param change_fraction: the share of companies whose scheduled syncs of a day change records.
     """
 
     def __init__(
@@ -77,6 +81,8 @@ class SimulatorState(SyncOperations):
         daily_quota: int | None = None,
         quota_period_seconds: float | None = None,
         concurrent_per_company: int | None = CODAT_CONCURRENT_PER_COMPANY,
+        scheduled_syncs: bool = False,
+        change_fraction: float = 1.0,
     ) -> None:
         # Checked first: a bad limit fails before anything is generated.
         limits = LimitSettings(requests_per_minute, daily_quota, quota_period_seconds, concurrent_per_company)
@@ -103,6 +109,7 @@ class SimulatorState(SyncOperations):
         # Called as listener(dataset, previous successful dataset, changes) when a sync finishes (webhooks).
         self.sync_listeners: list = []
         self.webhook_sender = None
+        self.schedules = Schedules(self, enabled=scheduled_syncs, change_fraction=change_fraction)
         self.companies: dict[str, dict] = {}
         for index in range(companies):
             self._add_company(index)

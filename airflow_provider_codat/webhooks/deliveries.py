@@ -60,7 +60,8 @@ def delivery_of(body: dict[str, Any], event_type: str, webhook_id: str) -> Deliv
     """
     common = {"source": EVENT_SOURCE, "webhook_id": webhook_id, "event_type": event_type}
     if event_type in READ_COMPLETED_EVENTS:
-        notices: list[AssetNotice] = list(change_notices(body, webhook_id))
+        # Quiet reads too (records_modified false): the portfolio path notes them; no asset event is written.
+        notices: list[AssetNotice] = list(change_notices(body, webhook_id, include_unchanged=True))
         company = CompanyId.parse(body["payload"]["referenceCompany"]["id"])  # checked by change_notices
         return Delivery(webhook_id, event_type, str(company), notices)
     if event_type in CONNECTION_EVENTS:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
+from airflow_provider_codat.webhooks.events import READ_COMPLETED_EVENTS, is_change
 from airflow_provider_codat.webhooks.inbox import INBOX, prune
 from airflow_provider_codat.webhooks.publisher import write_asset_events
 from airflow_provider_codat.webhooks.requeue import RequeueWatcher
@@ -35,12 +36,23 @@ def drain_inbox(limit: int = DEFAULT_BATCH) -> tuple[list[int], int]:
     of the events created and the number of rows looked at."""
     from airflow.utils.session import create_session
 
+    from airflow_provider_codat.portfolio.route import ROUTE_PORTFOLIO, drain_read_completed, webhook_route
+
     created: list[int] = []
+    waiting = [INBOX.c.processed_at.is_(None)]
+    if webhook_route() == ROUTE_PORTFOLIO:
+        # read.completed deliveries gather for a window and become one event (portfolio/route.py).
+        from airflow_provider_codat.portfolio.route import window_seconds
+
+        with create_session() as session:
+            TABLE.ensure(session.get_bind())
+            created, _ = drain_read_completed(session, window=window_seconds())
+        waiting.append(INBOX.c.event_type.not_in(sorted(READ_COMPLETED_EVENTS)))
     with create_session() as session:
         TABLE.ensure(session.get_bind())
         query = (
             select(INBOX.c.webhook_id, INBOX.c.notices)
-            .where(INBOX.c.processed_at.is_(None))
+            .where(*waiting)
             .order_by(INBOX.c.received_at)
             .limit(limit)
         )
@@ -63,7 +75,9 @@ def _drain_row(session, webhook_id: str, notices: str) -> list[int]:
         return []
     try:
         with session.begin_nested():
-            created = write_asset_events(session, notices_from_json(notices))
+            # Quiet reads (records_modified false) are for the portfolio path: no asset event.
+            changes = [n for n in notices_from_json(notices) if is_change(n.extra)]
+            created = write_asset_events(session, changes)
     except DBAPIError:
         raise
     except Exception:

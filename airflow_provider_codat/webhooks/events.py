@@ -48,12 +48,17 @@ def event_type_of(body: Any) -> str:
     return body["eventType"]
 
 
-def change_notices(body: dict[str, Any], webhook_id: str) -> list[ChangeNotice]:
+def change_notices(
+    body: dict[str, Any], webhook_id: str, *, include_unchanged: bool = False
+) -> list[ChangeNotice]:
     """The asset events a ``read.completed`` body stands for: one per data type in the catalogue whose
     ``recordsModified`` is true and whose status is ``Complete``, each type once.
 
     :param body: the parsed, verified body.
     :param webhook_id: the delivery's ``webhook-id`` (the same on every retry of a message).
+    :param include_unchanged: also a notice (``records_modified: false``) per type read completely with
+        nothing changed: the portfolio path notes that Codat synced it (``portfolio/marks.py``); no asset
+        event is written for those (:func:`is_change`).
     :raises MalformedEventError: the company id or the data type list is missing or not of the documented shape.
     """
     payload = body.get("payload")
@@ -64,6 +69,7 @@ def change_notices(body: dict[str, Any], webhook_id: str) -> list[ChangeNotice]:
     if not isinstance(summaries, list):
         raise MalformedEventError("read.completed without a dataTypes list")
     modified_from = payload.get("modifiedFromDate")
+    generated = body.get("generatedDate")
     common = {
         "source": EVENT_SOURCE,
         "webhook_id": webhook_id,
@@ -72,8 +78,8 @@ def change_notices(body: dict[str, Any], webhook_id: str) -> list[ChangeNotice]:
     }
     notices: dict[str, ChangeNotice] = {}
     for summary in summaries:
-        data_type = _changed_type(summary)
-        if data_type is None or data_type.key in notices:
+        data_type = _changed_type(summary, include_unchanged)
+        if data_type is None or (data_type.key in notices and is_change(notices[data_type.key].extra)):
             continue
         connection_id = _optional_id(ConnectionId, summary.get("connectionId"))
         extra = {
@@ -81,7 +87,10 @@ def change_notices(body: dict[str, Any], webhook_id: str) -> list[ChangeNotice]:
             "data_type": data_type.key,
             "connection_id": None if connection_id is None else str(connection_id),
             "modified_from_date": modified_from if isinstance(modified_from, str) else None,
+            "generated_date": generated if isinstance(generated, str) else None,
         }
+        if summary.get("recordsModified") is not True:
+            extra["records_modified"] = False
         notices[data_type.key] = ChangeNotice(company_id, data_type, extra)
     return list(notices.values())
 
@@ -94,12 +103,20 @@ def _company_id(company: Any) -> CompanyId:
     return company_id
 
 
-def _changed_type(summary: Any) -> DataType | None:
-    """The catalogue entry of a ``dataTypes`` entry that reports changed records and a complete read; ``None``
-    for the others (a type the catalogue lacks, nothing modified, a failed read)."""
+def is_change(extra: dict[str, Any]) -> bool:
+    """A notice's extra says records changed (not a ``records_modified: false`` notice of a quiet read)."""
+    return extra.get("records_modified", True) is not False
+
+
+def _changed_type(summary: Any, include_unchanged: bool = False) -> DataType | None:
+    """The catalogue entry of a ``dataTypes`` entry that reports changed records (or, with
+    ``include_unchanged``, any) and a complete read; ``None`` for the others (a type the catalogue lacks,
+    nothing modified, a failed read)."""
     if not isinstance(summary, dict):
         raise MalformedEventError("read.completed with a dataTypes entry that is not an object")
-    if summary.get("recordsModified") is not True or summary.get("status") != _COMPLETE:
+    if summary.get("status") != _COMPLETE:
+        return None
+    if summary.get("recordsModified") is not True and not include_unchanged:
         return None
     try:
         return get_data_type(summary.get("dataType"))

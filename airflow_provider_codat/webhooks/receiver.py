@@ -34,7 +34,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from airflow_provider_codat.errors import MalformedEventError, SecretUnavailableError
 from airflow_provider_codat.webhooks.dedupe import RecentIds
 from airflow_provider_codat.webhooks.deliveries import Delivery, delivery_of
-from airflow_provider_codat.webhooks.events import event_type_of
+from airflow_provider_codat.webhooks.events import event_type_of, is_change
 from airflow_provider_codat.webhooks.rate_limit_events import RATE_LIMIT_EVENTS, feed_budget
 from airflow_provider_codat.webhooks.secret import CachedVerifier
 from airflow_provider_codat.webhooks.store import Stored, store_delivery
@@ -196,4 +196,5 @@ async def _accept(parts: ReceiverParts, webhook_id: str, text: str) -> JSONRespo
         parts.drainer.wake()
     if delivery.event_type in RATE_LIMIT_EVENTS:
         await anyio.to_thread.run_sync(feed_budget, delivery.notices[0].extra, parts.verifier.conn_id)
-    return JSONResponse({"status": 200, "message": "accepted", "asset_events": len(delivery.notices)})
+    changes = sum(1 for notice in delivery.notices if is_change(notice.extra))
+    return JSONResponse({"status": 200, "message": "accepted", "asset_events": changes})

@@ -64,6 +64,7 @@ def test_every_dag_file_imports_without_errors_network_variables_or_connections(
         "codat_ar_report.py",
         "codat_on_change.py",
         "codat_on_company_deleted.py",
+        "codat_portfolio.py",
     }
     for name, bag in parsed.items():
         assert bag.import_errors == {}, name
@@ -71,7 +72,9 @@ def test_every_dag_file_imports_without_errors_network_variables_or_connections(
 
 
 def test_one_dag_per_frequency_from_the_table(dags):
-    assert set(SYNC_DAGS) | {"codat_ar_report", "codat_on_change", "codat_on_company_deleted"} == set(dags)
+    others = {"codat_ar_report", "codat_on_change", "codat_on_company_deleted"}
+    portfolio = {"codat_portfolio_changes", "codat_portfolio_sweep"}
+    assert set(SYNC_DAGS) | others | portfolio == set(dags)
     schedules = {dag_id: dags[dag_id].schedule for dag_id in SYNC_DAGS}
     assert schedules == {
         "codat_sync_hourly": "@hourly",

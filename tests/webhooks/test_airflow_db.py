@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_airflow_db")]
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "codat_on_change.py"
 DELETED_DAG_FILE = DAG_FILE.with_name("codat_on_company_deleted.py")
+PORTFOLIO_DAG_FILE = DAG_FILE.with_name("codat_portfolio.py")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
 RESULT_MARK = "CODAT-TEST-RESULT "  # the scripts' result line: what else they print is logs
@@ -125,6 +126,7 @@ def on_change_env(own_airflow, tmp_path_factory) -> dict[str, str]:
     dags = tmp_path_factory.mktemp("dags")
     shutil.copy(DAG_FILE, dags / DAG_FILE.name)
     shutil.copy(DELETED_DAG_FILE, dags / DELETED_DAG_FILE.name)
+    shutil.copy(PORTFOLIO_DAG_FILE, dags / PORTFOLIO_DAG_FILE.name)
     env = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW_CONN_CODAT_DEFAULT": json.dumps(
@@ -135,6 +137,7 @@ def on_change_env(own_airflow, tmp_path_factory) -> dict[str, str]:
         ("dags", "reserialize"),
         ("dags", "unpause", "codat_on_change"),
         ("dags", "unpause", "codat_on_company_deleted"),
+        ("dags", "unpause", "codat_portfolio_changes"),
     ):
         result = own_airflow.run(*command, extra_env=env, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -437,3 +440,83 @@ def test_deliveries_a_killed_api_server_left_undrained_are_drained_when_the_next
             )
         ]
     assert [e["webhook_id"] for e in extras] == ["msg_left_1"]
+
+
+# With [codat] webhook_route = portfolio, read.completed deliveries gather for a window and become ONE event on
+# codat://portfolio-changes (portfolio/route.py), written with the rows' processed_at in one transaction.
+PORTFOLIO_ROUTE = POST_LIKE_CODAT + textwrap.dedent(
+    """
+    import json, os, sys
+    from sqlalchemy import func, select
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from airflow_provider_codat.webhooks.drain import drain_inbox
+    from airflow_provider_codat.webhooks.inbox import INBOX
+    from airflow_provider_codat.webhooks.plugin import CodatWebhooksPlugin
+
+    (mounted,) = CodatWebhooksPlugin.fastapi_apps
+    app = mounted["app"]
+    app.state.parts.drainer = None  # drained below
+    secret = sys.argv[1]
+    for webhook_id, body in json.loads(sys.argv[2]).items():
+        post_like_codat(app, json.dumps(body), secret, webhook_id)
+    os.environ["AIRFLOW__CODAT__PORTFOLIO_WINDOW_SECONDS"] = "3600"
+    early = drain_inbox()  # the window is open: nothing yet
+    os.environ["AIRFLOW__CODAT__PORTFOLIO_WINDOW_SECONDS"] = "0"
+    created, _ = drain_inbox()
+    again = drain_inbox()
+    with create_session() as session:
+        events = session.execute(
+            select(AssetModel.uri, AssetEvent.extra).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetEvent.id.in_(created))
+        ).all()
+        unprocessed = session.scalar(select(func.count()).select_from(INBOX).where(INBOX.c.processed_at.is_(None)))
+        queued = session.scalars(select(AssetDagRunQueue.target_dag_id)).all()
+    print("CODAT-TEST-RESULT " + json.dumps({"early": early, "events": [[u, e] for u, e in events],
+          "unprocessed": unprocessed, "again": again, "queued": sorted(set(queued))}))
+    """
+)
+
+
+def test_the_portfolio_route_writes_one_event_per_window_for_many_deliveries(own_airflow, on_change_env):
+    other = "1b5e3c2d-9a8f-4e7d-8c6b-5a4f3e2d1c0b"
+    connection = "a3b1c2d4-0000-4000-8000-000000000001"
+
+    def body(company, changed, quiet):
+        summaries = [
+            {"connectionId": connection, "dataType": t, "recordsModified": True, "status": "Complete"}
+            for t in changed
+        ] + [
+            {"connectionId": connection, "dataType": t, "recordsModified": False, "status": "Complete"}
+            for t in quiet
+        ]
+        return {
+            "id": "ba29118f-5406-4e59-b05c-ba307ca38d02",
+            "eventType": "read.completed",
+            "generatedDate": "2026-12-08T10:00:00Z",
+            "payload": {
+                "referenceCompany": {"id": company},
+                "modifiedFromDate": None,
+                "dataTypes": summaries,
+            },
+        }
+
+    bodies = {
+        "msg_pf_1": body(COMPANY, ["invoices", "bankTransactions"], ["payments"]),
+        "msg_pf_2": body(other, [], ["invoices"]),
+    }
+    env = {**on_change_env, "AIRFLOW__CODAT__WEBHOOK_ROUTE": "portfolio"}
+    result, _ = run_app_script(own_airflow, env, PORTFOLIO_ROUTE, SECRET, json.dumps(bodies))
+    assert result["early"] == [[], 0]
+    (event,) = result["events"]  # two deliveries, three types: one event, none on codat://invoices
+    assert event[0] == "codat://portfolio-changes/"
+    companies = event[1]["companies"]
+    assert companies[COMPANY]["changed"] == ["invoices", "bankTransactions"]
+    assert companies[COMPANY]["connections"]["bankTransactions"] == [connection]
+    assert companies[other] == {
+        "changed": [],
+        "heard": {"invoices": "2026-12-08T10:00:00Z"},
+        "connections": {"invoices": [connection]},
+    }
+    assert event[1]["deliveries"] == 2 and result["unprocessed"] == 0 and result["again"] == [[], 0]
+    assert "codat_portfolio_changes" in result["queued"]

@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from airflow_provider_codat.datatypes import get_data_type
 from airflow_provider_codat.values import CompanyId
 from airflow_provider_codat.webhooks.dedupe import RecentIds
-from airflow_provider_codat.webhooks.events import EVENT_SOURCE
+from airflow_provider_codat.webhooks.events import EVENT_SOURCE, is_change
 from airflow_provider_codat.webhooks.receiver import ReceiverParts, create_receiver_app
 from airflow_provider_codat.webhooks.secret import CachedVerifier
 from airflow_provider_codat.webhooks.store import Stored
@@ -134,8 +134,11 @@ def test_a_signed_read_completed_becomes_one_asset_event_per_changed_complete_ty
     response = post(client, *signed(body, "msg_a"))
     assert response.status_code == 200, response.text
     assert response.json()["asset_events"] == 2
-    (batch,) = written.batches
+    (stored,) = written.batches
+    batch = [n for n in stored if is_change(n.extra)]
     assert [n.asset_uri for n in batch] == ["codat://invoices", "codat://payments"]
+    # bills: read, nothing changed (kept for the portfolio path's marks); creditNotes failed; notAType unknown.
+    assert [n.extra["data_type"] for n in stored if not is_change(n.extra)] == ["bills"]
     assert batch[0].extra == {
         "source": EVENT_SOURCE,
         "webhook_id": "msg_a",
@@ -144,6 +147,7 @@ def test_a_signed_read_completed_becomes_one_asset_event_per_changed_complete_ty
         "data_type": "invoices",
         "connection_id": CONNECTION,
         "modified_from_date": "2026-11-25T10:00:00Z",
+        "generated_date": "2026-11-26T10:00:00Z",
     }
 
 
@@ -330,7 +334,10 @@ def test_other_event_types_get_a_2xx_and_are_ignored(client, parts, written, eve
 def test_a_read_with_nothing_changed_is_accepted_and_creates_nothing(client, parts, written):
     response = post(client, *signed(read_completed(summary("invoices", modified=False))))
     assert response.json() == {"status": 200, "message": "accepted", "asset_events": 0}
-    assert written.batches == []
+    # Stored as a quiet read (the portfolio path's record that Codat synced it), never an asset event.
+    (batch,) = written.batches
+    assert [n.extra["records_modified"] for n in batch] == [False]
+    assert not any(is_change(n.extra) for n in batch)
 
 
 def test_the_secret_is_looked_up_once_per_ttl_not_per_delivery(client, lookups):
