@@ -173,6 +173,20 @@ def get_data_type(key: str | DataType) -> DataType:
         ) from None
 
 
+# The transactional types read incrementally every day: the daily sync DAG's and the webhook portfolio path's.
+DAILY_TYPES: tuple[str, ...] = (
+    "invoices",
+    "creditNotes",
+    "payments",
+    "bills",
+    "billCreditNotes",
+    "billPayments",
+    "journalEntries",
+    "accountTransactions",
+    "bankTransactions",
+)
+
+
 def fetch_on_first_link_types() -> list[str]:
     """The keys that Codat's default sync settings queue on ``data/all``."""
     return [entry.key for entry in _ENTRIES if entry.fetch_on_first_link]

@@ -45,22 +45,13 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_codat.portfolio.dag import PORTFOLIO_TYPES
 from airflow_provider_codat.simulator.world import DEFAULT_API_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TYPES = [
-    "invoices",
-    "creditNotes",
-    "payments",
-    "bills",
-    "billCreditNotes",
-    "billPayments",
-    "journalEntries",
-    "accountTransactions",
-    "bankTransactions",
-]
+TYPES = list(PORTFOLIO_TYPES)
 DAY = 86_400
 BATCH = 50
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow_provider_codat.dags_builder import SyncSpec, build_sync_dag
-from airflow_provider_codat.datatypes import fetch_on_first_link_types
+from airflow_provider_codat.datatypes import DAILY_TYPES, fetch_on_first_link_types
 
 SYNC_TABLE = [
     SyncSpec(
@@ -27,17 +27,7 @@ SYNC_TABLE = [
     SyncSpec(
         dag_id="codat_sync_daily",
         schedule="@daily",
-        data_types=[
-            "invoices",
-            "creditNotes",
-            "payments",
-            "bills",
-            "billCreditNotes",
-            "billPayments",
-            "journalEntries",
-            "accountTransactions",
-            "bankTransactions",
-        ],
+        data_types=list(DAILY_TYPES),
         description="The transactional types every day: a close-to-live picture within platform limits.",
     ),
     SyncSpec(

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_codat.health.report import REPORT_KEY, build_report
+from airflow_provider_codat.health.task_report import push_task_report
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -69,19 +69,12 @@ def push_table_report(
     context: Context, *, destination: Any, tables: Any, data_types: Iterable[str], company_ids: Sequence[str]
 ) -> None:
     """Push the merging task's report: each merged company's rows per table. Never fails the task."""
-    try:
-        ti = context["ti"]
-        counted = table_rows(
-            destination=destination, tables=tables, data_types=data_types, company_ids=company_ids
-        )
-        report = build_report(
-            dag_id=str(ti.dag_id),
-            run_id=str(context["run_id"]),
-            task_id=str(ti.task_id),
-            results={},
-            syncs={},
-            table_rows=counted,
-        )
-        ti.xcom_push(key=REPORT_KEY, value=report)
-    except Exception:  # the page keeps the counts it had
-        log.warning("Could not push the Codat table rows", exc_info=True)
+    push_task_report(
+        context,
+        "the table rows",
+        lambda: {
+            "table_rows": table_rows(
+                destination=destination, tables=tables, data_types=data_types, company_ids=company_ids
+            )
+        },
+    )

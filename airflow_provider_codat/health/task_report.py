@@ -8,7 +8,7 @@ returns or fails: a report that cannot be built or pushed is logged and never fa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.health.report import REPORT_KEY, build_report, listed_connections
@@ -79,6 +79,19 @@ def push_connection_report(context: Context, companies: Iterable[Mapping[str, An
     :param context: the listing task's context.
     :param companies: the listed companies.
     """
+    push_task_report(
+        context, "the connection statuses", lambda: {"connections": listed_connections(companies)}
+    )
+
+
+def push_task_report(context: Context, what: str, fields: Callable[[], dict[str, Any]]) -> None:
+    """Push a report of a task that synced no company (a listing, a merge): what ``fields`` works out, with the
+    task's ids. Never fails the task: the page keeps what it had.
+
+    :param context: the task's context.
+    :param what: what the report carries, for the warning when it cannot be pushed.
+    :param fields: works out :func:`~.report.build_report`'s other arguments (inside the guard).
+    """
     try:
         ti = context["ti"]
         report = build_report(
@@ -87,8 +100,8 @@ def push_connection_report(context: Context, companies: Iterable[Mapping[str, An
             task_id=str(ti.task_id),
             results={},
             syncs={},
-            connections=listed_connections(companies),
+            **fields(),
         )
         ti.xcom_push(key=REPORT_KEY, value=report)
-    except Exception:  # the page keeps the statuses it had
-        log.warning("Could not push the Codat connection statuses", exc_info=True)
+    except Exception:
+        log.warning("Could not push %s to the Codat health page", what, exc_info=True)

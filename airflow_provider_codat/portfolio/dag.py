@@ -20,7 +20,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, Param, get_current_context, task
 
 from airflow_provider_codat.dags_builder import START_DATE
-from airflow_provider_codat.datatypes import get_data_type
+from airflow_provider_codat.datatypes import DAILY_TYPES, get_data_type
 from airflow_provider_codat.defaults import DEFAULT_CONN_ID
 from airflow_provider_codat.errors import CodatError
 from airflow_provider_codat.portfolio.route import PORTFOLIO_ASSET
@@ -28,18 +28,8 @@ from airflow_provider_codat.portfolio.window import DEFAULT_BATCH
 
 log = logging.getLogger(__name__)
 
-# The types Codat syncs daily for a portfolio (the daily sync DAG's): transactional, incremental.
-PORTFOLIO_TYPES = (
-    "invoices",
-    "creditNotes",
-    "payments",
-    "bills",
-    "billCreditNotes",
-    "billPayments",
-    "journalEntries",
-    "accountTransactions",
-    "bankTransactions",
-)
+# The types Codat syncs daily for a portfolio: the daily sync DAG's (transactional, incremental).
+PORTFOLIO_TYPES = DAILY_TYPES
 _DESTINATION = Param(
     None,
     type=["null", "string"],

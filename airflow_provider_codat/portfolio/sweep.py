@@ -27,11 +27,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.datatypes import Scope, get_data_type
-from airflow_provider_codat.extract.concurrent_types import DEFAULT_MAX_CONCURRENCY, extract_types
-from airflow_provider_codat.extract.request import ExtractRequest
+from airflow_provider_codat.extract.concurrent_types import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_codat.landing.destination import destination_path
 from airflow_provider_codat.landing.records import instant_key
-from airflow_provider_codat.portfolio.window import PAGE_SIZE, read_connection
+from airflow_provider_codat.portfolio.window import PAGE_SIZE, read_company_types
 from airflow_provider_codat.values import CompanyId
 
 if TYPE_CHECKING:
@@ -146,19 +145,16 @@ def sweep_companies(
     records = 0
     for company in companies:
         company_id = CompanyId.parse(company["company_id"])
-        requests = [
-            ExtractRequest.for_run(
-                company_id=company_id,
-                data_type=get_data_type(key),
-                destination=path,
-                run_id=run_id,
-                page_size=page_size,
-                known_synced=True,
-                connection_id=read_connection(key, company.get("connections")),
-            )
-            for key in keys
-        ]
-        results = extract_types(hook, requests, max_concurrency=max_concurrency)
+        results = read_company_types(
+            hook,
+            company_id,
+            keys,
+            connections=company.get("connections"),
+            destination=path,
+            run_id=run_id,
+            page_size=page_size,
+            max_concurrency=max_concurrency,
+        )
         ok = [key for key, result in results.items() if result.get("status") == "extracted"]
         never = [key for key, result in results.items() if str(result.get("error")).startswith(_NOT_SYNCED)]
         bad = {key: str(r.get("error")) for key, r in results.items() if key not in ok and key not in never}

@@ -107,6 +107,40 @@ def read_connection(data_type: str, connections: Mapping[str, Sequence[str]] | N
         return None
 
 
+def read_company_types(
+    hook: CodatHook,
+    company_id: CompanyId,
+    data_types: Sequence[str],
+    *,
+    connections: Mapping[str, Any] | None,
+    destination: Any,
+    run_id: str,
+    page_size: int,
+    max_concurrency: int,
+) -> dict[str, dict[str, Any]]:
+    """Read one company's types from their watermarks, concurrently, with no refresh and no ``dataStatus``
+    (a webhook or ``lastSync`` already said Codat synced them).
+
+    :param data_types: the types' keys.
+    :param connections: per type the connection ids a webhook or the listing named (connection-scoped types).
+    :param destination: the landing's path.
+    :returns: per type what its extract returned (``status``, ``records``, ``error``).
+    """
+    requests = [
+        ExtractRequest.for_run(
+            company_id=company_id,
+            data_type=get_data_type(key),
+            destination=destination,
+            run_id=run_id,
+            page_size=page_size,
+            known_synced=True,
+            connection_id=read_connection(key, connections),
+        )
+        for key in data_types
+    ]
+    return extract_types(hook, requests, max_concurrency=max_concurrency) if requests else {}
+
+
 def extract_companies(
     hook: CodatHook,
     batch: Sequence[Mapping[str, Any]],
@@ -129,19 +163,16 @@ def extract_companies(
     records = 0
     for entry in batch:
         company_id = CompanyId.parse(entry["company_id"])
-        requests = [
-            ExtractRequest.for_run(
-                company_id=company_id,
-                data_type=get_data_type(key),
-                destination=path,
-                run_id=run_id,
-                page_size=page_size,
-                known_synced=True,
-                connection_id=read_connection(key, entry.get("connections")),
-            )
-            for key in entry.get("changed") or []
-        ]
-        results = extract_types(hook, requests, max_concurrency=max_concurrency) if requests else {}
+        results = read_company_types(
+            hook,
+            company_id,
+            entry.get("changed") or [],
+            connections=entry.get("connections"),
+            destination=path,
+            run_id=run_id,
+            page_size=page_size,
+            max_concurrency=max_concurrency,
+        )
         ok = [key for key, result in results.items() if result.get("status") == "extracted"]
         bad = {key: str(result.get("error")) for key, result in results.items() if key not in ok}
         records += sum(int(results[key].get("records") or 0) for key in ok)
