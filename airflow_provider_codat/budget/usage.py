@@ -25,7 +25,7 @@ _lock = threading.Lock()
 _counts: dict[int, int] = {}
 _apart: ContextVar[dict[int, int] | None] = ContextVar("codat_requests_apart", default=None)
 #: The key of a trigger's event that carries its requests per minute (``{"epoch minute": requests}``).
-EVENT_KEY = "codat_requests"
+EVENT_KEY = "codat_requests"  # also the resuming methods' parameter (operators/company.py)
 
 
 def count_request(now: float | None = None) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_codat.assets import set_asset_extras
-from airflow_provider_codat.budget.usage import EVENT_KEY, add_counts
+from airflow_provider_codat.budget.usage import EVENT_KEY, add_counts, take_counts
 from airflow_provider_codat.company_progress import CompanySyncOptions, CompanySyncProgress, check_refresh
 from airflow_provider_codat.company_sync import CompanySync
 from airflow_provider_codat.errors import (
@@ -162,20 +162,30 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         return self._proceed(context, sync)
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        codat_requests: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """Resume after the trigger: note the company's sync outcomes, extract it, go on with the batch."""
         sync = self._resumed(context, state)
-        if isinstance(event, dict):  # the triggerer's requests, for the health report
+        add_counts(codat_requests)  # the task's requests before it deferred, for the health report
+        if isinstance(event, dict):  # the triggerer's requests, likewise
             add_counts(event.get(EVENT_KEY))
         sync.resume(event)
         return self._proceed(context, sync)
 
     def execute_after_quota_reset(
-        self, context: Context, event: Any = None, state: dict[str, Any] | None = None
+        self,
+        context: Context,
+        event: Any = None,
+        state: dict[str, Any] | None = None,
+        codat_requests: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """Carry on where Codat's daily quota paused the task, now that it has reset."""
         sync = self._resumed(context, state)
+        add_counts(codat_requests)
         if sync.progress.paused_in == "refresh":
             self._refresh(context, sync)  # nothing queued before the pause is queued again
         sync.progress.paused_in = None
@@ -202,7 +212,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
             context,
             error,
             method_name="execute_after_quota_reset",
-            kwargs={"state": sync.progress.to_json()},
+            kwargs=_deferral_kwargs(sync),
             backup_key=STATE_XCOM_KEY,
         )
 
@@ -212,9 +222,7 @@ class CodatCompanySyncOperator(CodatWaitingOperator):
         except CodatQuotaExhaustedError as exc:
             self._pause(context, sync, exc, "advance")
         if wait is not None:
-            defer_wait(
-                self, context, wait, kwargs={"state": sync.progress.to_json()}, backup_key=STATE_XCOM_KEY
-            )
+            defer_wait(self, context, wait, kwargs=_deferral_kwargs(sync), backup_key=STATE_XCOM_KEY)
         failures = sync.report()
         set_asset_extras(context, self.outlets, sync.asset_extras())
         merge_failures, table_results = self._merge_tables(context, sync)
@@ -279,3 +287,9 @@ def _retry_since(context: Context) -> datetime | None:
     if ti is None or (getattr(ti, "try_number", None) or 1) <= 1:
         return None
     return getattr(dag_run, "start_date", None) or None
+
+
+def _deferral_kwargs(sync: CompanySync) -> dict[str, Any]:
+    """What the resumed task gets back: the progress, and this process's requests so far (the process ends as
+    the task defers, and its counts would never reach the health report)."""
+    return {"state": sync.progress.to_json(), EVENT_KEY: {str(m): n for m, n in take_counts().items()}}

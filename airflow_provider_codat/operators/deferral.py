@@ -53,7 +53,7 @@ def defer_wait(
     :param wait: the wait to carry on.
     :param method_name: the task's method called with the trigger's event.
     :param kwargs: handed back to ``method_name`` (plain JSON only: ``next_kwargs`` refuses value types).
-    :param backup_key: also push the one value of ``kwargs`` to this XCom key, for runners that keep only the
+    :param backup_key: also push the first value of ``kwargs`` to this XCom key, for runners that keep only the
         trigger's event.
     :raises TaskDeferred: always (that is how a task defers).
     """
@@ -96,7 +96,7 @@ def defer_until_quota_resets(
     :param error: the refusal (its ``resets_at`` says when).
     :param method_name: the task's method to call after the reset (with ``event`` and ``kwargs``).
     :param kwargs: handed back to ``method_name`` (plain JSON only).
-    :param backup_key: also push the one value of ``kwargs`` to this XCom key (see :func:`defer_wait`).
+    :param backup_key: also push the first value of ``kwargs`` to this XCom key (see :func:`defer_wait`).
     :raises TaskDeferred: when the reset time is known.
     """
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
@@ -110,8 +110,9 @@ def defer_until_quota_resets(
 
 
 def _back_up(context: Context, kwargs: dict[str, Any] | None, backup_key: str | None) -> None:
+    # The first value is what the task resumes from; others (its requests so far) may be lost with the kwargs.
     if backup_key is not None:
-        (value,) = (kwargs or {}).values()
+        value = next(iter((kwargs or {}).values()))
         context["ti"].xcom_push(key=backup_key, value=value)
 
 
