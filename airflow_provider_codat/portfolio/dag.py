@@ -181,7 +181,7 @@ def build_sweep_dag(
             """Companies Codat synced after what we heard, in batches."""
             from airflow_provider_codat.portfolio.marks import read_marks
             from airflow_provider_codat.portfolio.sweep import suspect_companies
-            from airflow_provider_codat.portfolio.window import PAGE_SIZE
+            from airflow_provider_codat.portfolio.window import PAGE_SIZE, company_batches
 
             destination = _destination()
             companies = list(_hook(codat_conn_id).list_companies(page_size=PAGE_SIZE))
@@ -189,8 +189,8 @@ def build_sweep_dag(
             suspects = suspect_companies(companies, marks, keys)
             log.info("Sweep: %d of %d companies synced after their marks", len(suspects), len(companies))
             return [
-                {"destination": destination, "companies": suspects[i : i + batch_size]}
-                for i in range(0, len(suspects), batch_size)
+                {"destination": destination, "companies": batch}
+                for batch in company_batches(suspects, batch_size)
             ]
 
         @task
